@@ -1,0 +1,90 @@
+"""Every knob skinjax has, with its default. Other configs start from this one.
+
+The returned ConfigDict is locked: a config file or a `--config.KEY=VALUE`
+override that names a key not defined here is refused, so a typo can never be
+silently ignored.
+"""
+
+import ml_collections
+
+
+def get_config():
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.dataset = ml_collections.ConfigDict()
+  # A name from skinjax.data.DATASETS, optionally with a builder config
+  # ('name/config').
+  config.dataset.name = 'synthetic_lesions'
+  # Where prepared datasets live (array_record files, one folder per dataset).
+  config.dataset.data_dir = '~/tensorflow_datasets'
+  # Where the user put the raw files of a dataset that cannot be downloaded.
+  config.dataset.manual_dir = ''
+  config.dataset.train_split = 'train'
+  config.dataset.eval_split = 'validation'  # evaluated during training
+  config.dataset.test_split = 'test'
+
+  config.input = ml_collections.ConfigDict()
+  # Worker processes that decode and augment; 0 decodes in the main process
+  # with `num_threads` threads.
+  config.input.num_workers = 0
+  config.input.worker_buffer_size = 2  # batches each worker keeps ready
+  config.input.num_threads = 2  # reading and decoding threads per process
+  config.input.prefetch_buffer_size = 64  # elements read ahead per process
+
+  config.augment = ml_collections.ConfigDict()
+  config.augment.crop_scale = (0.35, 1.0)  # random resized crop: area range
+  config.augment.crop_ratio = (3 / 4, 4 / 3)  # and aspect ratio range
+  config.augment.hflip = True
+  config.augment.vflip = True  # skin photos have no canonical up
+  config.augment.rot90 = True
+  config.augment.brightness = 0.1  # colour jitter: +-fraction
+  config.augment.contrast = 0.1
+  config.augment.saturation = 0.1
+  # Evaluation: resize so that the centre crop of this fraction of the short
+  # side becomes image_size.
+  config.augment.eval_crop_fraction = 0.875
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = 'resnet50'  # a name from skinjax.models.MODELS
+  config.model.width = 64  # filters of the first stage
+  config.model.dtype = 'float32'  # compute dtype: float32 | bfloat16
+  config.model.dropout_rate = 0.0  # before the classifier
+
+  config.image_size = 224
+  config.batch_size = 128  # global, over all devices and processes
+  config.eval_batch_size = 256  # global
+  config.num_train_steps = 20_000
+
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.name = 'sgd'  # sgd | adamw
+  config.optimizer.learning_rate = 0.1  # peak, after warmup
+  config.optimizer.warmup_steps = 1_000
+  config.optimizer.end_learning_rate_factor = 0.0  # cosine decays to lr * this
+  config.optimizer.weight_decay = 1e-4  # on kernels only, never on BN or biases
+  config.optimizer.momentum = 0.9  # sgd
+  config.optimizer.nesterov = True  # sgd
+  config.optimizer.b1 = 0.9  # adamw
+  config.optimizer.b2 = 0.999  # adamw
+  config.optimizer.eps = 1e-8  # adamw
+  config.optimizer.grad_clip_norm = 0.0  # 0 disables clipping
+  config.label_smoothing = 0.1
+
+  config.log_every_steps = 50
+  config.eval_every_steps = 1_000
+  config.checkpoint_every_steps = 1_000
+  config.keep_checkpoints = 3  # the latest K, plus the best one
+  # Validation metric that picks the best checkpoint (higher is better).
+  config.best_metric = 'top1'
+
+  config.wandb = ml_collections.ConfigDict()
+  # online | offline | disabled. online falls back to offline when no API key
+  # is configured (WANDB_API_KEY or `wandb login`).
+  config.wandb.mode = 'online'
+  config.wandb.project = 'skinjax'
+  config.wandb.entity = ''  # your W&B user or team; '' for the default
+  config.wandb.name = ''  # run name; '' lets W&B pick one
+  config.wandb.tags = ()
+
+  config.lock()
+  return config

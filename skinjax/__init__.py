@@ -1,0 +1,1 @@
+"""skinjax: train and evaluate CNNs that classify photos of skin disease."""
