@@ -1,0 +1,106 @@
+"""ResNet v1.5 (He et al. 2016, stride on the 3x3 conv) in flax.linen.
+
+Takes uint8 or float images in [0, 255] and normalises them itself, so the
+normalisation always travels with the weights it belongs to.
+"""
+
+import functools
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+ModuleDef = Any
+
+
+class BasicBlock(nn.Module):
+  """Two 3x3 convolutions; ResNet-18 and -34."""
+  filters: int
+  conv: ModuleDef
+  norm: ModuleDef
+  strides: int = 1
+
+  @nn.compact
+  def __call__(self, x):
+    residual = x
+    y = self.conv(self.filters, (3, 3), (self.strides, self.strides))(x)
+    y = nn.relu(self.norm()(y))
+    y = self.conv(self.filters, (3, 3))(y)
+    # Zero-init the last BN scale so each block starts as the identity.
+    y = self.norm(scale_init=nn.initializers.zeros_init())(y)
+    if residual.shape != y.shape:
+      residual = self.conv(self.filters, (1, 1), (self.strides, self.strides),
+                           name='conv_proj')(residual)
+      residual = self.norm(name='norm_proj')(residual)
+    return nn.relu(residual + y)
+
+
+class BottleneckBlock(nn.Module):
+  """1x1 -> 3x3 (strided) -> 1x1 with 4x expansion; ResNet-50 and deeper."""
+  filters: int
+  conv: ModuleDef
+  norm: ModuleDef
+  strides: int = 1
+
+  @nn.compact
+  def __call__(self, x):
+    residual = x
+    y = nn.relu(self.norm()(self.conv(self.filters, (1, 1))(x)))
+    y = self.conv(self.filters, (3, 3), (self.strides, self.strides))(y)
+    y = nn.relu(self.norm()(y))
+    y = self.conv(self.filters * 4, (1, 1))(y)
+    y = self.norm(scale_init=nn.initializers.zeros_init())(y)
+    if residual.shape != y.shape:
+      residual = self.conv(self.filters * 4, (1, 1),
+                           (self.strides, self.strides),
+                           name='conv_proj')(residual)
+      residual = self.norm(name='norm_proj')(residual)
+    return nn.relu(residual + y)
+
+
+class ResNet(nn.Module):
+  """ResNet classifier; `width` is the number of filters of the first stage."""
+  stage_sizes: Sequence[int]
+  block_cls: ModuleDef
+  num_classes: int
+  width: int = 64
+  dropout_rate: float = 0.0
+  mean_rgb: Sequence[float] = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+  std_rgb: Sequence[float] = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+  dtype: Any = jnp.float32
+  act: Callable = nn.relu
+
+  @nn.compact
+  def __call__(self, images, train: bool = True):
+    x = (images.astype(jnp.float32) - jnp.asarray(self.mean_rgb)) / jnp.asarray(
+        self.std_rgb)
+    x = x.astype(self.dtype)
+    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
+                             kernel_init=nn.initializers.variance_scaling(
+                                 2.0, 'fan_out', 'normal'))
+    # Under jit with a batch sharded over devices, the batch mean is taken
+    # over the global batch: no axis_name is needed for synchronised BN.
+    norm = functools.partial(nn.BatchNorm, use_running_average=not train,
+                             momentum=0.9, epsilon=1e-5, dtype=self.dtype)
+    x = conv(self.width, (7, 7), (2, 2), padding=[(3, 3), (3, 3)],
+             name='conv_init')(x)
+    x = nn.relu(norm(name='bn_init')(x))
+    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding='SAME')
+    for i, num_blocks in enumerate(self.stage_sizes):
+      for j in range(num_blocks):
+        strides = 2 if i > 0 and j == 0 else 1
+        x = self.block_cls(self.width * 2**i, conv=conv, norm=norm,
+                           strides=strides)(x)
+    x = jnp.mean(x, axis=(1, 2))
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    # Logits in float32 so the softmax and the loss stay exact under bf16.
+    x = nn.Dense(self.num_classes, dtype=jnp.float32, name='head')(x)
+    return x
+
+
+ResNet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2),
+                             block_cls=BasicBlock)
+ResNet34 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3),
+                             block_cls=BasicBlock)
+ResNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3),
+                             block_cls=BottleneckBlock)

@@ -1,0 +1,30 @@
+"""Where the batch is sharded: one `data` mesh axis over every device.
+
+Parameters and optimiser state are replicated; each batch is split along its
+first axis. Under `jax.jit` this makes the step data-parallel with gradients
+and BatchNorm statistics reduced over the global batch.
+"""
+
+import jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+import numpy as np
+
+
+def create_mesh() -> Mesh:
+  return Mesh(np.asarray(jax.devices()), ('data',))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec('data'))
+
+
+def shard_batch(local_batch, mesh: Mesh):
+  """Assembles global arrays from this process's slice of the global batch."""
+  sharding = batch_sharded(mesh)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, x),
+      local_batch)

@@ -1,0 +1,70 @@
+"""The loss and the compiled train and eval steps, as pure functions."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from skinjax import sharding
+
+
+def cross_entropy_loss(logits, labels, label_smoothing: float):
+  """Mean softmax cross-entropy against label-smoothed one-hot targets."""
+  targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]),
+                                label_smoothing)
+  return optax.softmax_cross_entropy(logits, targets).mean()
+
+
+def train_step(state, batch, *, model, tx, learning_rate_fn, label_smoothing):
+  """One optimiser step on a (globally sharded) batch; returns state, metrics."""
+  dropout_rng = jax.random.fold_in(state.rng, state.step)
+
+  def loss_fn(params):
+    logits, updates = model.apply(
+        {'params': params, 'batch_stats': state.batch_stats}, batch['image'],
+        train=True, mutable=['batch_stats'], rngs={'dropout': dropout_rng})
+    loss = cross_entropy_loss(logits, batch['label'], label_smoothing)
+    return loss, (logits, updates['batch_stats'])
+
+  (loss, (logits, batch_stats)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  metrics = {
+      'loss': loss,
+      'accuracy': jnp.mean(jnp.argmax(logits, -1) == batch['label']),
+      'learning_rate': learning_rate_fn(state.step),
+      'grad_norm': optax.global_norm(grads),
+  }
+  new_state = state.replace(step=state.step + 1, params=params,
+                            batch_stats=batch_stats, opt_state=opt_state)
+  return new_state, metrics
+
+
+def eval_step(state, batch, *, model):
+  """Logits with running BatchNorm statistics; labels and mask passed along."""
+  logits = model.apply({'params': state.params,
+                        'batch_stats': state.batch_stats},
+                       batch['image'], train=False)
+  return {'logits': logits, 'label': batch['label'], 'mask': batch['mask']}
+
+
+def jit_train_step(mesh, *, model, tx, learning_rate_fn, label_smoothing):
+  """train_step compiled for a replicated state and a data-sharded batch."""
+  step = functools.partial(train_step, model=model, tx=tx,
+                           learning_rate_fn=learning_rate_fn,
+                           label_smoothing=label_smoothing)
+  return jax.jit(step,
+                 in_shardings=(sharding.replicated(mesh),
+                               sharding.batch_sharded(mesh)),
+                 out_shardings=sharding.replicated(mesh),
+                 donate_argnums=0)
+
+
+def jit_eval_step(mesh, *, model):
+  """eval_step compiled so every process receives all outputs."""
+  return jax.jit(functools.partial(eval_step, model=model),
+                 in_shardings=(sharding.replicated(mesh),
+                               sharding.batch_sharded(mesh)),
+                 out_shardings=sharding.replicated(mesh))

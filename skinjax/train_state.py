@@ -1,0 +1,37 @@
+"""The explicit training state: everything a step reads and writes."""
+
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  rng: jax.Array  # folded with the step for dropout: resumable, reproducible
+
+
+def create_train_state(rng, model, tx, image_size: int) -> TrainState:
+  """Initial state; jit it with replicated out_shardings to place it."""
+  init_rng, dropout_rng = jax.random.split(rng)
+  variables = model.init(init_rng, jnp.zeros((1, image_size, image_size, 3),
+                                             jnp.uint8), train=False)
+  params = variables['params']
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    batch_stats=variables['batch_stats'],
+                    opt_state=tx.init(params), rng=dropout_rng)
+
+
+def abstract_train_state(model, tx, image_size: int, sharding):
+  """Shapes, dtypes and placement of the state, without computing it."""
+  rng = jax.ShapeDtypeStruct((2,), jnp.uint32)
+  shapes = jax.eval_shape(
+      lambda r: create_train_state(r, model, tx, image_size), rng)
+  return jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
+      shapes)
