@@ -1,0 +1,63 @@
+"""Helpers shared by the tests: tiny run configs and a CLI runner."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_run_flags(data_dir, **overrides):
+  """--config.* flags for a seconds-long training run on the small dataset."""
+  values = {
+      'dataset.name': 'synthetic_lesions/small',
+      'dataset.data_dir': data_dir,
+      'model.name': 'resnet18',
+      'model.width': 8,
+      'image_size': 32,
+      'batch_size': 16,
+      'eval_batch_size': 32,
+      'num_train_steps': 20,
+      'optimizer.warmup_steps': 2,
+      'log_every_steps': 5,
+      'eval_every_steps': 10,
+      'checkpoint_every_steps': 10,
+      'wandb.mode': 'disabled',
+  }
+  values.update(overrides)
+  return [f'--config.{k}={v}' for k, v in values.items()]
+
+
+def run_module(module, args, env=None, timeout=600, **kwargs):
+  """Runs `python -m module args` from the repository root."""
+  full_env = dict(os.environ, **(env or {}))
+  return subprocess.run([sys.executable, '-m', module, *args], cwd=REPO,
+                        env=full_env, capture_output=True, text=True,
+                        timeout=timeout, **kwargs)
+
+
+def mean_colour_linear_accuracy(train, test, steps=1000):
+  """Test accuracy of softmax regression on standardised mean RGB."""
+  (x_train, y_train), (x_test, y_test) = train, test
+  mean, std = x_train.mean(0), x_train.std(0)
+  x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+  num_classes = int(y_train.max()) + 1
+  params = (jnp.zeros((x_train.shape[1], num_classes)), jnp.zeros(num_classes))
+  tx = optax.adam(0.05)
+  opt_state = tx.init(params)
+
+  @jax.jit
+  def step(params, opt_state):
+    loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(
+        x_train @ p[0] + p[1], y_train).mean()
+    updates, opt_state = tx.update(jax.grad(loss)(params), opt_state)
+    return optax.apply_updates(params, updates), opt_state
+
+  for _ in range(steps):
+    params, opt_state = step(params, opt_state)
+  return float(np.mean(np.argmax(x_test @ params[0] + params[1], -1) == y_test))

@@ -1,0 +1,48 @@
+"""One train step of a small ResNet on a fixed global batch; saves the result.
+
+Run as a script with XLA_FLAGS=--xla_force_host_platform_device_count=N to
+compare N-device data parallelism against a single device.
+"""
+
+import sys
+
+import jax
+import numpy as np
+
+from configs import default
+from skinjax import models
+from skinjax import optim
+from skinjax import sharding
+from skinjax import steps
+from skinjax import train_state
+
+
+def main(out_path):
+  config = default.get_config()
+  config.model.name, config.model.width = 'resnet18', 8
+  config.optimizer.warmup_steps = 0
+  mesh = sharding.create_mesh()
+  model = models.create_model(config.model, num_classes=5)
+  tx = optim.create_optimizer(config.optimizer, num_train_steps=10)
+  state = jax.jit(train_state.create_train_state, static_argnums=(1, 2, 3),
+                  out_shardings=sharding.replicated(mesh))(
+                      jax.random.PRNGKey(0), model, tx, 32)
+  rng = np.random.default_rng(0)
+  batch = {'image': rng.integers(0, 255, (16, 32, 32, 3)).astype(np.uint8),
+           'label': rng.integers(0, 5, 16).astype(np.int32)}
+  batch = sharding.shard_batch(batch, mesh)
+  train_step = steps.jit_train_step(
+      mesh, model=model, tx=tx,
+      learning_rate_fn=optim.learning_rate_schedule(config.optimizer, 10),
+      label_smoothing=0.1)
+  for _ in range(2):
+    state, metrics = train_step(state, batch)
+  flat = {jax.tree_util.keystr(k): np.asarray(v) for k, v in
+          jax.tree_util.tree_leaves_with_path(
+              {'params': state.params, 'batch_stats': state.batch_stats})}
+  np.savez(out_path, loss=np.asarray(metrics['loss']),
+           num_devices=len(batch['image'].sharding.device_set), **flat)
+
+
+if __name__ == '__main__':
+  main(sys.argv[1])

@@ -1,0 +1,34 @@
+"""Saves a small checkpoint at step 1, then a large one at step 2.
+
+The test kills this process while step 2 is being written.
+"""
+
+import sys
+
+import grain
+import jax.numpy as jnp
+
+from skinjax import checkpointing
+from skinjax import train_state
+
+
+def _state(step, size):
+  return train_state.TrainState(
+      step=jnp.asarray(step, jnp.int32),
+      params={'w': jnp.full((size,), float(step), jnp.float32)},
+      batch_stats={}, opt_state={}, rng=jnp.zeros(2, jnp.uint32))
+
+
+def main(workdir):
+  manager = checkpointing.create_manager(workdir, keep=3, best_metric='top1')
+  iterator = iter(grain.MapDataset.range(10).to_iter_dataset())
+  checkpointing.save(manager, _state(1, 1000), iterator, {'top1': 0.5})
+  manager.wait_until_finished()
+  print('saved 1', flush=True)
+  checkpointing.save(manager, _state(2, 400_000_000), iterator, {'top1': 0.9})
+  manager.wait_until_finished()
+  print('saved 2', flush=True)
+
+
+if __name__ == '__main__':
+  main(sys.argv[1])

@@ -1,0 +1,94 @@
+"""Bad configs are refused in one line that names the key, before any work."""
+
+import glob
+import os
+import time
+
+import pytest
+
+from helpers import REPO, run_module
+from configs import default
+from skinjax import config_lib
+
+
+def _error_lines(result):
+  return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize('flag, expected', [
+    ('--config.optimizer.lerning_rate=0.1',
+     "unknown config key 'optimizer.lerning_rate' (did you mean "
+     "'optimizer.learning_rate'?)"),
+    ('--config.batchsize=8',
+     "unknown config key 'batchsize' (did you mean 'batch_size'?)"),
+    ('--config.modle.name=resnet18',
+     "unknown config key 'modle.name' (did you mean 'model.name'?)"),
+    ('--config.wandb.xyz=1', "unknown config key 'wandb.xyz'"),
+])
+def test_mistyped_key_fails_fast_in_one_line(tmp_path, flag, expected):
+  start = time.perf_counter()
+  result = run_module('skinjax.train', ['--config', 'configs/synthetic.py',
+                                        '--workdir', str(tmp_path), flag])
+  elapsed = time.perf_counter() - start
+  assert result.returncode != 0
+  assert _error_lines(result) == [f'error: {flag}: {expected}']
+  assert elapsed < 5, f'took {elapsed:.1f}s'
+  assert os.listdir(tmp_path) == []  # no work started
+
+
+def test_mistyped_key_inside_config_file_is_named(tmp_path):
+  config_file = tmp_path / 'bad.py'
+  config_file.write_text(
+      'from configs import default\n'
+      'def get_config():\n'
+      '  config = default.get_config()\n'
+      '  config.optimizer.momentun = 0.8\n'
+      '  return config\n')
+  result = run_module('skinjax.evaluate', ['--config', str(config_file),
+                                           '--workdir', str(tmp_path)])
+  lines = _error_lines(result)
+  assert result.returncode != 0
+  assert len(lines) == 1, lines
+  assert lines[0].startswith(f'error: {config_file}: ')
+  assert 'momentun' in lines[0] and 'momentum' in lines[0]
+
+
+def test_bad_value_names_key(tmp_path):
+  result = run_module('skinjax.train', [
+      '--config', 'configs/synthetic.py', '--workdir', str(tmp_path),
+      '--config.optimizer.name=adam'])
+  assert result.returncode != 0
+  assert _error_lines(result) == [
+      "error: config.optimizer.name='adam': choose one of ('sgd', 'adamw')"]
+
+
+def test_validate_rejects_unknown_names():
+  config = default.get_config()
+  config.model.name = 'resnet19'
+  with pytest.raises(config_lib.ConfigError, match='model.name'):
+    config_lib.validate(config)
+  config = default.get_config()
+  config.dataset.name = 'dermnett/23'
+  with pytest.raises(config_lib.ConfigError, match='dataset.name'):
+    config_lib.validate(config)
+
+
+def test_batch_must_split_over_devices():
+  config = default.get_config()
+  config.batch_size = 30
+  with pytest.raises(config_lib.ConfigError, match='batch_size=30'):
+    config_lib.validate_for_devices(config, device_count=4, process_count=1)
+
+
+_CONFIG_FILES = sorted(p for p in glob.glob(os.path.join(REPO, 'configs', '*.py'))
+                       if not p.endswith('__init__.py'))
+
+
+@pytest.mark.parametrize('path', _CONFIG_FILES, ids=os.path.basename)
+def test_every_shipped_config_is_valid(path):
+  namespace = {}
+  with open(path) as f:
+    exec(compile(f.read(), path, 'exec'), namespace)  # pylint: disable=exec-used
+  config = namespace['get_config']()
+  config_lib.validate(config)
+  assert config.is_locked
