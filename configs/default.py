@@ -20,6 +20,12 @@ def get_config():
   config.dataset.data_dir = '~/tensorflow_datasets'
   # Where the user put the raw files of a dataset that cannot be downloaded.
   config.dataset.manual_dir = ''
+  # How photo collections are prepared (dermnet, ham10000, image_folder);
+  # non-default values are prepared into their own folder.
+  config.dataset.max_short_side = 256  # stored JPEGs are at most this small
+  config.dataset.validation_fraction = 0.1  # carved from train if it has none
+  config.dataset.test_fraction = 0.2  # carved from train if there is no test
+  config.dataset.split_seed = 0  # fixed apart from `seed`: same test set
   config.dataset.train_split = 'train'
   config.dataset.eval_split = 'validation'  # evaluated during training
   config.dataset.test_split = 'test'
@@ -69,6 +75,9 @@ def get_config():
   config.optimizer.eps = 1e-8  # adamw
   config.optimizer.grad_clip_norm = 0.0  # 0 disables clipping
   config.label_smoothing = 0.1
+  # Class imbalance: 'none', 'loss_weights' (each class weighs the same in
+  # the loss) or 'sampling' (each class is drawn equally often).
+  config.class_balance = 'none'
 
   config.log_every_steps = 50
   config.eval_every_steps = 1_000

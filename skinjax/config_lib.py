@@ -23,6 +23,7 @@ _CHOICES = {
     'optimizer.name': ('sgd', 'adamw'),
     'model.dtype': ('float32', 'bfloat16'),
     'wandb.mode': ('online', 'offline', 'disabled'),
+    'class_balance': ('none', 'loss_weights', 'sampling'),
 }
 BEST_METRICS = ('top1', 'top3', 'balanced_accuracy', 'macro_f1')
 
@@ -104,10 +105,14 @@ def validate(config):
     value = _get(config, key)
     if value not in choices:
       raise ConfigError(f'config.{key}={value!r}: choose one of {choices}')
-  dataset = config.dataset.name.split('/')[0]
+  dataset, _, variant = config.dataset.name.partition('/')
   if dataset not in data_lib.DATASETS:
     raise ConfigError(f'config.dataset.name={config.dataset.name!r}: unknown '
                       f'dataset; choose one of {sorted(data_lib.DATASETS)}')
+  variants = [c.name for c in data_lib.DATASETS[dataset].BUILDER_CONFIGS]
+  if variants and variant and variant not in variants:
+    raise ConfigError(f'config.dataset.name={config.dataset.name!r}: unknown '
+                      f'variant; choose one of {variants}')
   if config.model.name not in models.MODELS:
     raise ConfigError(f'config.model.name={config.model.name!r}: unknown model;'
                       f' choose one of {sorted(models.MODELS)}')
@@ -125,6 +130,9 @@ def validate(config):
       raise ConfigError(f'config.{key}={(low, high)}: need 0 < low <= high')
   if not 0 < config.augment.eval_crop_fraction <= 1:
     raise ConfigError('config.augment.eval_crop_fraction: must be in (0, 1]')
+  for key in ('dataset.validation_fraction', 'dataset.test_fraction'):
+    if not 0 <= _get(config, key) < 1:
+      raise ConfigError(f'config.{key}: must be in [0, 1)')
   if not 0 <= config.label_smoothing < 1:
     raise ConfigError('config.label_smoothing: must be in [0, 1)')
 

@@ -4,19 +4,38 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from skinjax import sharding
 
 
-def cross_entropy_loss(logits, labels, label_smoothing: float):
-  """Mean softmax cross-entropy against label-smoothed one-hot targets."""
+def cross_entropy_loss(logits, labels, label_smoothing: float,
+                       class_weights=None):
+  """Softmax cross-entropy against label-smoothed one-hot targets.
+
+  With `class_weights`, the mean is weighted by the weight of each
+  example's class (as torch.nn.CrossEntropyLoss(weight=...)).
+  """
   targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]),
                                 label_smoothing)
-  return optax.softmax_cross_entropy(logits, targets).mean()
+  losses = optax.softmax_cross_entropy(logits, targets)
+  if class_weights is None:
+    return losses.mean()
+  weights = class_weights[labels]
+  return jnp.sum(weights * losses) / jnp.sum(weights)
 
 
-def train_step(state, batch, *, model, tx, learning_rate_fn, label_smoothing):
+def balanced_class_weights(labels, num_classes: int) -> np.ndarray:
+  """Weights that give every class present the same total weight (mean 1)."""
+  counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+  weights = np.divide(len(labels), np.count_nonzero(counts) * counts,
+                      out=np.zeros(num_classes), where=counts > 0)
+  return weights.astype(np.float32)
+
+
+def train_step(state, batch, *, model, tx, learning_rate_fn, label_smoothing,
+               class_weights=None):
   """One optimiser step on a (globally sharded) batch; returns state, metrics."""
   dropout_rng = jax.random.fold_in(state.rng, state.step)
 
@@ -24,7 +43,8 @@ def train_step(state, batch, *, model, tx, learning_rate_fn, label_smoothing):
     logits, updates = model.apply(
         {'params': params, 'batch_stats': state.batch_stats}, batch['image'],
         train=True, mutable=['batch_stats'], rngs={'dropout': dropout_rng})
-    loss = cross_entropy_loss(logits, batch['label'], label_smoothing)
+    loss = cross_entropy_loss(logits, batch['label'], label_smoothing,
+                              class_weights)
     return loss, (logits, updates['batch_stats'])
 
   (loss, (logits, batch_stats)), grads = jax.value_and_grad(
@@ -50,11 +70,13 @@ def eval_step(state, batch, *, model):
   return {'logits': logits, 'label': batch['label'], 'mask': batch['mask']}
 
 
-def jit_train_step(mesh, *, model, tx, learning_rate_fn, label_smoothing):
+def jit_train_step(mesh, *, model, tx, learning_rate_fn, label_smoothing,
+                   class_weights=None):
   """train_step compiled for a replicated state and a data-sharded batch."""
   step = functools.partial(train_step, model=model, tx=tx,
                            learning_rate_fn=learning_rate_fn,
-                           label_smoothing=label_smoothing)
+                           label_smoothing=label_smoothing,
+                           class_weights=class_weights)
   return jax.jit(step,
                  in_shardings=(sharding.replicated(mesh),
                                sharding.batch_sharded(mesh)),

@@ -51,9 +51,13 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   builder = data.load_builder(config.dataset)
   class_names = builder.info.features['label'].names
-  train_iter = iter(pipeline.train_dataset(
-      pipeline.data_source(builder, config.dataset.train_split), config,
-      process_index, process_count))
+  train_source = pipeline.data_source(builder, config.dataset.train_split)
+  train_iter = iter(pipeline.train_dataset(train_source, config, process_index,
+                                           process_count))
+  class_weights = None
+  if config.class_balance == 'loss_weights':
+    class_weights = steps.balanced_class_weights(
+        pipeline.read_labels(train_source), len(class_names))
   eval_data = pipeline.eval_dataset(
       pipeline.data_source(builder, config.dataset.eval_split), config,
       process_index, process_count)
@@ -92,7 +96,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   train_step = steps.jit_train_step(
       mesh, model=model, tx=tx, learning_rate_fn=learning_rate_fn,
-      label_smoothing=config.label_smoothing)
+      label_smoothing=config.label_smoothing, class_weights=class_weights)
   eval_step = steps.jit_eval_step(mesh, model=model)
   last_step = config.num_train_steps
   progress = tqdm.tqdm(total=last_step, initial=start_step, unit='step',

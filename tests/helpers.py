@@ -12,6 +12,16 @@ import optax
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def dataset_config(name, data_dir, manual_dir='', **overrides):
+  """The default `config.dataset` pointed at a dataset."""
+  from configs import default  # pylint: disable=g-import-not-at-top
+  config = default.get_config().dataset
+  config.name, config.data_dir, config.manual_dir = name, str(data_dir), str(
+      manual_dir)
+  config.update(overrides)
+  return config
+
+
 def tiny_run_flags(data_dir, **overrides):
   """--config.* flags for a seconds-long training run on the small dataset."""
   values = {

@@ -5,7 +5,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from helpers import mean_colour_linear_accuracy
+from helpers import dataset_config, mean_colour_linear_accuracy
 from skinjax import data
 from skinjax.data import lesion_drawing
 from skinjax.data import pipeline
@@ -29,7 +29,7 @@ def test_class_names_are_synthetic_not_diseases():
 
 
 def test_small_builder_splits_and_labels(small_data_dir):
-  builder = data.get_builder('synthetic_lesions/small', small_data_dir)
+  builder = data.get_builder(dataset_config('synthetic_lesions/small', small_data_dir))
   assert builder.is_prepared()
   sizes = {s: builder.info.splits[s].num_examples
            for s in ('train', 'validation', 'test')}
@@ -44,10 +44,10 @@ def test_small_builder_splits_and_labels(small_data_dir):
 
 
 def test_rebuilding_gives_identical_examples(small_data_dir, tmp_path):
-  again = data.get_builder('synthetic_lesions/small', str(tmp_path))
+  again = data.get_builder(dataset_config('synthetic_lesions/small', str(tmp_path)))
   data.prepare(again)
   first = pipeline.data_source(
-      data.get_builder('synthetic_lesions/small', small_data_dir), 'test')
+      data.get_builder(dataset_config('synthetic_lesions/small', small_data_dir)), 'test')
   second = pipeline.data_source(again, 'test')
   for i in range(len(first)):
     assert first[i]['id'] == second[i]['id']

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import REPO, mean_colour_linear_accuracy
+from helpers import dataset_config, REPO, mean_colour_linear_accuracy
 from skinjax import data
 from skinjax.data import pipeline
 from skinjax.data import preprocess
@@ -38,7 +38,7 @@ def test_launch_train_reaches_090_far_above_mean_colour(tmp_path):
   assert test['num_examples'] == 1200
   assert test['top1'] >= 0.90  # chance: 1/6
 
-  builder = data.get_builder('synthetic_lesions', str(data_dir))
+  builder = data.get_builder(dataset_config('synthetic_lesions', str(data_dir)))
   linear = mean_colour_linear_accuracy(_mean_colours(builder, 'train'),
                                        _mean_colours(builder, 'test'))
   print(f"CNN test top1 {test['top1']:.4f}; linear on mean colour {linear:.4f}")

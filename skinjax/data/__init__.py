@@ -1,51 +1,93 @@
 """Dataset registry: names in `config.dataset.name` -> tfds builder classes.
 
-Importing a builder module registers it with tensorflow-datasets; real
-datasets prepared from a user's own files plug in here next to the embedded
-one.
+Importing a builder module registers it with tensorflow-datasets. Real
+datasets are prepared from files the user already has
+(`config.dataset.manual_dir`); nothing is downloaded.
 """
 
 import os
+import tempfile
 
 import jax
 from jax.experimental import multihost_utils
 import tensorflow_datasets as tfds
 
+from skinjax.data import dermamnist
+from skinjax.data import dermnet
+from skinjax.data import ham10000
+from skinjax.data import image_files
+from skinjax.data import image_folder
 from skinjax.data import synthetic_lesions
 
 DATASETS = {
+    'dermamnist': dermamnist.Dermamnist,
+    'dermnet': dermnet.Dermnet,
+    'ham10000': ham10000.Ham10000,
+    'image_folder': image_folder.ImageFolder,
     'synthetic_lesions': synthetic_lesions.SyntheticLesions,
 }
+# Builders that prepare image files with image_files.PreparedImagesConfig.
+_FROM_IMAGE_FILES = (dermnet.Dermnet, ham10000.Ham10000,
+                     image_folder.ImageFolder)
 
 
-def get_builder(name: str, data_dir: str) -> tfds.core.DatasetBuilder:
-  """The builder for 'name' or 'name/builder_config', writing array_record."""
-  base, _, builder_config = name.partition('/')
-  return DATASETS[base](config=builder_config or None,
-                        data_dir=os.path.expanduser(data_dir),
-                        file_format='array_record')
+def get_builder(dataset_config) -> tfds.core.DatasetBuilder:
+  """The builder for `dataset_config.name` ('name' or 'name/config').
+
+  For collections prepared from image files, the preparation settings of
+  `dataset_config` (short side, split fractions, split seed) select the
+  builder config, so differently prepared data never share a folder.
+  """
+  base, _, variant = dataset_config.name.partition('/')
+  builder_cls = DATASETS[base]
+  builder_config = variant or None
+  if builder_cls in _FROM_IMAGE_FILES:
+    known = {c.name: c for c in builder_cls.BUILDER_CONFIGS}
+    variant = variant or next(iter(known), 'default')
+    builder_config = image_files.configure(
+        known.get(variant, image_files.PreparedImagesConfig(name=variant)),
+        dataset_config)
+  return builder_cls(config=builder_config,
+                     data_dir=os.path.expanduser(dataset_config.data_dir),
+                     file_format='array_record')
 
 
 def prepare(builder: tfds.core.DatasetBuilder, manual_dir: str = '') -> None:
   """Builds the dataset's array_record files unless they are already there.
 
-  tfds writes into a temporary folder and renames it when complete, so an
+  `manual_dir` is a folder or a single archive of the user's files. tfds
+  writes into a temporary folder and renames it when complete, so an
   interrupted preparation is redone rather than half-used.
   """
   if builder.is_prepared():
     return
-  print(f'Preparing {builder.info.full_name} in {builder.data_dir} (first use '
-        'only).', flush=True)
-  download_config = tfds.download.DownloadConfig(
-      manual_dir=os.path.expanduser(manual_dir) if manual_dir else None)
-  builder.download_and_prepare(download_config=download_config)
+  name = f'{builder.name}/{builder.builder_config.name}'
+  needs_files = builder.MANUAL_DOWNLOAD_INSTRUCTIONS
+  path = os.path.abspath(os.path.expanduser(manual_dir)) if manual_dir else ''
+  if needs_files:
+    expected = ' '.join(needs_files.split())
+    if not path:
+      raise FileNotFoundError(f'{name} is prepared from your own copy of '
+                              f'{expected}')
+    if not os.path.exists(path):
+      raise FileNotFoundError(f'dataset.manual_dir {path} does not exist')
+    if os.path.isdir(path) and not os.listdir(path):
+      raise FileNotFoundError(f'dataset.manual_dir {path} is empty; expected '
+                              f'{expected}')
+  print(f'Preparing {name} in {builder.data_dir} (first use only).',
+        flush=True)
+  with tempfile.TemporaryDirectory() as folder:
+    if os.path.isfile(path):  # an archive; tfds wants a folder around it
+      os.symlink(path, os.path.join(folder, os.path.basename(path)))
+      path = folder
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=path or None))
 
 
 def load_builder(dataset_config) -> tfds.core.DatasetBuilder:
   """The configured dataset, prepared by process 0 on first use."""
   if jax.process_index() == 0:
-    prepare(get_builder(dataset_config.name, dataset_config.data_dir),
-            dataset_config.manual_dir)
+    prepare(get_builder(dataset_config), dataset_config.manual_dir)
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices('skinjax dataset prepared')
-  return get_builder(dataset_config.name, dataset_config.data_dir)
+  return get_builder(dataset_config)

@@ -47,6 +47,32 @@ class TrainPreprocess(grain.transforms.RandomMap):
     return {'image': image, 'label': np.int32(example['label'])}
 
 
+class BalancedIndex(grain.transforms.RandomMap):
+  """Draws a class uniformly, then one of its examples, with replacement."""
+
+  def __init__(self, labels):
+    self.members = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+
+  def random_map(self, _, rng: np.random.Generator):
+    members = self.members[rng.integers(len(self.members))]
+    return int(members[rng.integers(len(members))])
+
+
+class Lookup(grain.transforms.Map):
+  """Index -> example of `dataset`."""
+
+  def __init__(self, dataset):
+    self.dataset = dataset
+
+  def map(self, index):
+    return self.dataset[index]
+
+
+def read_labels(dataset) -> np.ndarray:
+  """The label of every example (reads each record once)."""
+  return np.array([dataset[i]['label'] for i in range(len(dataset))], np.int64)
+
+
 class EvalPreprocess(grain.transforms.Map):
   """Decode the centre crop; keep the mask that marks padding."""
 
@@ -99,16 +125,22 @@ def _maybe_multiprocess(ds: grain.IterDataset, input_config) -> grain.IterDatase
 
 def train_dataset(source, config, process_index: int,
                   process_count: int) -> grain.IterDataset:
-  """Endless shuffled, augmented batches of `batch_size / process_count`."""
+  """Endless augmented batches of `batch_size / process_count`.
+
+  Examples come in a new random order every epoch or, with
+  config.class_balance == 'sampling', with every class drawn equally often.
+  """
   batch_size = config.batch_size // process_count
-  ds = grain.MapDataset.source(source)[process_index::process_count]
-  if len(ds) < batch_size:
-    raise ValueError(f'The training split has {len(ds)} examples for this '
+  shard = grain.MapDataset.source(source)[process_index::process_count]
+  if len(shard) < batch_size:
+    raise ValueError(f'The training split has {len(shard)} examples for this '
                      f'process, fewer than one batch ({batch_size}).')
-  ds = (ds.seed(config.seed)
-        .shuffle()
-        .repeat(None)  # reshuffled with a new permutation every epoch
-        .random_map(TrainPreprocess(config.image_size, config.augment))
+  if config.class_balance == 'sampling':
+    ds = (grain.MapDataset.range(len(shard)).seed(config.seed).repeat(None)
+          .random_map(BalancedIndex(read_labels(shard))).map(Lookup(shard)))
+  else:  # reshuffled with a new permutation every epoch
+    ds = shard.seed(config.seed).shuffle().repeat(None)
+  ds = (ds.random_map(TrainPreprocess(config.image_size, config.augment))
         # Batch by index before parallel reading, so batch i holds the same
         # examples whatever the worker and thread counts.
         .batch(batch_size, drop_remainder=True))

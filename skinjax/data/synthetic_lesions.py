@@ -34,8 +34,9 @@ class SyntheticLesionsConfig(tfds.core.BuilderConfig):
 class SyntheticLesions(tfds.core.GeneratorBasedBuilder):
   """Synthetic skin photos in six morphological classes."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'First release.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {'1.0.0': 'First release.',
+                   '1.1.0': 'Class counts in the dataset info metadata.'}
   BUILDER_CONFIGS = [
       SyntheticLesionsConfig(
           name='default',
@@ -59,6 +60,7 @@ class SyntheticLesions(tfds.core.GeneratorBasedBuilder):
         }),
         supervised_keys=('image', 'label'),
         homepage='https://github.com/skinjax/skinjax',
+        metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager):
@@ -66,6 +68,10 @@ class SyntheticLesions(tfds.core.GeneratorBasedBuilder):
     sizes = {'train': self.builder_config.num_train,
              'validation': self.builder_config.num_validation,
              'test': self.builder_config.num_test}
+    names = lesion_drawing.CLASS_NAMES
+    self.info.metadata['class_counts'] = {  # labels are index % classes
+        split: {name: len(range(i, n, len(names))) for i, name in
+                enumerate(names)} for split, n in sizes.items()}
     return {split: self._generate_examples(split, n)
             for split, n in sizes.items()}
 

@@ -1,0 +1,71 @@
+"""image_folder: any folder of photos sorted into one folder per class.
+
+For a clinic's own collection: `dataset.name = 'image_folder/<collection>'`
+and `dataset.manual_dir` pointing at either
+
+  <manual_dir>/{train,validation,test}/<class>/<image>   (val/ also accepted)
+  <manual_dir>/<class>/<image>                           (all becomes train)
+
+Class names are the folder names, sorted. Splits the tree does not have are
+carved from train (`dataset.validation_fraction`, `dataset.test_fraction`),
+stratified by class. Each <collection> name is prepared in its own folder.
+"""
+
+import tensorflow_datasets as tfds
+
+from skinjax.data import image_files
+
+_SPLIT_FOLDERS = {'train': 'train', 'validation': 'validation',
+                  'val': 'validation', 'test': 'test'}
+
+
+class ImageFolder(tfds.core.GeneratorBasedBuilder):
+  """A user's class-per-folder photo collection."""
+
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'First release.'}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """
+  a folder with one sub-folder of images per class, optionally below
+  train/, validation/ and test/ folders.
+  """
+
+  def _info(self):
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=__doc__,
+        features=tfds.features.FeaturesDict({
+            'image': tfds.features.Image(shape=(None, None, 3),
+                                         encoding_format='jpeg'),
+            # Names are set from the folders when the dataset is prepared.
+            'label': tfds.features.ClassLabel(),
+            'id': tfds.features.Text(),
+        }),
+        supervised_keys=('image', 'label'),
+        metadata=tfds.core.MetadataDict(),
+    )
+
+  def _split_generators(self, dl_manager):
+    root = str(dl_manager.manual_dir)
+    found = []  # (file, split, class folder)
+    for file in image_files.list_files(root):
+      parts = image_files.relative_parts(file, root)
+      if len(parts) >= 3 and parts[0].lower() in _SPLIT_FOLDERS:
+        found.append((file, _SPLIT_FOLDERS[parts[0].lower()], parts[1]))
+      elif len(parts) >= 2 and parts[0].lower() not in _SPLIT_FOLDERS:
+        found.append((file, 'train', parts[0]))
+    class_names = sorted({folder for _, _, folder in found})
+    self.info.features['label'].names = class_names
+    label_of = {name: i for i, name in enumerate(class_names)}
+    candidates = [image_files.Candidate(file, label_of[folder], split)
+                  for file, split, folder in found]
+    splits = {c.split for c in candidates}
+    config = self.builder_config
+    carve = {split: getattr(config, f'{split}_fraction')
+             for split in ('test', 'validation') if split not in splits}
+    splits = image_files.prepare_splits(self, candidates, root=root,
+                                        carve=carve, notes={})
+    return {split: self._generate_examples(items, root)
+            for split, items in splits.items()}
+
+  def _generate_examples(self, items, root):
+    yield from image_files.examples(items, root)

@@ -1,0 +1,70 @@
+"""Small photo collections written by the tests, with the awkward files that
+real collections have: corrupt, truncated, empty, non-image, grey, CMYK,
+RGBA, 16-bit, EXIF-rotated and duplicated."""
+
+import io
+import os
+
+import numpy as np
+from PIL import Image
+
+
+def photo(seed, width=40, height=30):
+  """A smooth random RGB image; different seeds give different pixels."""
+  coarse = np.random.default_rng(seed).integers(0, 255, (4, 4, 3), np.uint8)
+  return Image.fromarray(coarse).resize((width, height),
+                                        Image.Resampling.BICUBIC)
+
+
+def encode(image, fmt='JPEG', **kwargs):
+  buffer = io.BytesIO()
+  image.save(buffer, format=fmt, **kwargs)
+  return buffer.getvalue()
+
+
+def write(path, data):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, 'wb') as f:
+    f.write(data)
+
+
+def awkward_files(seed):
+  """{file name: bytes} of files a preparation must handle or skip.
+
+  Usable: grey, cmyk, rgba, 16-bit, exif-rotated (stored 40x30, shown 30x40).
+  Unusable: corrupt, truncated, empty, not an image.
+  """
+  grey16 = np.linspace(0, 65535, 40 * 30).reshape(30, 40).astype(np.uint16)
+  exif = Image.Exif()
+  exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+  good = encode(photo(seed))
+  return {
+      'grey.png': encode(photo(seed + 1).convert('L'), 'PNG'),
+      'cmyk.jpg': encode(photo(seed + 2).convert('CMYK')),
+      'rgba.png': encode(photo(seed + 3).convert('RGBA'), 'PNG'),
+      'sixteen_bit.png': encode(Image.fromarray(grey16), 'PNG'),  # mode I;16
+      'rotated.jpg': encode(photo(seed + 4), exif=exif),
+      'corrupt.jpg': np.random.default_rng(seed).bytes(500),
+      'truncated.jpg': good[:len(good) // 2],
+      'empty.jpg': b'',
+      'notes.txt': b'not an image',
+  }
+
+
+USABLE_AWKWARD = 5
+UNUSABLE_AWKWARD = 4
+
+
+def write_class_tree(root, splits, seed=0):
+  """root/<split>/<class>/img_<i>.jpg from {split: {class: count}}.
+
+  Returns the number of images written per (split, class).
+  """
+  for split, classes in splits.items():
+    for name, count in classes.items():
+      for i in range(count):
+        seed += 1
+        folder = os.path.join(root, split, name) if split else os.path.join(
+            root, name)
+        write(os.path.join(folder, f'img_{i}.jpg'), encode(photo(seed)))
+  return seed

@@ -1,0 +1,70 @@
+"""The real datasets in ../shared/data (skipped where that folder is absent).
+
+Nothing from that folder is copied into the repository; preparation writes
+into a temporary folder.
+"""
+
+import collections
+import os
+
+import pytest
+
+from helpers import REPO, dataset_config
+from skinjax import data
+from skinjax.data import dermnet
+from skinjax.data import pipeline
+
+SHARED = os.path.join(os.path.dirname(REPO), 'shared', 'data')
+pytestmark = pytest.mark.skipif(not os.path.isdir(SHARED),
+                                reason='../shared/data is not here')
+
+
+def _prepared(name, manual_dir, data_dir):
+  config = dataset_config(name, data_dir, manual_dir)
+  data.prepare(data.get_builder(config), manual_dir)
+  return data.get_builder(config)
+
+
+def _report(builder):
+  import json  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(builder.data_dir, 'prepare_report.json')) as f:
+    return json.load(f)
+
+
+def _files_per_folder(root):
+  return {os.path.relpath(d, root): len(fs) for d, _, fs in os.walk(root) if fs}
+
+
+def test_dermnet_nz_has_17_categories_and_every_file(tmp_path):
+  root = os.path.join(SHARED, 'dermnet_nz')
+  builder = _prepared('dermnet/23', root, tmp_path)
+  report = _report(builder)
+  names = builder.info.features['label'].names
+  folders = dict(dermnet.CATEGORIES)
+  assert len(report['classes_without_examples']) == 23 - 17
+  files = _files_per_folder(root)
+  dropped = collections.Counter(os.path.relpath(os.path.dirname(f), root)
+                                for d in report['duplicates']
+                                for f in d['dropped'])
+  counts = report['class_counts']
+  for name in names:
+    for split in ('train', 'test'):
+      folder = os.path.join(split, folders[name])
+      stored = counts[split][name] + (counts['validation'][name]
+                                      if split == 'train' else 0)
+      assert stored + dropped[folder] == files.get(folder, 0), folder
+  assert not report['skipped']
+
+
+def test_ham10000_every_image_once_and_no_lesion_across_splits(tmp_path):
+  builder = _prepared('ham10000', os.path.join(SHARED, 'ham10000'), tmp_path)
+  report = _report(builder)
+  assert report['metadata_rows'] == 10015
+  assert sum(report['examples'].values()) == 10015
+  split_of_lesion = {}
+  for split in ('train', 'validation', 'test'):
+    source = pipeline.data_source(builder, split)
+    for i in range(len(source)):
+      lesion = source[i]['lesion_id']
+      assert split_of_lesion.setdefault(lesion, split) == split, lesion
+  assert len(split_of_lesion) == 7470  # lesions in HAM10000
