@@ -10,6 +10,8 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from skinjax.models import layers
+
 ModuleDef = Any
 
 
@@ -75,7 +77,7 @@ class ResNet(nn.Module):
     x = (images.astype(jnp.float32) - jnp.asarray(self.mean_rgb)) / jnp.asarray(
         self.std_rgb)
     x = x.astype(self.dtype)
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
+    conv = functools.partial(layers.Conv, use_bias=False, dtype=self.dtype,
                              kernel_init=nn.initializers.variance_scaling(
                                  2.0, 'fan_out', 'normal'))
     # Under jit with a batch sharded over devices, the batch mean is taken

@@ -1,0 +1,37 @@
+"""skinjax's Conv computes what flax's nn.Conv computes, on every path."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from skinjax.models import layers
+
+
+@pytest.mark.parametrize('size, kernel, strides, padding, groups', [
+    (2, 3, 1, 'SAME', 1),          # smaller than the kernel: patch matmul
+    (1, 3, 1, 'SAME', 1),
+    (2, 3, 2, 'SAME', 1),
+    (3, 7, 2, [(3, 3), (3, 3)], 1),
+    (2, 1, 1, 'SAME', 1),          # 1x1 kernels never need patches
+    (9, 3, 2, 'SAME', 1),          # XLA's convolution
+    (8, 3, 1, 'VALID', 1),
+    (6, 3, 1, 'SAME', 4),          # grouped (depthwise-like)
+])
+def test_matches_flax_conv(size, kernel, strides, padding, groups):
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, 8))
+  args = dict(features=8, kernel_size=(kernel, kernel),
+              strides=(strides, strides), padding=padding,
+              feature_group_count=groups)
+  ours, theirs = layers.Conv(**args), nn.Conv(**args)
+  params = theirs.init(jax.random.PRNGKey(1), x)
+  assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == (
+      jax.tree.map(jnp.shape, params))
+  np.testing.assert_allclose(ours.apply(params, x), theirs.apply(params, x),
+                             rtol=1e-5, atol=1e-5)
+  loss = lambda m: lambda p, x: jnp.sum(m.apply(p, x) ** 2)
+  ours_grad = jax.grad(loss(ours), argnums=(0, 1))(params, x)
+  theirs_grad = jax.grad(loss(theirs), argnums=(0, 1))(params, x)
+  for a, b in zip(jax.tree.leaves(ours_grad), jax.tree.leaves(theirs_grad)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
