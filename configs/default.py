@@ -53,9 +53,16 @@ def get_config():
 
   config.model = ml_collections.ConfigDict()
   config.model.name = 'resnet50'  # a name from skinjax.models.MODELS
-  config.model.width = 64  # filters of the first stage
+  config.model.width = 64  # ResNets: filters of the first stage
   config.model.dtype = 'float32'  # compute dtype: float32 | bfloat16
   config.model.dropout_rate = 0.0  # before the classifier
+  config.model.drop_path_rate = 0.0  # stochastic depth of the last block
+  # Starting weights: '' (random), 'imagenet' (EfficientNet-Lite) or the path
+  # of a skinjax run or checkpoint; the classifier head is re-initialised
+  # when the number of classes differs.
+  config.model.init_from = ''
+  # Keep BatchNorm's running statistics fixed during training.
+  config.model.freeze_batch_stats = False
 
   config.image_size = 224
   config.batch_size = 128  # global, over all devices and processes
@@ -74,6 +81,10 @@ def get_config():
   config.optimizer.b2 = 0.999  # adamw
   config.optimizer.eps = 1e-8  # adamw
   config.optimizer.grad_clip_norm = 0.0  # 0 disables clipping
+  # Learning rate of everything but the classifier head, as a fraction of
+  # the head's: 1 trains all alike, 0.1 fine-tunes gently, 0 freezes the
+  # backbone (a linear probe).
+  config.optimizer.backbone_learning_rate_factor = 1.0
   config.label_smoothing = 0.1
   # Class imbalance: 'none', 'loss_weights' (each class weighs the same in
   # the loss) or 'sampling' (each class is drawn equally often).

@@ -18,6 +18,7 @@ import ml_collections
 
 from skinjax import data as data_lib
 from skinjax import models
+from skinjax.models import pretrained
 
 _CHOICES = {
     'optimizer.name': ('sgd', 'adamw'),
@@ -55,7 +56,8 @@ def _explain(argv, error):
   if path is None:
     return _one_line(error)
   try:
-    config = runpy.run_path(path.split(':', 1)[0])['get_config']()
+    file, *arg = path.split(':', 1)
+    config = runpy.run_path(file)['get_config'](*arg)
   except Exception as e:  # The file itself is broken: name it.
     return f'{path}: {_one_line(e)}'
   for arg in argv[1:]:
@@ -116,6 +118,14 @@ def validate(config):
   if config.model.name not in models.MODELS:
     raise ConfigError(f'config.model.name={config.model.name!r}: unknown model;'
                       f' choose one of {sorted(models.MODELS)}')
+  if config.model.init_from == 'imagenet' and not pretrained.available(
+      config.model.name):
+    raise ConfigError(f'config.model.init_from=imagenet: no ImageNet weights '
+                      f'for {config.model.name}; there are for '
+                      f'{pretrained.NAMES}')
+  if config.optimizer.backbone_learning_rate_factor < 0:
+    raise ConfigError('config.optimizer.backbone_learning_rate_factor: must '
+                      'be >= 0')
   if config.best_metric not in BEST_METRICS:
     raise ConfigError(f'config.best_metric={config.best_metric!r}: choose one '
                       f'of {BEST_METRICS}')

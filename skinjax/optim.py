@@ -19,21 +19,41 @@ def _decay_mask(params):
   return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
+def _head_or_backbone(params):
+  """Labels every parameter: the classifier ('head') or the rest."""
+  return {name: jax.tree.map(lambda _, n=name: 'head' if n == 'head'
+                             else 'backbone', subtree)
+          for name, subtree in params.items()}
+
+
 def create_optimizer(opt_config, num_train_steps: int):
-  """SGD with momentum and L2 decay (as torch.optim.SGD), or AdamW; optional
-  gradient clipping first."""
+  """SGD with momentum and L2 decay (as torch.optim.SGD), or AdamW.
+
+  Gradients are clipped first if configured. The backbone (all but the
+  'head' parameters) learns at backbone_learning_rate_factor times the
+  schedule; at 0 it is frozen.
+  """
   schedule = learning_rate_schedule(opt_config, num_train_steps)
-  if opt_config.name == 'sgd':
-    tx = optax.chain(
-        optax.add_decayed_weights(opt_config.weight_decay, mask=_decay_mask),
-        optax.sgd(schedule, momentum=opt_config.momentum,
-                  nesterov=opt_config.nesterov))
-  elif opt_config.name == 'adamw':
-    tx = optax.adamw(schedule, b1=opt_config.b1, b2=opt_config.b2,
-                     eps=opt_config.eps, weight_decay=opt_config.weight_decay,
-                     mask=_decay_mask)
-  else:
-    raise ValueError(f'Unknown optimizer {opt_config.name!r}')
+  factor = opt_config.backbone_learning_rate_factor
+  tx = _base_optimizer(opt_config, schedule)
+  if factor != 1.0:
+    backbone = optax.set_to_zero() if factor == 0 else _base_optimizer(
+        opt_config, lambda step: factor * schedule(step))
+    tx = optax.multi_transform({'head': tx, 'backbone': backbone},
+                               _head_or_backbone)
   if opt_config.grad_clip_norm > 0:
     tx = optax.chain(optax.clip_by_global_norm(opt_config.grad_clip_norm), tx)
   return tx
+
+
+def _base_optimizer(opt_config, schedule):
+  if opt_config.name == 'sgd':
+    return optax.chain(
+        optax.add_decayed_weights(opt_config.weight_decay, mask=_decay_mask),
+        optax.sgd(schedule, momentum=opt_config.momentum,
+                  nesterov=opt_config.nesterov))
+  if opt_config.name == 'adamw':
+    return optax.adamw(schedule, b1=opt_config.b1, b2=opt_config.b2,
+                       eps=opt_config.eps, weight_decay=opt_config.weight_decay,
+                       mask=_decay_mask)
+  raise ValueError(f'Unknown optimizer {opt_config.name!r}')

@@ -8,6 +8,7 @@ W&B run files. Validation runs every config.eval_every_steps and before every
 checkpoint, so each checkpoint is ranked by config.best_metric.
 """
 
+import functools
 import json
 import os
 import sys
@@ -31,6 +32,7 @@ from skinjax import steps
 from skinjax import tracking
 from skinjax import train_state
 from skinjax.data import pipeline
+from skinjax.models import transfer
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config file, e.g. configs/synthetic.py.', lock_config=True)
@@ -76,6 +78,13 @@ def train_and_evaluate(config, workdir: str) -> dict:
                     out_shardings=replicated)(
                         jax.random.PRNGKey(config.seed), model, tx,
                         config.image_size)
+    if config.model.init_from:
+      variables = transfer.initial_variables(
+          config.model, {'params': state.params,
+                         'batch_stats': state.batch_stats})
+      state = jax.jit(functools.partial(train_state.with_variables, tx=tx),
+                      out_shardings=replicated)(state, variables)
+      print(f'Starting from {config.model.init_from} weights.', flush=True)
   else:
     print(f'Resuming from checkpoint step {latest} '
           f'({manager.directory / str(latest)}).', flush=True)

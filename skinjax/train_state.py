@@ -27,6 +27,13 @@ def create_train_state(rng, model, tx, image_size: int) -> TrainState:
                     opt_state=tx.init(params), rng=dropout_rng)
 
 
+def with_variables(state: TrainState, variables: dict, tx) -> TrainState:
+  """`state` starting from other weights, with a fresh optimiser state."""
+  return state.replace(params=variables['params'],
+                       batch_stats=variables['batch_stats'],
+                       opt_state=tx.init(variables['params']))
+
+
 def abstract_train_state(model, tx, image_size: int, sharding):
   """Shapes, dtypes and placement of the state, without computing it."""
   rng = jax.ShapeDtypeStruct((2,), jnp.uint32)

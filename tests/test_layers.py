@@ -17,7 +17,10 @@ from skinjax.models import layers
     (2, 1, 1, 'SAME', 1),          # 1x1 kernels never need patches
     (9, 3, 2, 'SAME', 1),          # XLA's convolution
     (8, 3, 1, 'VALID', 1),
-    (6, 3, 1, 'SAME', 4),          # grouped (depthwise-like)
+    (6, 3, 1, 'SAME', 4),          # grouped: XLA's convolution
+    (6, 3, 1, 'SAME', 8),          # depthwise: shifted sums
+    (7, 5, 2, 'SAME', 8),
+    (2, 5, 1, 'SAME', 8),
 ])
 def test_matches_flax_conv(size, kernel, strides, padding, groups):
   x = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, 8))
@@ -35,3 +38,16 @@ def test_matches_flax_conv(size, kernel, strides, padding, groups):
   theirs_grad = jax.grad(loss(theirs), argnums=(0, 1))(params, x)
   for a, b in zip(jax.tree.leaves(ours_grad), jax.tree.leaves(theirs_grad)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_drop_path_drops_whole_examples_and_rescales():
+  x = jnp.ones((1000, 2, 2, 3))
+  layer = layers.DropPath(0.25)
+  assert layer.apply({}, x, deterministic=True) is x
+  y = layer.apply({}, x, deterministic=False,
+                  rngs={'dropout': jax.random.PRNGKey(0)})
+  per_example = np.unique(np.asarray(y).reshape(1000, -1), axis=1)
+  assert per_example.shape[1] == 1  # an example is kept or dropped whole
+  kept = per_example[:, 0] > 0
+  np.testing.assert_allclose(per_example[kept, 0], 1 / 0.75, rtol=1e-6)
+  assert 0.7 < kept.mean() < 0.8

@@ -1,22 +1,33 @@
-"""Model registry: names in `config.model.name` -> flax.linen module classes."""
+"""Model registry: names in `config.model.name` -> flax.linen modules."""
+
+import functools
 
 import jax.numpy as jnp
 
+from skinjax.models import efficientnet_lite
 from skinjax.models import resnet
 
 MODELS = {
     'resnet18': resnet.ResNet18,
     'resnet34': resnet.ResNet34,
     'resnet50': resnet.ResNet50,
+    **{name: functools.partial(efficientnet_lite.create, name)
+       for name in efficientnet_lite.VARIANTS},
 }
-
+# Keyword arguments only some architectures take, and the config key that
+# sets each.
+_SPECIFIC = {'width': ('resnet18', 'resnet34', 'resnet50')}
 _DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
 def create_model(model_config, num_classes: int):
   """Instantiates the configured architecture for `num_classes` outputs."""
-  return MODELS[model_config.name](
-      num_classes=num_classes,
-      width=model_config.width,
-      dropout_rate=model_config.dropout_rate,
-      dtype=_DTYPES[model_config.dtype])
+  kwargs = dict(num_classes=num_classes,
+                dropout_rate=model_config.dropout_rate,
+                drop_path_rate=model_config.drop_path_rate,
+                freeze_batch_stats=model_config.freeze_batch_stats,
+                dtype=_DTYPES[model_config.dtype])
+  for key, names in _SPECIFIC.items():
+    if model_config.name in names:
+      kwargs[key] = model_config[key]
+  return MODELS[model_config.name](**kwargs)

@@ -21,9 +21,10 @@ class BasicBlock(nn.Module):
   conv: ModuleDef
   norm: ModuleDef
   strides: int = 1
+  drop_path_rate: float = 0.0
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, train: bool):
     residual = x
     y = self.conv(self.filters, (3, 3), (self.strides, self.strides))(x)
     y = nn.relu(self.norm()(y))
@@ -34,6 +35,7 @@ class BasicBlock(nn.Module):
       residual = self.conv(self.filters, (1, 1), (self.strides, self.strides),
                            name='conv_proj')(residual)
       residual = self.norm(name='norm_proj')(residual)
+    y = layers.DropPath(self.drop_path_rate)(y, deterministic=not train)
     return nn.relu(residual + y)
 
 
@@ -43,9 +45,10 @@ class BottleneckBlock(nn.Module):
   conv: ModuleDef
   norm: ModuleDef
   strides: int = 1
+  drop_path_rate: float = 0.0
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, train: bool):
     residual = x
     y = nn.relu(self.norm()(self.conv(self.filters, (1, 1))(x)))
     y = self.conv(self.filters, (3, 3), (self.strides, self.strides))(y)
@@ -57,6 +60,7 @@ class BottleneckBlock(nn.Module):
                            (self.strides, self.strides),
                            name='conv_proj')(residual)
       residual = self.norm(name='norm_proj')(residual)
+    y = layers.DropPath(self.drop_path_rate)(y, deterministic=not train)
     return nn.relu(residual + y)
 
 
@@ -67,6 +71,8 @@ class ResNet(nn.Module):
   num_classes: int
   width: int = 64
   dropout_rate: float = 0.0
+  drop_path_rate: float = 0.0  # stochastic depth, rising linearly to this
+  freeze_batch_stats: bool = False  # use running statistics in training too
   mean_rgb: Sequence[float] = (0.485 * 255, 0.456 * 255, 0.406 * 255)
   std_rgb: Sequence[float] = (0.229 * 255, 0.224 * 255, 0.225 * 255)
   dtype: Any = jnp.float32
@@ -82,17 +88,22 @@ class ResNet(nn.Module):
                                  2.0, 'fan_out', 'normal'))
     # Under jit with a batch sharded over devices, the batch mean is taken
     # over the global batch: no axis_name is needed for synchronised BN.
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train,
+    norm = functools.partial(nn.BatchNorm,
+                             use_running_average=not train or
+                             self.freeze_batch_stats,
                              momentum=0.9, epsilon=1e-5, dtype=self.dtype)
     x = conv(self.width, (7, 7), (2, 2), padding=[(3, 3), (3, 3)],
              name='conv_init')(x)
     x = nn.relu(norm(name='bn_init')(x))
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding='SAME')
-    for i, num_blocks in enumerate(self.stage_sizes):
-      for j in range(num_blocks):
-        strides = 2 if i > 0 and j == 0 else 1
-        x = self.block_cls(self.width * 2**i, conv=conv, norm=norm,
-                           strides=strides)(x)
+    num_blocks, index = sum(self.stage_sizes), 0
+    for i, stage_blocks in enumerate(self.stage_sizes):
+      for j in range(stage_blocks):
+        x = self.block_cls(
+            self.width * 2**i, conv=conv, norm=norm,
+            strides=2 if i > 0 and j == 0 else 1,
+            drop_path_rate=self.drop_path_rate * index / num_blocks)(x, train)
+        index += 1
     x = jnp.mean(x, axis=(1, 2))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     # Logits in float32 so the softmax and the loss stay exact under bf16.

@@ -1,0 +1,133 @@
+"""EfficientNet-Lite (Tan & Le 2019; TF's efficientnet_lite) in flax.linen.
+
+The Lite variants drop squeeze-excitation, use ReLU6 and keep the stem and
+head sizes fixed, which makes them fast on CPUs and mobile hardware. Module
+names follow the PyTorch port whose ImageNet weights skinjax converts
+(`_blocks.N._depthwise_conv` -> `block_N/depthwise_conv`), and the input
+normalisation defaults to the one those weights were trained with.
+"""
+
+import dataclasses
+import functools
+import math
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from skinjax.models import layers
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  repeats: int
+  kernel_size: int
+  strides: int
+  expand_ratio: int
+  in_features: int
+  out_features: int
+
+
+# EfficientNet-B0's stages, before width and depth scaling.
+_STAGES = (
+    Stage(1, 3, 1, 1, 32, 16),
+    Stage(2, 3, 2, 6, 16, 24),
+    Stage(2, 5, 2, 6, 24, 40),
+    Stage(3, 3, 2, 6, 40, 80),
+    Stage(3, 5, 1, 6, 80, 112),
+    Stage(4, 5, 2, 6, 112, 192),
+    Stage(1, 3, 1, 6, 192, 320),
+)
+# name: (width multiplier, depth multiplier). ImageNet resolutions were 224,
+# 240 and 260 px.
+VARIANTS = {
+    'efficientnet_lite0': (1.0, 1.0),
+    'efficientnet_lite1': (1.0, 1.1),
+    'efficientnet_lite2': (1.1, 1.2),
+}
+
+
+def round_filters(filters: int, multiplier: float, divisor: int = 8) -> int:
+  filters *= multiplier
+  rounded = max(divisor, int(filters + divisor / 2) // divisor * divisor)
+  return int(rounded + divisor if rounded < 0.9 * filters else rounded)
+
+
+class MBConv(nn.Module):
+  """Inverted residual: expand 1x1, depthwise kxk, project 1x1 (no SE)."""
+  stage: Stage
+  in_features: int
+  out_features: int
+  strides: int
+  drop_path_rate: float
+  conv: Any
+  norm: Any
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    hidden = self.in_features * self.stage.expand_ratio
+    y = x
+    if self.stage.expand_ratio != 1:
+      y = self.conv(hidden, (1, 1), name='expand_conv')(y)
+      y = nn.relu6(self.norm(name='bn0')(y))
+    k = self.stage.kernel_size
+    y = self.conv(hidden, (k, k), (self.strides, self.strides),
+                  feature_group_count=hidden, name='depthwise_conv')(y)
+    y = nn.relu6(self.norm(name='bn1')(y))
+    y = self.conv(self.out_features, (1, 1), name='project_conv')(y)
+    y = self.norm(name='bn2')(y)
+    if self.strides == 1 and self.in_features == self.out_features:
+      y = layers.DropPath(self.drop_path_rate)(y, deterministic=not train) + x
+    return y
+
+
+class EfficientNetLite(nn.Module):
+  """EfficientNet-Lite classifier; images in [0, 255]."""
+  width_multiplier: float
+  depth_multiplier: float
+  num_classes: int
+  dropout_rate: float = 0.2
+  drop_path_rate: float = 0.0
+  freeze_batch_stats: bool = False
+  mean_rgb: Sequence[float] = (127.0, 127.0, 127.0)
+  std_rgb: Sequence[float] = (128.0, 128.0, 128.0)
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, images, train: bool = True):
+    x = (images.astype(jnp.float32) - jnp.asarray(self.mean_rgb)) / jnp.asarray(
+        self.std_rgb)
+    x = x.astype(self.dtype)
+    conv = functools.partial(layers.Conv, use_bias=False, dtype=self.dtype,
+                             kernel_init=nn.initializers.variance_scaling(
+                                 2.0, 'fan_out', 'normal'))
+    norm = functools.partial(
+        nn.BatchNorm, use_running_average=not train or self.freeze_batch_stats,
+        momentum=0.99, epsilon=1e-3, dtype=self.dtype)
+    x = conv(32, (3, 3), (2, 2), name='stem_conv')(x)  # stem not scaled
+    x = nn.relu6(norm(name='stem_bn')(x))
+    blocks = []
+    for i, stage in enumerate(_STAGES):
+      fixed = i in (0, len(_STAGES) - 1)  # first and last stage not deepened
+      repeats = stage.repeats if fixed else int(
+          math.ceil(self.depth_multiplier * stage.repeats))
+      out_features = round_filters(stage.out_features, self.width_multiplier)
+      in_features = round_filters(stage.in_features, self.width_multiplier)
+      for j in range(repeats):
+        blocks.append((stage, in_features if j == 0 else out_features,
+                       out_features, stage.strides if j == 0 else 1))
+    for index, (stage, in_features, out_features, strides) in enumerate(blocks):
+      x = MBConv(stage, in_features, out_features, strides,
+                 drop_path_rate=self.drop_path_rate * index / len(blocks),
+                 conv=conv, norm=norm, name=f'block_{index}')(x, train)
+    x = conv(1280, (1, 1), name='head_conv')(x)  # head not scaled
+    x = nn.relu6(norm(name='head_bn')(x))
+    x = jnp.mean(x, axis=(1, 2))
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    return nn.Dense(self.num_classes, dtype=jnp.float32, name='head')(x)
+
+
+def create(name: str, **kwargs) -> EfficientNetLite:
+  width, depth = VARIANTS[name]
+  return EfficientNetLite(width_multiplier=width, depth_multiplier=depth,
+                          **kwargs)
