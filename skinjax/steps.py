@@ -22,7 +22,7 @@ def cross_entropy_loss(logits, labels, label_smoothing: float,
   losses = optax.softmax_cross_entropy(logits, targets)
   if class_weights is None:
     return losses.mean()
-  weights = class_weights[labels]
+  weights = jnp.asarray(class_weights)[labels]
   return jnp.sum(weights * losses) / jnp.sum(weights)
 
 

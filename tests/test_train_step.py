@@ -97,3 +97,16 @@ def test_four_devices_match_one_device(tmp_path):
                                atol=1e-5, err_msg=key)
   # The comparison is not vacuous: the step changed the BN statistics.
   assert np.abs(results[1]["['batch_stats']['bn_init']['mean']"]).max() > 1e-3
+
+
+def test_class_weighted_loss_compiles_and_weighs_each_example_by_its_class():
+  logits = jnp.asarray(np.random.default_rng(0).normal(size=(6, 3)))
+  labels = jnp.asarray([0, 0, 0, 0, 1, 2])
+  class_weights = steps.balanced_class_weights(np.asarray(labels), 3)
+  loss = jax.jit(lambda lg, lb: steps.cross_entropy_loss(
+      lg, lb, 0.0, class_weights))(logits, labels)
+  per_example = -jax.nn.log_softmax(logits)[jnp.arange(6), labels]
+  weights = class_weights[np.asarray(labels)]
+  np.testing.assert_allclose(weights.sum(), 6.0, rtol=1e-6)
+  np.testing.assert_allclose(loss, (weights * per_example).sum() / 6.0,
+                             rtol=1e-5)
