@@ -1,0 +1,168 @@
+"""Train step throughput of skinjax's own step, one fresh process per setting.
+
+The step is steps.jit_train_step exactly as train.py builds it (models,
+optim, sharding and train_state are skinjax's), compiled ahead of time so
+the compile is timed apart and XLA's cost analysis gives its FLOPs. It runs
+first on one synthetic batch held on the devices (compute alone), then, for
+the end-to-end figure, fed by the real input pipeline as train.py feeds it.
+
+  python -m skinjax.bench.train_step '{"config": ..., ...}'  # one setting
+"""
+
+import copy
+import itertools
+import json
+import statistics
+import time
+
+from absl import app
+import jax
+import ml_collections
+import numpy as np
+
+from skinjax import data
+from skinjax import models
+from skinjax import optim
+from skinjax import sharding
+from skinjax import steps
+from skinjax import train_state
+from skinjax.bench import hardware
+from skinjax.data import pipeline
+
+
+def _synthetic_batch(config, num_classes: int, mesh):
+  rng = np.random.default_rng(config.seed)
+  size = config.image_size
+  return sharding.shard_batch({
+      'image': rng.integers(0, 256, (config.batch_size, size, size, 3),
+                            np.uint8),
+      'label': rng.integers(0, num_classes, config.batch_size).astype(np.int32),
+  }, mesh)
+
+
+def _peak_memory(rss_was_reset: bool):
+  """(bytes, what they are): the device's peak, else the RSS high-water mark."""
+  stats = jax.local_devices()[0].memory_stats() or {}
+  if 'peak_bytes_in_use' in stats:
+    return stats['peak_bytes_in_use'], 'device peak_bytes_in_use'
+  return hardware.peak_rss(rss_was_reset)
+
+
+def measure(config: dict, num_classes: int, num_steps: int,
+            warmup_steps: int, end_to_end_steps: int) -> dict:
+  """Compile time, step time, memory and FLOPs of one setting."""
+  config = ml_collections.ConfigDict(config)
+  mesh = sharding.create_mesh()
+  model = models.create_model(config.model, num_classes)
+  tx = optim.create_optimizer(config.optimizer, config.num_train_steps)
+  state = jax.jit(train_state.create_train_state, static_argnums=(1, 2, 3),
+                  out_shardings=sharding.replicated(mesh))(
+                      jax.random.PRNGKey(config.seed), model, tx,
+                      config.image_size)
+  train_step = steps.jit_train_step(
+      mesh, model=model, tx=tx,
+      learning_rate_fn=optim.learning_rate_schedule(config.optimizer,
+                                                    config.num_train_steps),
+      label_smoothing=config.label_smoothing)
+  batch = _synthetic_batch(config, num_classes, mesh)
+
+  start = time.perf_counter()
+  compiled = train_step.lower(state, batch).compile()
+  compile_seconds = time.perf_counter() - start
+  rss_was_reset = hardware.reset_peak_rss()
+  for _ in range(warmup_steps):
+    state, _ = compiled(state, batch)
+  jax.block_until_ready(state)
+  times = []
+  for _ in range(num_steps):
+    start = time.perf_counter()
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready((state, metrics))
+    times.append(time.perf_counter() - start)
+  memory_bytes, memory_source = _peak_memory(rss_was_reset)
+
+  step_seconds = statistics.fmean(times)
+  flops = compiled.cost_analysis().get('flops')
+  xla_memory = compiled.memory_analysis()
+  device_kind = jax.devices()[0].device_kind
+  peak = hardware.peak_flops(device_kind, config.model.dtype)
+  result = {
+      'compile_seconds': compile_seconds,
+      'step_seconds': step_seconds,
+      'step_seconds_median': statistics.median(times),
+      'images_per_second': config.batch_size / step_seconds,
+      'images_per_second_per_device':
+          config.batch_size / step_seconds / jax.device_count(),
+      'peak_memory_bytes': memory_bytes,
+      'memory_source': memory_source,
+      # XLA's own account of the step's buffers: arguments, outputs and
+      # temporaries, less the donated inputs reused as outputs.
+      'xla_memory_bytes': (xla_memory.argument_size_in_bytes +
+                           xla_memory.output_size_in_bytes +
+                           xla_memory.temp_size_in_bytes -
+                           xla_memory.alias_size_in_bytes),
+      'flops_per_step_per_device': flops,
+      'flops_per_second_per_device': flops / step_seconds if flops else None,
+      'mfu': flops / step_seconds / peak if flops and peak else None,
+      'loss': float(metrics['loss']),
+  }
+  if end_to_end_steps:
+    result['end_to_end'] = _end_to_end(config, mesh, compiled, state,
+                                       end_to_end_steps, warmup_steps)
+  return result
+
+
+def _end_to_end(config, mesh, train_step, state, num_steps: int,
+                warmup_steps: int) -> dict:
+  """The inner loop of train.py: batches from the pipeline into the step."""
+  source = pipeline.data_source(data.load_builder(config.dataset),
+                                config.dataset.train_split)
+  batches = iter(pipeline.train_dataset(source, config, jax.process_index(),
+                                        jax.process_count()))
+  for _ in range(warmup_steps + 1):
+    state, _ = train_step(state, sharding.shard_batch(next(batches), mesh))
+  jax.block_until_ready(state)
+  input_wait, start = 0.0, time.perf_counter()
+  for _ in range(num_steps):
+    fetch_start = time.perf_counter()
+    batch = sharding.shard_batch(next(batches), mesh)
+    input_wait += time.perf_counter() - fetch_start
+    state, _ = train_step(state, batch)
+  jax.block_until_ready(state)
+  seconds = time.perf_counter() - start
+  batches.close()
+  return {
+      'num_workers': config.input.num_workers,
+      'num_threads': config.input.num_threads,
+      'step_seconds': seconds / num_steps,
+      'images_per_second': config.batch_size * num_steps / seconds,
+      'input_wait_fraction': input_wait / seconds,
+  }
+
+
+def run(config, model_names, image_sizes, dtypes, num_classes: int,
+        num_steps: int, warmup_steps: int, end_to_end_steps: int) -> list:
+  """measure() for every model x image size x dtype, each in its own process."""
+  results = []
+  for name, size, dtype in itertools.product(model_names, image_sizes, dtypes):
+    setting = copy.deepcopy(config)
+    setting.model.name, setting.model.dtype = name, dtype
+    setting.image_size = size
+    row = {'model': name, 'image_size': size, 'dtype': dtype,
+           'batch_size': config.batch_size}
+    if name.startswith('resnet'):
+      row['width'] = config.model.width
+    print(f'train step: {row}', flush=True)
+    results.append({**row, **hardware.run_isolated(
+        'skinjax.bench.train_step', config=setting.to_dict(),
+        num_classes=num_classes, num_steps=num_steps,
+        warmup_steps=warmup_steps, end_to_end_steps=end_to_end_steps)})
+  return results
+
+
+def main(argv):
+  print(json.dumps(measure(**json.loads(argv[1]))))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,47 @@
+"""The benchmark runs on tiny settings and writes a well-formed report.
+
+Only that it runs is tested: speed lives in the benchmark's figures
+(experiments/benchmarks/README.md), never in a timed test.
+"""
+
+import json
+
+from helpers import run_module
+
+
+def _assert_positive(row, keys):
+  for key in keys:
+    assert row[key] > 0, (key, row)
+
+
+def test_bench_writes_tables_and_json(tmp_path):
+  output = tmp_path / 'bench.json'
+  result = run_module('skinjax.bench', [
+      '--sections=pipeline,train_step,end_to_end', '--models=resnet18',
+      '--image_sizes=32', '--dtypes=float32', '--steps=2', '--warmup_steps=1',
+      '--num_workers=0', '--pipeline_batches=2', '--num_images=12',
+      '--config.model.width=8', '--config.batch_size=4',
+      f'--output={output}'], timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'Train step, synthetic batch' in result.stdout
+  report = json.loads(output.read_text())
+  assert {'machine', 'settings', 'config', 'pipeline', 'train_step',
+          'notes'} <= report.keys()
+  assert report['machine']['cpu_cores'] >= 1
+
+  pipeline = report['pipeline']
+  assert pipeline['num_examples'] == 12
+  assert pipeline['mean_short_side'] == 256
+  assert [(r['loader'], r['num_workers']) for r in pipeline['results']] == [
+      ('plain loop', 0), ('grain', 0)]
+  for row in pipeline['results']:
+    _assert_positive(row, ['images_per_second', 'images_per_cpu_second'])
+
+  [step] = report['train_step']
+  assert (step['model'], step['image_size'], step['dtype'], step['width'],
+          step['batch_size']) == ('resnet18', 32, 'float32', 8, 4)
+  _assert_positive(step, ['compile_seconds', 'step_seconds',
+                          'images_per_second', 'peak_memory_bytes',
+                          'xla_memory_bytes', 'flops_per_step_per_device'])
+  assert step['memory_source']
+  _assert_positive(step['end_to_end'], ['images_per_second', 'step_seconds'])
