@@ -90,6 +90,17 @@ def get_config():
   # the loss) or 'sampling' (each class is drawn equally often).
   config.class_balance = 'none'
 
+  # skinjax.evaluate and skinjax.predict (training's validation stays plain).
+  config.evaluation = ml_collections.ConfigDict()
+  # Test-time augmentation, averaging log-probabilities over views: 'none',
+  # 'flips' (4 views) or 'dihedral' (8: flips and 90-degree rotations).
+  config.evaluation.tta = 'none'
+  config.evaluation.calibration_bins = 15  # equal-width bins of the ECE
+  # Selective prediction: the confidence threshold is the lowest that keeps
+  # the error of accepted validation predictions at most this; predictions
+  # below it are flagged 'uncertain'.
+  config.evaluation.max_risk = 0.1
+
   config.log_every_steps = 50
   config.eval_every_steps = 1_000
   config.checkpoint_every_steps = 1_000

@@ -25,6 +25,7 @@ _CHOICES = {
     'model.dtype': ('float32', 'bfloat16'),
     'wandb.mode': ('online', 'offline', 'disabled'),
     'class_balance': ('none', 'loss_weights', 'sampling'),
+    'evaluation.tta': ('none', 'flips', 'dihedral'),
 }
 BEST_METRICS = ('top1', 'top3', 'balanced_accuracy', 'macro_f1')
 
@@ -131,7 +132,8 @@ def validate(config):
                       f'of {BEST_METRICS}')
   for key in ('image_size', 'batch_size', 'eval_batch_size', 'num_train_steps',
               'log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
-              'keep_checkpoints', 'model.width'):
+              'keep_checkpoints', 'model.width',
+              'evaluation.calibration_bins'):
     if _get(config, key) < 1:
       raise ConfigError(f'config.{key}={_get(config, key)}: must be >= 1')
   for key in ('augment.crop_scale', 'augment.crop_ratio'):
@@ -145,6 +147,8 @@ def validate(config):
       raise ConfigError(f'config.{key}: must be in [0, 1)')
   if not 0 <= config.label_smoothing < 1:
     raise ConfigError('config.label_smoothing: must be in [0, 1)')
+  if not 0 < config.evaluation.max_risk < 1:
+    raise ConfigError('config.evaluation.max_risk: must be in (0, 1)')
 
 
 def validate_for_devices(config, device_count, process_count):

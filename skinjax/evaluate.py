@@ -1,11 +1,15 @@
-r"""Evaluates a checkpoint on one split of the dataset.
+r"""Evaluates a checkpoint on a dataset split or on any class-per-folder tree.
 
   python -m skinjax.evaluate --config configs/synthetic.py \
       --workdir runs/synthetic --split test [--checkpoint latest|best|STEP]
+  python -m skinjax.evaluate --config ... --workdir ... --image_dir DIR \
+      [--label_map map.json] [--restrict_to_present_classes]
 
-Prints a table, writes WORKDIR/eval/<split>/metrics.json and logs the same
-to the run's W&B run. Pass the same --config (and --config.* overrides) that
-trained the checkpoint.
+Fits (once per checkpoint, on the validation split) the temperature and the
+selective-prediction threshold, then writes into WORKDIR/eval/<name>/:
+metrics.json, the figures (PNG) and report.md, and logs the same to the run's
+W&B run. Pass the same --config (and --config.* overrides) that trained the
+checkpoint.
 """
 
 import json
@@ -16,18 +20,17 @@ from absl import app
 from absl import flags
 import jax
 from ml_collections import config_flags
+import numpy as np
 import wandb
 
-from skinjax import checkpointing
 from skinjax import config_lib
-from skinjax import data
 from skinjax import evaluation
-from skinjax import models
-from skinjax import optim
-from skinjax import sharding
+from skinjax import inference
+from skinjax import plots
+from skinjax import report
 from skinjax import steps
 from skinjax import tracking
-from skinjax import train_state
+from skinjax.data import image_dir
 from skinjax.data import pipeline
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -39,83 +42,125 @@ _SPLIT = flags.DEFINE_string('split', 'test', 'Dataset split to evaluate.')
 _CHECKPOINT = flags.DEFINE_string(
     'checkpoint', 'latest',
     "'latest', 'best' (by validation config.best_metric) or a step number.")
+_IMAGE_DIR = flags.DEFINE_string(
+    'image_dir', None,
+    'Evaluate the photos in DIR/<class>/... instead of a split; folder names '
+    'are matched to class names ignoring case.')
+_LABEL_MAP = flags.DEFINE_string(
+    'label_map', None,
+    'JSON file {"folder name": "class name"} for --image_dir folders spelled '
+    'differently from the class names.')
+_RESTRICT = flags.DEFINE_bool(
+    'restrict_to_present_classes', False,
+    'With --image_dir: score over the classes that have a folder only.')
+_RECALIBRATE = flags.DEFINE_bool(
+    'recalibrate', False,
+    'Refit the temperature and threshold even if saved for this checkpoint.')
 
 
-def _select_step(manager, which: str) -> int:
-  if which == 'latest':
-    step = manager.latest_step()
-  elif which == 'best':
-    step = manager.best_step()
-  elif which.isdigit():
-    step = int(which) if int(which) in manager.all_steps() else None
-  else:
-    raise app.UsageError(f"--checkpoint={which}: use 'latest', 'best' or a step")
-  if step is None:
-    sys.exit(f'error: no checkpoint {which!r} in {manager.directory} '
-             f'(saved steps: {list(manager.all_steps())})')
-  return step
+def _image_dir_dataset(config, class_names):
+  label_map = (image_dir.read_label_map(_LABEL_MAP.value)
+               if _LABEL_MAP.value else None)
+  examples, found = image_dir.load_tree(
+      _IMAGE_DIR.value, class_names, config.dataset.max_short_side, label_map)
+  for folder, count in found['unmatched_folders'].items():
+    print(f'skipped folder {folder!r} ({count} files): no class of the model '
+          'has this name; map it with --label_map', file=sys.stderr)
+  for skipped in found['skipped']:
+    print(f"skipped {skipped['file']}: {skipped['reason']}", file=sys.stderr)
+  return examples, found
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if _RESTRICT.value and not _IMAGE_DIR.value:
+    raise app.UsageError('--restrict_to_present_classes needs --image_dir')
   config = _CONFIG.value
   config_lib.exit_if_invalid(config)
   workdir = _WORKDIR.value
-  mesh = sharding.create_mesh()
+  builder, class_names, mesh, model, state, step = inference.restore(
+      config, workdir, _CHECKPOINT.value)
+  eval_step_fn = steps.jit_eval_step(mesh, model=model,
+                                     tta=config.evaluation.tta)
+  calibration = inference.calibration_for(config, workdir, step, builder,
+                                          eval_step_fn, state, mesh,
+                                          refit=_RECALIBRATE.value)
 
-  builder = data.load_builder(config.dataset)
-  class_names = builder.info.features['label'].names
-  dataset = pipeline.eval_dataset(
-      pipeline.data_source(builder, _SPLIT.value), config,
-      jax.process_index(), jax.process_count())
-
-  model = models.create_model(config.model, len(class_names))
-  tx = optim.create_optimizer(config.optimizer, config.num_train_steps)
-  abstract_state = train_state.abstract_train_state(
-      model, tx, config.image_size, sharding.replicated(mesh))
-  manager = checkpointing.create_manager(
-      workdir, config.keep_checkpoints, config.best_metric, read_only=True)
-  step = _select_step(manager, _CHECKPOINT.value)
-  state = checkpointing.restore(manager, step, abstract_state)
-
-  eval_step_fn = steps.jit_eval_step(mesh, model=model)
-  metrics = evaluation.evaluate_split(eval_step_fn, state, dataset, mesh,
-                                       class_names)
-  metrics.update(split=_SPLIT.value, checkpoint_step=step,
-                 class_names=list(class_names))
+  found = None
+  if _IMAGE_DIR.value:
+    try:
+      source, found = _image_dir_dataset(config, class_names)
+    except (FileNotFoundError, ValueError) as e:
+      sys.exit(f'error: {e}')
+    name = 'dir_' + os.path.basename(os.path.normpath(_IMAGE_DIR.value))
+  else:
+    source, name = pipeline.data_source(builder, _SPLIT.value), _SPLIT.value
+  outputs = evaluation.predict(
+      eval_step_fn, state, pipeline.eval_dataset(
+          source, config, jax.process_index(), jax.process_count()), mesh)
   if jax.process_index() != 0:
     return
 
-  out_dir = os.path.join(workdir, 'eval', _SPLIT.value)
+  logits, labels = outputs['logits'], outputs['label']
+  single_view = outputs.get('single_view_logits')
+  scored_names = list(class_names)
+  if _RESTRICT.value:
+    present = np.unique(labels)
+    if single_view is not None:
+      single_view = single_view[:, present]
+    logits, labels, scored_names = evaluation.restrict_to_classes(
+        logits, labels, class_names, present)
+  metrics = evaluation.clinical_metrics(
+      logits, labels, scored_names, calibration,
+      config.evaluation.calibration_bins, single_view)
+  metrics.update(split=name, checkpoint_step=step, class_names=scored_names)
+  if found is not None:
+    metrics['image_dir'] = found
+
+  out_dir = os.path.join(workdir, 'eval', name)
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, 'metrics.json'), 'w') as f:
     json.dump(metrics, f, indent=2)
-  print(f'\nsplit {_SPLIT.value!r}, checkpoint step {step}')
-  print(evaluation.format_report(metrics, class_names))
-  print(f'\nwritten to {out_dir}/metrics.json')
-  _log_to_wandb(config, workdir, metrics, class_names)
+  figures = plots.write_all(metrics, scored_names, out_dir)
+  with open(os.path.join(out_dir, 'report.md'), 'w') as f:
+    f.write(report.markdown(metrics, scored_names, figures, {
+        'name': name, 'workdir': workdir, 'checkpoint step': step,
+        'model': config.model.name, 'tta': config.evaluation.tta}))
+  print(f'\n{name!r}, checkpoint step {step}')
+  print(evaluation.format_report(metrics, scored_names))
+  print(f'\nwritten to {out_dir}/ (metrics.json, report.md, figures)')
+  _log_to_wandb(config, workdir, metrics, scored_names, figures)
 
 
-def _log_to_wandb(config, workdir, metrics, class_names):
+def _log_to_wandb(config, workdir, metrics, class_names, figures):
   run = tracking.init_wandb(config.wandb, workdir, config.to_dict())
   if run is None:
     return
   split = metrics['split']
+  calibration, selective = metrics['calibration'], metrics['selective']
   scalars = {f'{split}/{k}': metrics[k] for k in config_lib.BEST_METRICS +
-             ('nll', 'num_examples')}
+             ('nll', 'ece', 'macro_roc_auc', 'num_examples')}
+  scalars.update({
+      f'{split}/temperature': calibration['temperature'],
+      f'{split}/ece_uncalibrated': calibration['ece_before'],
+      f'{split}/nll_uncalibrated': calibration['nll_before'],
+      f'{split}/selective_coverage': selective['coverage'],
+      f'{split}/aurc': selective['area_under_risk_coverage']})
   run.log({'step': metrics['checkpoint_step'], **scalars})
   run.summary.update(scalars)
   per_class = wandb.Table(
-      columns=['class', 'precision', 'recall', 'f1', 'support'],
+      columns=['class', 'precision', 'recall', 'f1', 'roc_auc', 'support'],
       data=[[n] + [metrics['per_class'][n][k] for k in
-                   ('precision', 'recall', 'f1', 'support')]
+                   ('precision', 'recall', 'f1', 'roc_auc', 'support')]
             for n in class_names])
   confusion = wandb.Table(columns=['true'] + list(class_names),
                           data=[[n] + row for n, row in
                                 zip(class_names, metrics['confusion_matrix'])])
   run.log({f'{split}/per_class': per_class, f'{split}/confusion_matrix':
-           confusion, 'step': metrics['checkpoint_step']})
+           confusion, **{f'{split}/{k}': wandb.Image(path)
+                         for k, path in figures.items()},
+           'step': metrics['checkpoint_step']})
   run.finish()
 
 

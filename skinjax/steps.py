@@ -62,12 +62,36 @@ def train_step(state, batch, *, model, tx, learning_rate_fn, label_smoothing,
   return new_state, metrics
 
 
-def eval_step(state, batch, *, model):
-  """Logits with running BatchNorm statistics; labels and mask passed along."""
-  logits = model.apply({'params': state.params,
-                        'batch_stats': state.batch_stats},
-                       batch['image'], train=False)
-  return {'logits': logits, 'label': batch['label'], 'mask': batch['mask']}
+TTA_VIEWS = {'none': 1, 'flips': 4, 'dihedral': 8}
+
+
+def tta_views(images, tta: str):
+  """The identity first, then flips (and with 'dihedral' 90-degree turns) of
+  a batch of NHWC images."""
+  views = [images]
+  if tta in ('flips', 'dihedral'):
+    views += [images[:, :, ::-1], images[:, ::-1], images[:, ::-1, ::-1]]
+  if tta == 'dihedral':
+    views += [jnp.rot90(v, 1, axes=(1, 2)) for v in views]
+  return views
+
+
+def eval_step(state, batch, *, model, tta: str = 'none'):
+  """Logits with running BatchNorm statistics; labels and mask passed along.
+
+  With test-time augmentation, 'logits' are the mean log-probabilities over
+  the views and 'single_view_logits' those of the plain image.
+  """
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  logits = [model.apply(variables, view, train=False)
+            for view in tta_views(batch['image'], tta)]
+  outputs = {'logits': logits[0], 'label': batch['label'],
+             'mask': batch['mask']}
+  if len(logits) > 1:
+    outputs['single_view_logits'] = logits[0]
+    outputs['logits'] = jnp.mean(jnp.stack(
+        [jax.nn.log_softmax(x) for x in logits]), axis=0)
+  return outputs
 
 
 def jit_train_step(mesh, *, model, tx, learning_rate_fn, label_smoothing,
@@ -84,9 +108,9 @@ def jit_train_step(mesh, *, model, tx, learning_rate_fn, label_smoothing,
                  donate_argnums=0)
 
 
-def jit_eval_step(mesh, *, model):
+def jit_eval_step(mesh, *, model, tta: str = 'none'):
   """eval_step compiled so every process receives all outputs."""
-  return jax.jit(functools.partial(eval_step, model=model),
+  return jax.jit(functools.partial(eval_step, model=model, tta=tta),
                  in_shardings=(sharding.replicated(mesh),
                                sharding.batch_sharded(mesh)),
                  out_shardings=sharding.replicated(mesh))

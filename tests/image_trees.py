@@ -68,3 +68,17 @@ def write_class_tree(root, splits, seed=0):
             root, name)
         write(os.path.join(folder, f'img_{i}.jpg'), encode(photo(seed)))
   return seed
+
+
+def decompression_bomb(side=30_000):
+  """A PNG header claiming side x side pixels (far beyond PIL's limit) with
+  a few bytes of data: opening it must be refused, not attempted."""
+  import struct  # pylint: disable=g-import-not-at-top
+  import zlib  # pylint: disable=g-import-not-at-top
+
+  def chunk(kind, body):
+    return (struct.pack('>I', len(body)) + kind + body +
+            struct.pack('>I', zlib.crc32(kind + body)))
+  header = struct.pack('>IIBBBBB', side, side, 1, 0, 0, 0, 0)  # 1-bit grey
+  return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) +
+          chunk(b'IDAT', zlib.compress(b'\0' * 64)) + chunk(b'IEND', b''))

@@ -73,6 +73,17 @@ def test_validate_rejects_unknown_names():
     config_lib.validate(config)
 
 
+@pytest.mark.parametrize('key, value', [('evaluation.tta', 'rotate'),
+                                        ('evaluation.max_risk', 0.0),
+                                        ('evaluation.calibration_bins', 0)])
+def test_validate_rejects_bad_evaluation_settings(key, value):
+  config = default.get_config()
+  section, name = key.split('.')
+  config[section][name] = value
+  with pytest.raises(config_lib.ConfigError, match=key):
+    config_lib.validate(config)
+
+
 def test_batch_must_split_over_devices():
   config = default.get_config()
   config.batch_size = 30

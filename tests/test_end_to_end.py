@@ -1,5 +1,6 @@
 """The train and evaluate commands, run as a user runs them."""
 
+import glob
 import json
 import os
 import signal
@@ -33,15 +34,6 @@ def _records(workdir):
 def _final_params(workdir, step):
   path = os.path.join(workdir, 'checkpoints', str(step), 'state')
   return ocp.StandardCheckpointer().restore(path)['params']
-
-
-@pytest.fixture(scope='module')
-def trained_run(small_data_dir, tmp_path_factory):
-  """A 20-step run logged to W&B offline."""
-  workdir = tmp_path_factory.mktemp('run')
-  flags = tiny_run_flags(small_data_dir, **{'wandb.mode': 'offline'})
-  _train(workdir, flags)
-  return workdir, flags
 
 
 def test_run_writes_metrics_config_and_checkpoints(trained_run):
@@ -85,6 +77,29 @@ def test_evaluate_writes_the_report(trained_run):
   assert len(metrics['per_class']) == 6
   val = {r['step']: r['val/top1'] for r in _records(workdir) if 'val/top1' in r}
   assert metrics['checkpoint_step'] == max(val, key=lambda s: (val[s], -s))
+  # Calibrated on validation, saved beside the checkpoint, applied here.
+  with open(workdir / 'calibration' / f"{metrics['checkpoint_step']}.json") as f:
+    calibration = json.load(f)
+  assert calibration['fitted_on']['split'] == 'validation'
+  assert calibration['fitted_on']['nll_after'] <= (
+      calibration['fitted_on']['nll_before'] + 1e-9)
+  assert metrics['calibration']['temperature'] == calibration['temperature']
+  assert 0 <= metrics['ece'] <= 1 and 0 <= metrics['macro_roc_auc'] <= 1
+  assert 0 <= metrics['selective']['coverage'] <= 1
+  report = (workdir / 'eval' / 'test' / 'report.md').read_text()
+  figures = ('confusion_matrix', 'reliability', 'per_class_recall',
+             'risk_coverage')
+  for name in figures:
+    png = workdir / 'eval' / 'test' / f'{name}.png'
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n', name
+    assert f'({name}.png)' in report
+  logged = {k: v for row in wandb_log.history(workdir / 'wandb')
+            for k, v in row.items() if k.startswith('test/')}
+  assert logged['test/top1'] == pytest.approx(metrics['top1'])
+  for name in figures:
+    assert logged[f'test/{name}/_type'] == 'image-file', name
+    assert glob.glob(str(workdir / 'wandb' / '*' / 'files' /
+                         logged[f'test/{name}/path'])), name
 
 
 def test_killed_run_resumes_to_the_same_result(small_data_dir, tmp_path):

@@ -29,12 +29,18 @@ def test_hand_computed_example():
   assert m['balanced_accuracy'] == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
   # precision: a 1, b 1/2, c 1/2; F1: a 0.8, b 0.5, c 2/3
   assert m['macro_f1'] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+  # ROC-AUC of 'a': its three examples have the three highest P(a).
+  # Of 'c': its one example outranks 4 of the 5 others on P(c).
   assert m['per_class']['a'] == pytest.approx(
-      {'precision': 1.0, 'recall': 2 / 3, 'f1': 0.8, 'support': 3})
+      {'precision': 1.0, 'recall': 2 / 3, 'f1': 0.8, 'support': 3,
+       'roc_auc': 1.0})
   assert m['per_class']['c'] == pytest.approx(
-      {'precision': 0.5, 'recall': 1.0, 'f1': 2 / 3, 'support': 1})
+      {'precision': 0.5, 'recall': 1.0, 'f1': 2 / 3, 'support': 1,
+       'roc_auc': 0.8})
   assert m['per_class']['d'] == {'precision': 0.0, 'recall': 0.0, 'f1': 0.0,
-                                 'support': 0}
+                                 'support': 0, 'roc_auc': None}
+  assert m['macro_roc_auc'] == pytest.approx(np.mean(
+      [m['per_class'][n]['roc_auc'] for n in 'abc']))
   assert m['confusion_matrix'] == [[2, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0],
                                    [0, 0, 0, 0]]
 
@@ -53,3 +59,52 @@ def test_top_k_is_capped_at_the_number_of_classes():
   logits = np.array([[0.0, 1.0], [1.0, 0.0]])
   assert metrics.top_k_accuracy(logits, np.array([0, 0]), 3) == 1.0
   assert metrics.top_k_accuracy(logits, np.array([0, 0]), 1) == 0.5
+
+
+def test_roc_auc_counts_ties_as_half():
+  # Positives 0.9, 0.3, 0.8 against negatives 0.8, 0.2: of the 6 pairs,
+  # 4 ordered right, 1 tie, 1 wrong.
+  scores = np.array([0.9, 0.8, 0.3, 0.2, 0.8])
+  positive = np.array([1, 0, 1, 0, 1], bool)
+  assert metrics.roc_auc(scores, positive) == pytest.approx(4.5 / 6)
+  assert metrics.roc_auc(-scores, positive) == pytest.approx(1.5 / 6)
+  assert np.isnan(metrics.roc_auc(scores, np.ones(5, bool)))
+
+
+def _two_class(confidence, correct):
+  """Probabilities whose top class has `confidence`; label right or wrong."""
+  confidence = np.asarray(confidence, np.float64)
+  probabilities = np.stack([confidence, 1 - confidence], axis=-1)
+  return probabilities, np.where(correct, 0, 1)
+
+
+def test_ece_is_zero_when_confidence_matches_accuracy():
+  probabilities, labels = _two_class([0.8] * 10, [1] * 8 + [0] * 2)
+  assert metrics.expected_calibration_error(probabilities, labels) == (
+      pytest.approx(0.0, abs=1e-12))
+
+
+def test_ece_of_an_over_confident_model():
+  probabilities, labels = _two_class([0.99] * 10, [1, 0] * 5)
+  assert metrics.expected_calibration_error(probabilities, labels) == (
+      pytest.approx(0.49))
+
+
+def test_ece_weighs_each_bin_by_its_share():
+  # Confidence 0.9 right 2 of 4 times (gap 0.4), 0.6 right 3 of 4 (0.15).
+  probabilities, labels = _two_class([0.9] * 4 + [0.6] * 4,
+                                     [1, 1, 0, 0, 1, 1, 1, 0])
+  assert metrics.expected_calibration_error(probabilities, labels) == (
+      pytest.approx(0.5 * 0.4 + 0.5 * 0.15))
+  bins = metrics.calibration_bins(probabilities, labels, 15)
+  assert sum(bins['count']) == 8 and bins['count'][13] == 4  # (.867, .933]
+
+
+def test_risk_coverage_keeps_ties_together():
+  curve = metrics.risk_coverage(np.array([0.9, 0.8, 0.8, 0.6, 0.3]),
+                                np.array([1, 1, 0, 1, 0], bool))
+  assert curve['threshold'] == [0.9, 0.8, 0.6, 0.3]
+  assert curve['coverage'] == pytest.approx([0.2, 0.6, 0.8, 1.0])
+  assert curve['risk'] == pytest.approx([0, 1 / 3, 1 / 4, 2 / 5])
+  assert metrics.area_under_risk_coverage(curve) == pytest.approx(
+      0.2 * 0 + 0.4 / 3 + 0.2 / 4 + 0.2 * 2 / 5)

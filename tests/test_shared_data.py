@@ -5,11 +5,12 @@ into a temporary folder.
 """
 
 import collections
+import json
 import os
 
 import pytest
 
-from helpers import REPO, dataset_config
+from helpers import REPO, dataset_config, run_module
 from skinjax import data
 from skinjax.data import dermnet
 from skinjax.data import pipeline
@@ -26,7 +27,6 @@ def _prepared(name, manual_dir, data_dir):
 
 
 def _report(builder):
-  import json  # pylint: disable=g-import-not-at-top
   with open(os.path.join(builder.data_dir, 'prepare_report.json')) as f:
     return json.load(f)
 
@@ -68,3 +68,45 @@ def test_ham10000_every_image_once_and_no_lesion_across_splits(tmp_path):
       lesion = source[i]['lesion_id']
       assert split_of_lesion.setdefault(lesion, split) == split, lesion
   assert len(split_of_lesion) == 7470  # lesions in HAM10000
+
+
+@pytest.mark.slow
+def test_ham10000_image_dir_scores_like_the_prepared_test_split(tmp_path):
+  """A class-per-folder copy of the test split's original files, evaluated
+  with --image_dir, gives the metrics of evaluating the prepared split."""
+  manual_dir = os.path.join(SHARED, 'ham10000')
+  builder = _prepared('ham10000', manual_dir, tmp_path / 'tfds')
+  names = builder.info.features['label'].names
+  source = pipeline.data_source(builder, 'test')
+  for i in range(len(source)):
+    example = source[i]
+    folder = tmp_path / 'copy' / names[int(example['label'])]
+    folder.mkdir(parents=True, exist_ok=True)
+    original = os.path.join(manual_dir, example['id'].decode())
+    os.symlink(original, folder / os.path.basename(original))
+  flags = ['--config', 'configs/ham10000.py:resnet50',
+           '--workdir', str(tmp_path / 'run')] + [f'--config.{k}={v}' for k, v in {
+               'model.name': 'resnet18', 'model.width': 8, 'image_size': 32,
+               'batch_size': 32, 'eval_batch_size': 128, 'num_train_steps': 10,
+               'optimizer.warmup_steps': 1, 'eval_every_steps': 10,
+               'checkpoint_every_steps': 10, 'wandb.mode': 'disabled',
+               'dataset.data_dir': tmp_path / 'tfds',
+               'dataset.manual_dir': manual_dir}.items()]
+  for module, extra in (('skinjax.train', []),
+                        ('skinjax.evaluate', ['--split', 'test']),
+                        ('skinjax.evaluate',
+                         ['--image_dir', str(tmp_path / 'copy')])):
+    result = run_module(module, flags + extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+  metrics = {}
+  for name in ('test', 'dir_copy'):
+    with open(tmp_path / 'run' / 'eval' / name / 'metrics.json') as f:
+      metrics[name] = json.load(f)
+  assert metrics['dir_copy']['num_examples'] == len(source)
+  assert not metrics['dir_copy']['image_dir']['skipped']
+  assert (metrics['dir_copy']['confusion_matrix'] ==
+          metrics['test']['confusion_matrix'])
+  for key in ('top1', 'top3', 'balanced_accuracy', 'macro_f1',
+              'macro_roc_auc', 'nll', 'ece'):
+    assert metrics['dir_copy'][key] == pytest.approx(metrics['test'][key],
+                                                     rel=1e-6), key

@@ -122,6 +122,7 @@ class EfficientNetLite(nn.Module):
                  conv=conv, norm=norm, name=f'block_{index}')(x, train)
     x = conv(1280, (1, 1), name='head_conv')(x)  # head not scaled
     x = nn.relu6(norm(name='head_bn')(x))
+    x = layers.expose_features(self, x)
     x = jnp.mean(x, axis=(1, 2))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     return nn.Dense(self.num_classes, dtype=jnp.float32, name='head')(x)

@@ -92,3 +92,15 @@ class DropPath(nn.Module):
     mask = jax.random.bernoulli(self.make_rng('dropout'), keep,
                                 (x.shape[0],) + (1,) * (x.ndim - 1))
     return jnp.where(mask, x / keep, 0).astype(x.dtype)
+
+
+FEATURES = 'features'
+
+
+def expose_features(module: nn.Module, x):
+  """Marks `x` as the model's last convolutional feature map, for Grad-CAM:
+  sown into 'intermediates' and, when a 'perturbations' collection is
+  passed, offset by it so that jax.grad reaches it. A no-op otherwise."""
+  x = module.perturb(FEATURES, x)
+  module.sow('intermediates', FEATURES, x)
+  return x

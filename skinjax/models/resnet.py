@@ -104,6 +104,7 @@ class ResNet(nn.Module):
             strides=2 if i > 0 and j == 0 else 1,
             drop_path_rate=self.drop_path_rate * index / num_blocks)(x, train)
         index += 1
+    x = layers.expose_features(self, x)
     x = jnp.mean(x, axis=(1, 2))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     # Logits in float32 so the softmax and the loss stay exact under bf16.

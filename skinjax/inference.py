@@ -1,0 +1,71 @@
+"""A trained checkpoint, ready for evaluate and predict: the restored state,
+its class names, and its calibration (fitted on validation on first use)."""
+
+import sys
+
+import jax
+
+from skinjax import calibration as calibration_lib
+from skinjax import checkpointing
+from skinjax import data
+from skinjax import evaluation
+from skinjax import models
+from skinjax import optim
+from skinjax import sharding
+from skinjax import train_state
+from skinjax.data import pipeline
+
+
+def _select_step(manager, which: str) -> int:
+  if which == 'latest':
+    step = manager.latest_step()
+  elif which == 'best':
+    step = manager.best_step()
+  elif which.isdigit():
+    step = int(which) if int(which) in manager.all_steps() else None
+  else:
+    sys.exit(f"error: --checkpoint={which}: use 'latest', 'best' or a step")
+  if step is None:
+    sys.exit(f'error: no checkpoint {which!r} in {manager.directory} '
+             f'(saved steps: {list(manager.all_steps())})')
+  return step
+
+
+def restore(config, workdir: str, which: str):
+  """(builder, class names, mesh, model, state, step) of a run's checkpoint."""
+  mesh = sharding.create_mesh()
+  builder = data.load_builder(config.dataset)
+  class_names = builder.info.features['label'].names
+  model = models.create_model(config.model, len(class_names))
+  tx = optim.create_optimizer(config.optimizer, config.num_train_steps)
+  abstract_state = train_state.abstract_train_state(
+      model, tx, config.image_size, sharding.replicated(mesh))
+  manager = checkpointing.create_manager(
+      workdir, config.keep_checkpoints, config.best_metric, read_only=True)
+  step = _select_step(manager, which)
+  state = checkpointing.restore(manager, step, abstract_state)
+  return builder, class_names, mesh, model, state, step
+
+
+def calibration_for(config, workdir, step, builder, eval_step_fn, state, mesh,
+                    refit: bool = False):
+  """The saved calibration of checkpoint `step`, or one fitted now on the
+  validation split (and saved) if there is none for this TTA setting."""
+  saved = calibration_lib.load(workdir, step)
+  if saved is not None and saved.tta == config.evaluation.tta and not refit:
+    return saved
+  split = config.dataset.eval_split
+  outputs = evaluation.predict(
+      eval_step_fn, state,
+      pipeline.eval_dataset(pipeline.data_source(builder, split), config,
+                            jax.process_index(), jax.process_count()), mesh)
+  calibration = calibration_lib.fit(
+      outputs['logits'], outputs['label'],
+      max_risk=config.evaluation.max_risk,
+      num_bins=config.evaluation.calibration_bins, checkpoint_step=step,
+      tta=config.evaluation.tta, split=split)
+  if jax.process_index() == 0:
+    print(f'Calibrated on {split}: temperature '
+          f'{calibration.temperature:.3f} (saved to '
+          f'{calibration_lib.save(calibration, workdir)}).')
+  return calibration

@@ -1,0 +1,62 @@
+"""Temperature scaling and the selective-prediction threshold."""
+
+import numpy as np
+import pytest
+
+from skinjax import calibration
+from skinjax import metrics
+
+
+def _sampled(temperature, n=20_000, classes=5, seed=0):
+  """Labels drawn from softmax(z); the model reports z * temperature, i.e.
+  it is over-confident by `temperature`."""
+  rng = np.random.default_rng(seed)
+  z = rng.normal(0, 1.5, (n, classes))
+  p = metrics.softmax(z)
+  labels = (p.cumsum(-1) > rng.uniform(size=(n, 1))).argmax(-1)
+  return z * temperature, labels
+
+
+def test_temperature_scaling_undoes_over_confidence():
+  logits, labels = _sampled(3.0)
+  t = calibration.fit_temperature(logits, labels)
+  assert t == pytest.approx(3.0, rel=0.05)
+  before = metrics.negative_log_likelihood(logits, labels)
+  after = metrics.negative_log_likelihood(logits / t, labels)
+  assert after < before - 0.1
+  ece = lambda x: metrics.expected_calibration_error(metrics.softmax(x), labels)
+  assert ece(logits / t) < 0.02 < 0.1 < ece(logits)
+
+
+def test_a_calibrated_model_keeps_temperature_one():
+  logits, labels = _sampled(1.0, seed=1)
+  assert calibration.fit_temperature(logits, labels) == pytest.approx(
+      1.0, rel=0.05)
+
+
+def test_threshold_takes_the_largest_coverage_within_the_risk():
+  # Confidences 0.9 0.8 0.7 0.6 0.5; right, right, wrong, right, wrong.
+  confidence = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+  probabilities = np.stack([confidence, 1 - confidence], -1)
+  labels = np.array([0, 0, 1, 0, 1])
+  # Risk at coverage 1/5..5/5: 0, 0, 1/3, 1/4, 2/5.
+  assert calibration.selective_threshold(probabilities, labels, 0.3) == (
+      {'threshold': 0.6, 'coverage': 0.8, 'risk': 0.25})
+  assert calibration.selective_threshold(probabilities, labels, 0.1) == (
+      {'threshold': 0.8, 'coverage': 0.4, 'risk': 0.0})
+  everything_wrong = calibration.selective_threshold(
+      probabilities, 1 - np.array([0, 0, 0, 0, 0]), 0.1)
+  assert everything_wrong == {'threshold': None, 'coverage': 0.0,
+                              'risk': None}
+
+
+def test_saved_calibration_reads_back(tmp_path):
+  logits, labels = _sampled(2.0, n=2000)
+  fitted = calibration.fit(logits, labels, max_risk=0.2, num_bins=15,
+                           checkpoint_step=7, tta='flips', split='validation')
+  assert fitted.fitted_on['nll_after'] < fitted.fitted_on['nll_before']
+  calibration.save(fitted, str(tmp_path))
+  assert calibration.load(str(tmp_path), 7) == fitted
+  assert calibration.load(str(tmp_path), 8) is None
+  assert list((tmp_path / 'calibration').iterdir()) == [
+      tmp_path / 'calibration' / '7.json']
