@@ -27,7 +27,6 @@ def test_grad_cam_is_defined_for_every_architecture(name):
   images = jnp.asarray(np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)),
                        jnp.uint8)
   variables = model.init(jax.random.PRNGKey(0), images, train=False)
-  variables = {k: variables[k] for k in ('params', 'batch_stats')}
   cam = jax.jit(lambda v, x, c: saliency.grad_cam(model, v, x, c))(
       variables, images, jnp.array([0, 2]))
   assert cam.shape == (2, 32, 32)
@@ -35,12 +34,15 @@ def test_grad_cam_is_defined_for_every_architecture(name):
 
 
 def test_every_registered_model_exposes_its_feature_map():
+  images = jnp.zeros((1, 64, 64, 3), jnp.uint8)
   for name in models.MODELS:
     model = _model(name, 3)
-    shapes = jax.eval_shape(lambda m=model: m.init(
-        jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3), jnp.uint8),
-        train=False))
-    features = shapes['perturbations'][layers.FEATURES]
+    variables = jax.eval_shape(lambda m=model: m.init(
+        jax.random.PRNGKey(0), images, train=False))
+    assert sorted(variables) == ['batch_stats', 'params'], name
+    _, state = jax.eval_shape(lambda v, m=model: m.apply(
+        v, images, train=False, mutable=['intermediates']), variables)
+    features = state['intermediates'][layers.FEATURES][0]
     assert features.ndim == 4 and features.shape[1:3] == (2, 2), name
 
 

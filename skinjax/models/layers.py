@@ -100,7 +100,9 @@ FEATURES = 'features'
 def expose_features(module: nn.Module, x):
   """Marks `x` as the model's last convolutional feature map, for Grad-CAM:
   sown into 'intermediates' and, when a 'perturbations' collection is
-  passed, offset by it so that jax.grad reaches it. A no-op otherwise."""
-  x = module.perturb(FEATURES, x)
+  passed, offset by it so that jax.grad reaches it. A no-op otherwise (and
+  never part of the variables that `init` returns)."""
+  if not module.is_initializing():
+    x = module.perturb(FEATURES, x)
   module.sow('intermediates', FEATURES, x)
   return x
