@@ -45,7 +45,8 @@ _WORKDIR = flags.DEFINE_string('workdir', None,
 _CHECKPOINT = flags.DEFINE_string(
     'checkpoint', 'best',
     "'latest', 'best' (by validation config.best_metric) or a step number.")
-_TOP_K = flags.DEFINE_integer('top_k', 3, 'Classes listed per photo.')
+_TOP_K = flags.DEFINE_integer('top_k', 3, 'Classes listed per photo.',
+                              lower_bound=1)
 _OUTPUT = flags.DEFINE_string(
     'output', None, 'Write the predictions to this .csv or .json file.')
 _SALIENCY = flags.DEFINE_string(
@@ -104,8 +105,6 @@ def _write(rows, path: str) -> None:
     with open(path, 'w') as f:
       json.dump(rows, f, indent=2)
     return
-  if not path.endswith('.csv'):
-    raise app.UsageError(f'--output={path}: use a .csv or .json file name')
   top_k = max(len(r['differential']) for r in rows)
   with open(path, 'w', newline='') as f:
     writer = csv.writer(f)
@@ -159,6 +158,9 @@ def _saliency_maps(model, state, images, classes, mesh, batch_size) -> list:
 def main(argv):
   if len(argv) < 2:
     raise app.UsageError('Name at least one image, folder or glob.')
+  if _OUTPUT.value and not _OUTPUT.value.endswith(('.csv', '.json')):
+    raise app.UsageError(f'--output={_OUTPUT.value}: use a .csv or .json '
+                         'file name')
   workdir = _WORKDIR.value
   config = _load_config(workdir)
   config_lib.exit_if_invalid(config)
