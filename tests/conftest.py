@@ -3,7 +3,7 @@
 from absl import flags
 import pytest
 
-from helpers import dataset_config
+from helpers import cpu_devices, dataset_config, tiny_run_flags, train
 
 # grain reads absl flags in its worker processes; tests have no app.run.
 flags.FLAGS.mark_as_parsed()
@@ -16,3 +16,15 @@ def small_data_dir(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp('tfds'))
   data.prepare(data.get_builder(dataset_config('synthetic_lesions/small', data_dir)))
   return data_dir
+
+
+@pytest.fixture(scope='session')
+def reference_run(small_data_dir, tmp_path_factory):
+  """60 uninterrupted steps on 4 CPU devices, with EMA, checkpoints every 10:
+  what an interrupted or damaged run of the same flags must reproduce.
+  Returns (workdir, flags, env)."""
+  workdir = tmp_path_factory.mktemp('reference')
+  flags = tiny_run_flags(small_data_dir, num_train_steps=60, ema_decay=0.9)
+  env = cpu_devices(4)
+  train(workdir, flags, env)
+  return workdir, flags, env
