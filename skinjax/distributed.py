@@ -36,8 +36,8 @@ def _on_cloud_tpu() -> bool:
 
 
 def _slurm_tasks() -> int:
-  return int(os.environ.get('SLURM_STEP_NUM_TASKS',
-                            os.environ.get('SLURM_NTASKS', 1)))
+  """Tasks of this `srun` step (a batch script itself runs as one)."""
+  return int(os.environ.get('SLURM_STEP_NUM_TASKS', 1))
 
 
 def _slurm_local_devices():
