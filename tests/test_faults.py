@@ -209,9 +209,12 @@ def test_launch_multiprocess_stops_both_processes_at_one_step_and_resumes(
              '--workdir', str(workdir),
              *tiny_run_flags(small_data_dir, num_train_steps=20)]
   env = dict(os.environ, SKINJAX_VENV=sys.prefix)
+  # As a terminal's foreground job: SIGINT not ignored, even when pytest
+  # itself was started in the background.
   proc = subprocess.Popen(command, cwd=REPO, env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          start_new_session=True)
+                          start_new_session=True, preexec_fn=lambda: (
+                              signal.signal(signal.SIGINT, signal.SIG_DFL)))
   wait_for(workdir / 'checkpoints' / '10', proc)
   os.killpg(proc.pid, signal.SIGINT)
   stdout, stderr = proc.communicate(timeout=300)
