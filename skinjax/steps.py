@@ -64,10 +64,15 @@ def train_step(state, batch, *, model, tx, learning_rate_fn, label_smoothing,
     return (grads_sum, loss_sum + loss, correct_sum + correct,
             batch_stats), None
 
-  zeros = jax.tree.map(jnp.zeros_like, state.params)
-  (grads, loss, correct, batch_stats), _ = jax.lax.scan(
-      accumulate, (zeros, 0.0, 0, state.batch_stats),
-      (_micro_batches(batch, grad_accum_steps), jnp.arange(grad_accum_steps)))
+  start = (jax.tree.map(jnp.zeros_like, state.params), 0.0, 0,
+           state.batch_stats)
+  if grad_accum_steps == 1:  # no scan: XLA:CPU runs a scan's body ~9x slower
+    totals, _ = accumulate(start, (batch, 0))
+  else:
+    totals, _ = jax.lax.scan(
+        accumulate, start, (_micro_batches(batch, grad_accum_steps),
+                            jnp.arange(grad_accum_steps)))
+  grads, loss, correct, batch_stats = totals
   grads = jax.tree.map(lambda g: g / grad_accum_steps, grads)
   loss = loss / grad_accum_steps
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
