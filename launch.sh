@@ -4,7 +4,15 @@
 #   ./launch.sh train CONFIG [--workdir DIR] [--config.KEY=VALUE ...]
 #       Trains (resuming if DIR has checkpoints), then evaluates the test
 #       split. DIR defaults to runs/<config name>. The --config.* overrides
-#       are passed to both steps.
+#       are passed to both steps. Ctrl-C or SIGTERM stops training at the end
+#       of its step with a checkpoint (the same command resumes) and skips
+#       the evaluation.
+#   ./launch.sh multiprocess N CONFIG [--workdir DIR] [--config.KEY=VALUE ...]
+#       As train, with training spread over N processes on this machine
+#       (jax.distributed on 127.0.0.1, CPU collectives unless JAX_PLATFORMS
+#       says otherwise): multi-host code, tried on one box. For K devices per
+#       process, set XLA_FLAGS=--xla_force_host_platform_device_count=K.
+#       Process 0 prints; the others write DIR/process_<i>.log.
 #   ./launch.sh evaluate CONFIG [--workdir DIR] [--split S] [--checkpoint C]
 #   ./launch.sh test [--slow] [PYTEST ARGS ...]
 #       The test suite; --slow runs only the tests marked slow (minutes).
@@ -36,6 +44,41 @@ parse_workdir() {
   done
 }
 
+# Runs "$@" in the background as one more training process (PIDS); the
+# output goes to $LOG if set.
+start() {
+  if [[ -n "${LOG:-}" ]]; then "$@" >"$LOG" 2>&1 & else "$@" & fi
+  PIDS+=($!)
+}
+
+# Waits for every process in PIDS; returns the first failure's status. A
+# SIGINT or SIGTERM to this script is passed on to them as SIGTERM (training
+# then checkpoints and exits 0) and sets STOPPED.
+PIDS=()
+STOPPED=0
+trap 'STOPPED=1; kill -TERM "${PIDS[@]}" 2>/dev/null || true' INT TERM
+wait_all() {
+  local status=0 pid s
+  for pid in "${PIDS[@]}"; do
+    while :; do
+      s=0; wait "$pid" || s=$?
+      kill -0 "$pid" 2>/dev/null || break  # else a signal interrupted wait
+    done
+    if (( s != 0 && status == 0 )); then status=$s; fi
+  done
+  PIDS=()
+  return "$status"
+}
+
+evaluate_unless_stopped() {
+  if (( STOPPED )); then
+    echo "Training was stopped: not evaluating. Run the same command to resume."
+    exit 0
+  fi
+  "$PYTHON" -m skinjax.evaluate --config "$CONFIG" --workdir "$WORKDIR" \
+    --split test ${REST[@]+"${REST[@]}"}
+}
+
 command="${1:-}"
 [[ -n "$command" ]] || usage
 shift
@@ -44,10 +87,27 @@ case "$command" in
     [[ $# -ge 1 ]] || usage
     CONFIG="$1"; shift
     parse_workdir "$@"
-    "$PYTHON" -m skinjax.train --config "$CONFIG" --workdir "$WORKDIR" \
+    start "$PYTHON" -m skinjax.train --config "$CONFIG" --workdir "$WORKDIR" \
       ${REST[@]+"${REST[@]}"}
-    "$PYTHON" -m skinjax.evaluate --config "$CONFIG" --workdir "$WORKDIR" \
-      --split test ${REST[@]+"${REST[@]}"}
+    wait_all
+    evaluate_unless_stopped
+    ;;
+  multiprocess)
+    [[ $# -ge 2 && "$1" =~ ^[1-9][0-9]*$ ]] || usage
+    NUM_PROCESSES="$1"; CONFIG="$2"; shift 2
+    parse_workdir "$@"
+    mkdir -p "$WORKDIR"
+    PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}"
+    for ((i = 0; i < NUM_PROCESSES; i++)); do
+      LOG=""; (( i == 0 )) || LOG="$WORKDIR/process_$i.log"
+      start "$PYTHON" -m skinjax.train --config "$CONFIG" --workdir "$WORKDIR" \
+        --coordinator_address "127.0.0.1:$PORT" \
+        --num_processes "$NUM_PROCESSES" --process_id "$i" \
+        ${REST[@]+"${REST[@]}"}
+    done
+    wait_all || { echo "A training process failed; see $WORKDIR/process_*.log." >&2; exit 1; }
+    evaluate_unless_stopped
     ;;
   evaluate)
     [[ $# -ge 1 ]] || usage

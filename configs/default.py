@@ -54,7 +54,9 @@ def get_config():
   config.model = ml_collections.ConfigDict()
   config.model.name = 'resnet50'  # a name from skinjax.models.MODELS
   config.model.width = 64  # ResNets: filters of the first stage
-  config.model.dtype = 'float32'  # compute dtype: float32 | bfloat16
+  # Compute dtype: float32 | bfloat16. Parameters, BatchNorm statistics,
+  # logits, softmax and loss stay float32 either way.
+  config.model.dtype = 'float32'
   config.model.dropout_rate = 0.0  # before the classifier
   config.model.drop_path_rate = 0.0  # stochastic depth of the last block
   # Starting weights: '' (random), 'imagenet' (EfficientNet-Lite) or the path
@@ -68,6 +70,19 @@ def get_config():
   config.batch_size = 128  # global, over all devices and processes
   config.eval_batch_size = 256  # global
   config.num_train_steps = 20_000
+  # Micro-batches per step: each device's share of batch_size is split into
+  # this many, their gradients averaged before one update (same learning
+  # rate, less memory). BatchNorm sees each micro-batch on its own.
+  config.grad_accum_steps = 1
+  # Exponential moving average of the weights (and BatchNorm statistics),
+  # validated beside the raw ones (val_ema/*) and checkpointed; 0 disables.
+  # Averages over about 1 / (1 - decay) steps, ramped up early on as
+  # min(decay, (1 + step) / (10 + step)).
+  config.ema_decay = 0.0
+  # A step whose loss or gradients are NaN/Inf never changes the weights.
+  # False stops training there with a message (the last checkpoint is kept);
+  # True skips that batch and goes on.
+  config.skip_nonfinite_steps = False
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.name = 'sgd'  # sgd | adamw

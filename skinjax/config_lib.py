@@ -132,7 +132,7 @@ def validate(config):
                       f'of {BEST_METRICS}')
   for key in ('image_size', 'batch_size', 'eval_batch_size', 'num_train_steps',
               'log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
-              'keep_checkpoints', 'model.width',
+              'keep_checkpoints', 'model.width', 'grad_accum_steps',
               'evaluation.calibration_bins'):
     if _get(config, key) < 1:
       raise ConfigError(f'config.{key}={_get(config, key)}: must be >= 1')
@@ -149,16 +149,24 @@ def validate(config):
     raise ConfigError('config.label_smoothing: must be in [0, 1)')
   if not 0 < config.evaluation.max_risk < 1:
     raise ConfigError('config.evaluation.max_risk: must be in (0, 1)')
+  if not 0 <= config.ema_decay < 1:
+    raise ConfigError('config.ema_decay: must be in [0, 1) (0 disables)')
 
 
 def validate_for_devices(config, device_count, process_count):
-  """Batch sizes must split evenly over devices and processes."""
+  """Batch sizes must split evenly over devices and processes (and each
+  device's share of a training batch over the micro-batches)."""
   for key in ('batch_size', 'eval_batch_size'):
     size = _get(config, key)
     if size % device_count or size % process_count:
       raise ConfigError(
           f'config.{key}={size}: must be divisible by the {device_count} '
           f'devices and {process_count} processes')
+  if config.batch_size % (device_count * config.grad_accum_steps):
+    raise ConfigError(
+        f'config.batch_size={config.batch_size}: must be divisible by the '
+        f'{device_count} devices x config.grad_accum_steps='
+        f'{config.grad_accum_steps}')
 
 
 def exit_if_invalid(config) -> None:

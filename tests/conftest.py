@@ -3,9 +3,7 @@
 from absl import flags
 import pytest
 
-from helpers import dataset_config
-from helpers import run_module
-from helpers import tiny_run_flags
+from helpers import cpu_devices, dataset_config, tiny_run_flags, train
 
 # grain reads absl flags in its worker processes; tests have no app.run.
 flags.FLAGS.mark_as_parsed()
@@ -26,7 +24,17 @@ def trained_run(small_data_dir, tmp_path_factory):
   (workdir, the --config.* flags it was trained with)."""
   workdir = tmp_path_factory.mktemp('run')
   flags = tiny_run_flags(small_data_dir, **{'wandb.mode': 'offline'})
-  result = run_module('skinjax.train', ['--config', 'configs/synthetic.py',
-                                        '--workdir', str(workdir)] + flags)
-  assert result.returncode == 0, result.stderr[-3000:]
+  train(workdir, flags)
   return workdir, flags
+
+
+@pytest.fixture(scope='session')
+def reference_run(small_data_dir, tmp_path_factory):
+  """60 uninterrupted steps on 4 CPU devices, with EMA, checkpoints every 10:
+  what an interrupted or damaged run of the same flags must reproduce.
+  Returns (workdir, flags, env)."""
+  workdir = tmp_path_factory.mktemp('reference')
+  flags = tiny_run_flags(small_data_dir, num_train_steps=60, ema_decay=0.9)
+  env = cpu_devices(4)
+  train(workdir, flags, env)
+  return workdir, flags, env

@@ -1,13 +1,16 @@
 """Helpers shared by the tests: tiny run configs and a CLI runner."""
 
+import json
 import os
 import subprocess
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,6 +44,62 @@ def tiny_run_flags(data_dir, **overrides):
   }
   values.update(overrides)
   return [f'--config.{k}={v}' for k, v in values.items()]
+
+
+TRAIN = ['-m', 'skinjax.train', '--config', 'configs/synthetic.py']
+
+
+def cpu_devices(count):
+  """Environment for `count` CPU devices in a subprocess."""
+  return {'JAX_PLATFORMS': 'cpu',
+          'XLA_FLAGS': f'--xla_force_host_platform_device_count={count}'}
+
+
+def start_training(workdir, flags, env=None, **kwargs):
+  """`python -m skinjax.train` on configs/synthetic.py, in the background."""
+  return subprocess.Popen(
+      [sys.executable, *TRAIN, '--workdir', str(workdir), *flags], cwd=REPO,
+      env=dict(os.environ, **(env or {})), stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def train(workdir, flags, env=None, expect_returncode=0):
+  """Runs training to its end; returns (stdout, stderr)."""
+  proc = start_training(workdir, flags, env)
+  stdout, stderr = proc.communicate(timeout=600)
+  assert proc.returncode == expect_returncode, stdout[-2000:] + stderr[-3000:]
+  return stdout, stderr
+
+
+def wait_for(path, proc, timeout=300):
+  """Waits until `path` exists while `proc` runs."""
+  deadline = time.time() + timeout
+  while not os.path.exists(path):
+    assert proc.poll() is None, f'exited {proc.returncode} before {path}'
+    assert time.time() < deadline, f'no {path} after {timeout} s'
+    time.sleep(0.01)
+
+
+def records(workdir):
+  """The records of WORKDIR/metrics.jsonl."""
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    return [json.loads(line) for line in f]
+
+
+def saved_state(workdir, step, item='state'):
+  """A checkpoint's TrainState (or 'ema') as saved: a dict of numpy arrays,
+  whatever devices wrote it."""
+  path = os.path.join(workdir, 'checkpoints', str(step), item)
+  checkpointer = ocp.StandardCheckpointer()
+  saved = checkpointer.metadata(path).item_metadata.tree
+  return checkpointer.restore(path, jax.tree.map(
+      lambda m: np.zeros(m.shape, m.dtype), saved))
+
+
+def assert_same_leaves(a, b, rtol=1e-5, atol=1e-5):
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
 
 
 def run_module(module, args, env=None, timeout=600, **kwargs):

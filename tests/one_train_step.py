@@ -1,7 +1,11 @@
-"""One train step of a small ResNet on a fixed global batch; saves the result.
+"""Two train steps of a small ResNet on a fixed global batch; saves the result.
 
-Run as a script with XLA_FLAGS=--xla_force_host_platform_device_count=N to
-compare N-device data parallelism against a single device.
+  python -m tests.one_train_step OUT.npz [COORDINATOR NUM_PROCESSES PROCESS_ID]
+
+Run with XLA_FLAGS=--xla_force_host_platform_device_count=N to compare
+N-device data parallelism against a single device; with the last three
+arguments, as one of several processes, each feeding its own slice of the
+same global batch (process 0 writes OUT.npz).
 """
 
 import sys
@@ -10,6 +14,7 @@ import jax
 import numpy as np
 
 from configs import default
+from skinjax import distributed
 from skinjax import models
 from skinjax import optim
 from skinjax import sharding
@@ -17,7 +22,8 @@ from skinjax import steps
 from skinjax import train_state
 
 
-def main(out_path):
+def main(out_path, coordinator='', num_processes='1', process_id='0'):
+  distributed.initialize(coordinator, int(num_processes), int(process_id))
   config = default.get_config()
   config.model.name, config.model.width = 'resnet18', 8
   config.optimizer.warmup_steps = 0
@@ -30,7 +36,9 @@ def main(out_path):
   rng = np.random.default_rng(0)
   batch = {'image': rng.integers(0, 255, (16, 32, 32, 3)).astype(np.uint8),
            'label': rng.integers(0, 5, 16).astype(np.int32)}
-  batch = sharding.shard_batch(batch, mesh)
+  local = 16 // jax.process_count()
+  batch = sharding.shard_batch(jax.tree.map(
+      lambda x: x[jax.process_index() * local:][:local], batch), mesh)
   train_step = steps.jit_train_step(
       mesh, model=model, tx=tx,
       learning_rate_fn=optim.learning_rate_schedule(config.optimizer, 10),
@@ -40,9 +48,11 @@ def main(out_path):
   flat = {jax.tree_util.keystr(k): np.asarray(v) for k, v in
           jax.tree_util.tree_leaves_with_path(
               {'params': state.params, 'batch_stats': state.batch_stats})}
-  np.savez(out_path, loss=np.asarray(metrics['loss']),
-           num_devices=len(batch['image'].sharding.device_set), **flat)
+  if jax.process_index() == 0:
+    np.savez(out_path, loss=np.asarray(metrics['loss']),
+             num_devices=len(batch['image'].sharding.device_set),
+             num_processes=jax.process_count(), **flat)
 
 
 if __name__ == '__main__':
-  main(sys.argv[1])
+  main(*sys.argv[1:])

@@ -1,6 +1,9 @@
-"""Which checkpoints are kept, and that a half-written one is never restored."""
+"""Which checkpoints are kept, that a half-written one is never restored, and
+that a damaged one is skipped for the one before."""
 
+import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,16 +13,25 @@ import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from helpers import REPO
 from skinjax import checkpointing
 from skinjax import train_state
 
 
-def _state(step, value=0.0):
+def _state(step, value=0.0, ema=False):
   return train_state.TrainState(
       step=jnp.asarray(step, jnp.int32), params={'w': jnp.full((4,), value)},
-      batch_stats={}, opt_state={}, rng=jnp.zeros(2, jnp.uint32))
+      batch_stats={}, opt_state={}, rng=jnp.zeros(2, jnp.uint32),
+      ema={'params': {'w': jnp.full((4,), -value)}, 'batch_stats': {}}
+      if ema else None)
+
+
+def _abstract(state):
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+      state)
 
 
 def test_keeps_the_latest_k_and_the_best(tmp_path):
@@ -43,10 +55,7 @@ def test_restore_brings_back_state_and_iterator_position(tmp_path):
   manager.wait_until_finished()
   expected = next(iterator)
   fresh = iter(dataset)
-  abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
-                                     sharding=x.sharding), _state(0))
-  restored = checkpointing.restore(manager, 3, abstract, fresh)
+  restored = checkpointing.restore(manager, 3, _abstract(_state(0)), fresh)
   assert int(restored.step) == 3
   np.testing.assert_array_equal(restored.params['w'], [1.5] * 4)
   assert next(fresh) == expected
@@ -76,3 +85,86 @@ def test_checkpoint_killed_while_saving_is_never_restored(tmp_path):
   np.testing.assert_array_equal(restored.params['w'], np.ones(1000))
   manager.wait_until_finished()
   assert not [d for d in os.listdir(ckpt_dir) if 'tmp' in d]  # swept
+
+
+def _two_checkpoints(workdir):
+  """Steps 1 and 2 (with EMA), saved 3 and 5 elements into a dataset."""
+  manager = checkpointing.create_manager(workdir, keep=3, best_metric='top1')
+  iterator = iter(grain.MapDataset.range(100).to_iter_dataset())
+  for step, position in ((1, 3), (2, 5)):
+    while next(iterator) < position - 1:
+      pass
+    checkpointing.save(manager, _state(step, float(step), ema=True), iterator,
+                       {'top1': 0.5})
+    checkpointing.wait_until_finished(manager)
+  return os.path.join(checkpointing.checkpoint_dir(workdir), '2')
+
+
+def _truncate(path):
+  os.truncate(path, os.path.getsize(path) // 2)
+
+
+def _largest_file(folder):
+  files = [f for f in glob.glob(os.path.join(folder, '**'), recursive=True)
+           if os.path.isfile(f)]
+  return max(files, key=os.path.getsize)
+
+
+_DAMAGE = {
+    'array data truncated': lambda d: _truncate(
+        _largest_file(os.path.join(d, 'state'))),
+    'EMA array data truncated': lambda d: _truncate(
+        _largest_file(os.path.join(d, 'ema'))),
+    'tree metadata deleted': lambda d: os.remove(
+        os.path.join(d, 'state', '_METADATA')),
+    'metrics truncated': lambda d: _truncate(
+        os.path.join(d, 'metrics', 'metrics')),
+    'iterator state truncated': lambda d: _truncate(
+        os.path.join(d, 'data_iterator', 'process_0-of-1.json')),
+    'iterator folder deleted': lambda d: shutil.rmtree(
+        os.path.join(d, 'data_iterator')),
+}
+
+
+@pytest.mark.parametrize('damage', _DAMAGE)
+def test_a_damaged_latest_checkpoint_is_set_aside_for_the_previous_one(
+    tmp_path, damage):
+  workdir = str(tmp_path)
+  _DAMAGE[damage](_two_checkpoints(workdir))
+  manager = checkpointing.create_manager(workdir, keep=3, best_metric='top1')
+  iterator = iter(grain.MapDataset.range(100).to_iter_dataset())
+  step, state = checkpointing.restore_latest(
+      manager, _abstract(_state(0, ema=True)), iterator)
+  assert step == 1 and int(state.step) == 1
+  np.testing.assert_array_equal(state.params['w'], [1.0] * 4)
+  np.testing.assert_array_equal(state.ema['params']['w'], [-1.0] * 4)
+  assert next(iterator) == 3
+  assert list(manager.all_steps()) == [1]
+  assert glob.glob(os.path.join(manager.directory, '2.unreadable-*'))
+
+
+def test_a_checkpoint_that_does_not_fit_the_config_is_an_error_not_damage(
+    tmp_path):
+  """Every checkpoint failing (here: the config asks for EMA weights that
+  were never saved) raises and moves nothing."""
+  workdir = str(tmp_path)
+  manager = checkpointing.create_manager(workdir, keep=3, best_metric='top1')
+  iterator = iter(grain.MapDataset.range(10).to_iter_dataset())
+  for step in (1, 2):
+    checkpointing.save(manager, _state(step), iterator, {'top1': 0.5})
+  checkpointing.wait_until_finished(manager)
+  with pytest.raises(Exception, match='ema'):
+    checkpointing.restore_latest(manager, _abstract(_state(0, ema=True)),
+                                 iterator)
+  assert sorted(os.listdir(checkpointing.checkpoint_dir(workdir))) == [
+      '1', '2']
+
+
+def test_raw_weights_restore_without_asking_for_the_ema(tmp_path):
+  """skinjax.evaluate builds its target state without EMA."""
+  _two_checkpoints(str(tmp_path))
+  manager = checkpointing.create_manager(str(tmp_path), keep=3,
+                                         best_metric='top1', read_only=True)
+  state = checkpointing.restore(manager, 2, _abstract(_state(0)))
+  assert state.ema is None
+  np.testing.assert_array_equal(state.params['w'], [2.0] * 4)

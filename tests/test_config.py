@@ -91,6 +91,23 @@ def test_batch_must_split_over_devices():
     config_lib.validate_for_devices(config, device_count=4, process_count=1)
 
 
+def test_each_device_share_must_split_into_the_micro_batches():
+  config = default.get_config()
+  config.batch_size, config.grad_accum_steps = 32, 3
+  with pytest.raises(config_lib.ConfigError, match='grad_accum_steps=3'):
+    config_lib.validate_for_devices(config, device_count=4, process_count=1)
+  config.grad_accum_steps = 2
+  config_lib.validate_for_devices(config, device_count=4, process_count=1)
+
+
+@pytest.mark.parametrize('decay', [-0.1, 1.0])
+def test_ema_decay_must_be_below_1(decay):
+  config = default.get_config()
+  config.ema_decay = decay
+  with pytest.raises(config_lib.ConfigError, match='ema_decay'):
+    config_lib.validate(config)
+
+
 _CONFIG_FILES = sorted(p for p in glob.glob(os.path.join(REPO, 'configs', '*.py'))
                        if not p.endswith('__init__.py'))
 

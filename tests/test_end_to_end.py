@@ -4,47 +4,26 @@ import glob
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 
-import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
-from helpers import REPO, run_module, tiny_run_flags
+from helpers import (assert_same_leaves, records, run_module, saved_state,
+                     start_training, train, wait_for)
 import wandb_log
 
 _CONFIG = ['--config', 'configs/synthetic.py']
 
 
-def _train(workdir, flags, **kwargs):
-  result = run_module('skinjax.train', _CONFIG + ['--workdir', str(workdir)]
-                      + flags, **kwargs)
-  assert result.returncode == 0, result.stderr[-3000:]
-  return result
-
-
-def _records(workdir):
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    return [json.loads(line) for line in f]
-
-
-def _final_params(workdir, step):
-  path = os.path.join(workdir, 'checkpoints', str(step), 'state')
-  return ocp.StandardCheckpointer().restore(path)['params']
-
-
 def test_run_writes_metrics_config_and_checkpoints(trained_run):
   workdir, _ = trained_run
-  records = _records(workdir)
-  train = [r for r in records if 'train/loss' in r]
-  assert [r['step'] for r in train] == [5, 10, 15, 20]
+  logged = records(workdir)
+  train_records = [r for r in logged if 'train/loss' in r]
+  assert [r['step'] for r in train_records] == [5, 10, 15, 20]
   for key in ('train/accuracy', 'train/learning_rate',
               'perf/images_per_second', 'perf/step_time_ms'):
-    assert all(np.isfinite(r[key]) for r in train), key
-  assert [r['step'] for r in records if 'val/top1' in r] == [10, 20]
+    assert all(np.isfinite(r[key]) for r in train_records), key
+  assert [r['step'] for r in logged if 'val/top1' in r] == [10, 20]
   with open(os.path.join(workdir, 'config.json')) as f:
     assert json.load(f)['model']['width'] == 8
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['10', '20']
@@ -54,7 +33,7 @@ def test_wandb_offline_run_holds_the_loss_history(trained_run):
   workdir, _ = trained_run
   rows = wandb_log.history(os.path.join(workdir, 'wandb'))
   logged = {r['step']: r['train/loss'] for r in rows if 'train/loss' in r}
-  written = {r['step']: r['train/loss'] for r in _records(workdir)
+  written = {r['step']: r['train/loss'] for r in records(workdir)
              if 'train/loss' in r}
   assert logged == pytest.approx(written) and len(logged) == 4
   run_id = (workdir / 'wandb_run_id').read_text()
@@ -75,7 +54,7 @@ def test_evaluate_writes_the_report(trained_run):
     assert 0 <= metrics[key] <= 1
   assert np.sum(metrics['confusion_matrix']) == 60
   assert len(metrics['per_class']) == 6
-  val = {r['step']: r['val/top1'] for r in _records(workdir) if 'val/top1' in r}
+  val = {r['step']: r['val/top1'] for r in records(workdir) if 'val/top1' in r}
   assert metrics['checkpoint_step'] == max(val, key=lambda s: (val[s], -s))
   # Calibrated on validation, saved beside the checkpoint, applied here.
   with open(workdir / 'calibration' / f"{metrics['checkpoint_step']}.json") as f:
@@ -102,33 +81,23 @@ def test_evaluate_writes_the_report(trained_run):
                          logged[f'test/{name}/path'])), name
 
 
-def test_killed_run_resumes_to_the_same_result(small_data_dir, tmp_path):
+def test_killed_run_resumes_to_the_same_result(reference_run, tmp_path):
   """SIGKILL midway, then the same command: identical params and metrics."""
-  flags = tiny_run_flags(small_data_dir, num_train_steps=60)
-  _train(tmp_path / 'whole', flags)
-
+  reference, flags, env = reference_run
   workdir = tmp_path / 'killed'
-  command = [sys.executable, '-m', 'skinjax.train'] + _CONFIG + [
-      '--workdir', str(workdir)] + flags
-  proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-  first_checkpoint = workdir / 'checkpoints' / '10'
-  deadline = time.time() + 300
-  while not first_checkpoint.exists() and time.time() < deadline:
-    time.sleep(0.01)
+  proc = start_training(workdir, flags, env)
+  wait_for(workdir / 'checkpoints' / '10', proc)
   proc.send_signal(signal.SIGKILL)
   assert proc.wait() == -signal.SIGKILL, 'finished before it was killed'
-  resumed = _train(workdir, flags)
-  assert 'Resuming from checkpoint step' in resumed.stdout
+  resumed, _ = train(workdir, flags, env)
+  assert 'Resuming from checkpoint step' in resumed
 
-  whole_params, resumed_params = (_final_params(tmp_path / 'whole', 60),
-                                  _final_params(workdir, 60))
-  for a, b in zip(jax.tree.leaves(whole_params),
-                  jax.tree.leaves(resumed_params)):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-  whole, again = _records(tmp_path / 'whole'), _records(workdir)
+  assert_same_leaves(saved_state(workdir, 60), saved_state(reference, 60))
+  assert_same_leaves(saved_state(workdir, 60, 'ema'),
+                     saved_state(reference, 60, 'ema'))
+  whole, again = records(reference), records(workdir)
   logged_steps = [r['step'] for r in again if 'train/loss' in r]
   assert len(logged_steps) == len(set(logged_steps)) == 12  # no step twice
-  for key in ('train/loss', 'val/top1', 'val/macro_f1'):
+  for key in ('train/loss', 'val/top1', 'val/macro_f1', 'val_ema/nll'):
     assert ({r['step']: r[key] for r in whole if key in r}
             == pytest.approx({r['step']: r[key] for r in again if key in r}))

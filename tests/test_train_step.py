@@ -1,6 +1,12 @@
-"""The compiled train step: it learns, decays the right weights, and gives the
-same result on 1 and 4 devices."""
+"""The compiled train step: it learns, decays the right weights, gives the
+same result on 1 and 4 devices and on 2 processes, never applies a
+non-finite update, accumulates gradients, averages weights and computes in
+bfloat16 when asked."""
 
+import os
+import socket
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +15,7 @@ import optax
 import pytest
 
 from configs import default
-from helpers import run_module
+from helpers import REPO
 from skinjax import models
 from skinjax import optim
 from skinjax import sharding
@@ -17,36 +23,127 @@ from skinjax import steps
 from skinjax import train_state
 
 
-def _setup(**optimizer):
+def _setup(model_overrides=(), ema_decay=0.0, grad_accum_steps=1,
+           **optimizer):
   config = default.get_config()
   config.model.name, config.model.width = 'resnet18', 4
+  config.model.update(dict(model_overrides))
   config.optimizer.warmup_steps = 0
   config.optimizer.update(optimizer)
   mesh = sharding.create_mesh()
   model = models.create_model(config.model, num_classes=4)
   tx = optim.create_optimizer(config.optimizer, num_train_steps=1000)
-  state = train_state.create_train_state(jax.random.PRNGKey(0), model, tx, 16)
+  state = train_state.create_train_state(jax.random.PRNGKey(0), model, tx, 16,
+                                         ema=ema_decay > 0)
   step = steps.jit_train_step(
       mesh, model=model, tx=tx,
       learning_rate_fn=optim.learning_rate_schedule(config.optimizer, 1000),
-      label_smoothing=0.0)
+      label_smoothing=0.0, grad_accum_steps=grad_accum_steps,
+      ema_decay=ema_decay)
   return mesh, state, step
+
+
+def _batch(mesh, size=8, seed=0, dtype=np.uint8, nan_pixel=False):
+  rng = np.random.default_rng(seed)
+  image = rng.integers(0, 255, (size, 16, 16, 3)).astype(dtype)
+  if nan_pixel:
+    image[3, 5, 5, 0] = np.nan
+  return sharding.shard_batch(
+      {'image': image, 'label': np.arange(size, dtype=np.int32) % 4}, mesh)
+
+
+def _leaves(tree):
+  return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
 @pytest.mark.parametrize('name', ['sgd', 'adamw'])
 def test_loss_falls_when_fitting_one_batch(name):
   mesh, state, step = _setup(name=name, learning_rate=0.05 if name == 'sgd'
                              else 3e-3)
-  rng = np.random.default_rng(0)
-  batch = sharding.shard_batch(
-      {'image': rng.integers(0, 255, (8, 16, 16, 3)).astype(np.uint8),
-       'label': np.arange(8, dtype=np.int32) % 4}, mesh)
+  batch = _batch(mesh)
   losses = []
   for _ in range(40):
     state, metrics = step(state, batch)
     losses.append(float(metrics['loss']))
   assert losses[-1] < 0.3 * losses[0], losses
   assert int(state.step) == 40
+
+
+@pytest.fixture(scope='module')
+def ema_step():
+  """(mesh, step) with EMA decay 0.99, for float32 images (NaN-able)."""
+  mesh, _, step = _setup(ema_decay=0.99, learning_rate=0.05)
+  return mesh, step
+
+
+def _ema_state(mesh):
+  _, state, _ = _setup(ema_decay=0.99, learning_rate=0.05)
+  return state
+
+
+def test_a_non_finite_batch_changes_nothing_but_the_step_counter(ema_step):
+  """A NaN pixel makes the loss NaN: params, optimiser state, BatchNorm
+  statistics and EMA stay bit-identical; the next good batch trains."""
+  mesh, step = ema_step
+  batch = lambda **kwargs: _batch(mesh, dtype=np.float32, **kwargs)
+  state, _ = step(_ema_state(mesh), batch())  # momentum, EMA non-trivial
+  before = _leaves((state.params, state.batch_stats, state.opt_state,
+                    state.ema))
+  skipped, metrics = step(state, batch(seed=1, nan_pixel=True))
+  assert not bool(metrics['finite']) and np.isnan(float(metrics['loss']))
+  assert int(skipped.step) == 2
+  after = _leaves((skipped.params, skipped.batch_stats, skipped.opt_state,
+                   skipped.ema))
+  for a, b in zip(before, after):
+    np.testing.assert_array_equal(a, b)
+  trained, metrics = step(skipped, batch(seed=2))
+  assert bool(metrics['finite'])
+  assert not np.allclose(_leaves(trained.params)[0], before[0])
+
+
+def test_ema_moves_towards_the_new_weights_with_a_warmed_up_decay(ema_step):
+  """After the first update, decay = min(0.99, (1 + 0) / (10 + 0)) = 0.1."""
+  mesh, step = ema_step
+  state = _ema_state(mesh)
+  initial = _leaves((state.params, state.batch_stats))
+  new, _ = step(state, _batch(mesh, dtype=np.float32))
+  for old, raw, ema in zip(initial, _leaves((new.params, new.batch_stats)),
+                           _leaves((new.ema['params'],
+                                    new.ema['batch_stats']))):
+    np.testing.assert_allclose(ema, 0.1 * old + 0.9 * raw, rtol=1e-5,
+                               atol=1e-7)
+
+
+def test_gradient_accumulation_matches_one_big_batch():
+  """With BatchNorm statistics frozen, nothing depends on how the batch is
+  split: 4 micro-batches give the update of the whole batch."""
+  results = []
+  for accum in (1, 4):
+    mesh, state, step = _setup({'freeze_batch_stats': True},
+                               grad_accum_steps=accum, learning_rate=0.1)
+    state, metrics = step(state, _batch(mesh, size=16))
+    results.append((_leaves(state.params), float(metrics['loss']),
+                    float(metrics['accuracy'])))
+  (whole, loss, accuracy), (accumulated, accum_loss, accum_accuracy) = results
+  assert accum_loss == pytest.approx(loss, rel=1e-5)
+  assert accum_accuracy == accuracy
+  for a, b in zip(whole, accumulated):
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+  initial = _leaves(_setup({'freeze_batch_stats': True})[1].params)
+  assert not all(np.allclose(a, b) for a, b in zip(whole, initial))
+
+
+def test_bfloat16_training_keeps_float32_master_weights_and_loss():
+  """(test_models checks the bf16 forward pass.) The loss, the updated
+  parameters and BatchNorm statistics stay float32."""
+  mesh, state, step = _setup({'dtype': 'bfloat16'}, learning_rate=0.05)
+  before = _leaves(state.params)
+  new, metrics = step(state, _batch(mesh))
+  assert metrics['loss'].dtype == jnp.float32 and bool(metrics['finite'])
+  dtypes = {x.dtype for x in jax.tree.leaves((new.params, new.batch_stats))}
+  assert dtypes == {jnp.dtype('float32')}
+  assert not all(np.allclose(a, b) for a, b in zip(_leaves(new.params),
+                                                   before))
 
 
 def test_weight_decay_touches_kernels_only():
@@ -78,25 +175,89 @@ def test_schedule_warms_up_then_decays_to_the_end_value():
   assert float(schedule(110)) == pytest.approx(0.004)
 
 
-def test_four_devices_match_one_device(tmp_path):
+def _one_train_step(out, num_devices, *process_args, env=()):
+  """Starts tests/one_train_step.py with `num_devices` CPU devices."""
+  return subprocess.Popen(
+      [sys.executable, '-m', 'tests.one_train_step', str(out), *process_args],
+      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+      env=dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=(
+          f'--xla_force_host_platform_device_count={num_devices}'), **dict(env)))
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _wait(proc):
+  output, _ = proc.communicate(timeout=600)
+  assert proc.returncode == 0, output[-3000:]
+
+
+def _result(proc, out):
+  _wait(proc)
+  return dict(np.load(out))
+
+
+@pytest.fixture(scope='module')
+def step_results(tmp_path_factory):
+  """Two steps on the same global batch: in one process on 1 and on 4
+  devices, and on 2 processes of 2 devices (jax.distributed on 127.0.0.1,
+  gloo collectives), each process feeding its half of the batch. All start
+  at once: most of their time is spent importing and compiling."""
+  out = tmp_path_factory.mktemp('steps')
+  port = _free_port()
+  procs = {n: _one_train_step(out / f'{n}.npz', n) for n in (1, 4)}
+  procs['2x2'] = _one_train_step(out / '2x2.npz', 2, f'127.0.0.1:{port}', '2',
+                                 '0')
+  helper = _one_train_step(out / 'unused.npz', 2, f'127.0.0.1:{port}', '2',
+                           '1')
+  results = {n: _result(proc, out / f'{n}.npz') for n, proc in procs.items()}
+  _wait(helper)
+  return results
+
+
+def _assert_same_step(result, reference):
+  assert result.keys() == reference.keys()
+  for key in reference:
+    if key not in ('num_devices', 'num_processes'):
+      np.testing.assert_allclose(result[key], reference[key], rtol=1e-5,
+                                 atol=1e-5, err_msg=key)
+
+
+def test_four_devices_match_one_device(step_results):
   """Same global batch on 1 and 4 CPU devices: same loss, params and BN stats
   (BatchNorm statistics are taken over the global batch)."""
-  results = {}
-  for n in (1, 4):
-    out = tmp_path / f'{n}.npz'
-    proc = run_module('tests.one_train_step', [str(out)], env={
-        'XLA_FLAGS': f'--xla_force_host_platform_device_count={n}',
-        'JAX_PLATFORMS': 'cpu'})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results[n] = dict(np.load(out))
-  assert results[1].pop('num_devices') == 1
-  assert results[4].pop('num_devices') == 4
-  assert results[1].keys() == results[4].keys()
-  for key in results[1]:
-    np.testing.assert_allclose(results[4][key], results[1][key], rtol=1e-5,
-                               atol=1e-5, err_msg=key)
+  one, four = step_results[1], step_results[4]
+  assert (one['num_devices'], four['num_devices']) == (1, 4)
+  _assert_same_step(four, one)
   # The comparison is not vacuous: the step changed the BN statistics.
-  assert np.abs(results[1]["['batch_stats']['bn_init']['mean']"]).max() > 1e-3
+  assert np.abs(one["['batch_stats']['bn_init']['mean']"]).max() > 1e-3
+
+
+def test_two_processes_of_two_devices_match_one_process_of_four(step_results):
+  result = step_results['2x2']
+  assert (result['num_processes'], result['num_devices']) == (2, 4)
+  _assert_same_step(result, step_results[4])
+
+
+@pytest.mark.slow
+def test_under_srun_the_processes_find_each_other_from_slurm_variables(
+    step_results, tmp_path):
+  """srun's environment for 2 tasks on this host, and no flags: the same
+  step as 1 process x 4 devices."""
+  slurm = {'SLURM_JOB_ID': '4242', 'SLURM_STEP_NODELIST': 'localhost',
+           'SLURM_NTASKS': '2', 'SLURM_STEP_NUM_TASKS': '2',
+           'SLURM_STEP_TASKS_PER_NODE': '2',
+           'JAX_COORDINATOR_PORT': str(_free_port())}
+  procs = [_one_train_step(tmp_path / f'{i}.npz', 2, env={
+      **slurm, 'SLURM_PROCID': str(i), 'SLURM_LOCALID': str(i)})
+           for i in range(2)]
+  result = _result(procs[0], tmp_path / '0.npz')
+  _wait(procs[1])
+  assert (result['num_processes'], result['num_devices']) == (2, 4)
+  _assert_same_step(result, step_results[4])
 
 
 def test_class_weighted_loss_compiles_and_weighs_each_example_by_its_class():
