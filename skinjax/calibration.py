@@ -1,8 +1,9 @@
 """Post-hoc calibration of a checkpoint: a softmax temperature and the
 confidence threshold of selective prediction, both fitted on validation.
 
-They are stored as WORKDIR/calibration/<step>.json beside the checkpoint they
-belong to, so evaluate and predict apply the same values.
+They are stored as WORKDIR/calibration/<step>.json (<step>.ema.json for the
+moving-average weights) beside the checkpoint they belong to, so evaluate and
+predict apply the same values.
 """
 
 import dataclasses
@@ -27,6 +28,7 @@ class Calibration:
   threshold: float | None
   max_risk: float
   checkpoint_step: int
+  weights: str  # 'raw' or 'ema' (the moving average of the weights)
   tta: str  # the test-time augmentation the logits were fitted with
   fitted_on: dict  # split, examples, and what the fit did there
 
@@ -60,13 +62,15 @@ def selective_threshold(probabilities: np.ndarray, labels: np.ndarray,
 
 
 def fit(logits, labels, *, max_risk: float, num_bins: int,
-        checkpoint_step: int, tta: str, split: str) -> Calibration:
+        checkpoint_step: int, weights: str, tta: str,
+        split: str) -> Calibration:
   temperature = fit_temperature(logits, labels)
   before, after = metrics.softmax(logits), metrics.softmax(logits / temperature)
   selective = selective_threshold(after, labels, max_risk)
   return Calibration(
       temperature=temperature, threshold=selective['threshold'],
-      max_risk=max_risk, checkpoint_step=checkpoint_step, tta=tta,
+      max_risk=max_risk, checkpoint_step=checkpoint_step, weights=weights,
+      tta=tta,
       fitted_on={
           'split': split, 'num_examples': int(len(labels)),
           'nll_before': metrics.negative_log_likelihood(logits, labels),
@@ -79,13 +83,14 @@ def fit(logits, labels, *, max_risk: float, num_bins: int,
           'coverage': selective['coverage'], 'risk': selective['risk']})
 
 
-def path(workdir: str, step: int) -> str:
-  return os.path.join(workdir, CALIBRATION_DIR, f'{step}.json')
+def path(workdir: str, step: int, weights: str) -> str:
+  name = f'{step}.json' if weights == 'raw' else f'{step}.{weights}.json'
+  return os.path.join(workdir, CALIBRATION_DIR, name)
 
 
 def save(calibration: Calibration, workdir: str) -> str:
   """Writes atomically, so a crash never leaves a file that reads as valid."""
-  target = path(workdir, calibration.checkpoint_step)
+  target = path(workdir, calibration.checkpoint_step, calibration.weights)
   os.makedirs(os.path.dirname(target), exist_ok=True)
   with open(target + '.tmp', 'w') as f:
     json.dump(dataclasses.asdict(calibration), f, indent=2)
@@ -93,10 +98,10 @@ def save(calibration: Calibration, workdir: str) -> str:
   return target
 
 
-def load(workdir: str, step: int) -> Calibration | None:
-  """The calibration saved for checkpoint `step`, or None."""
+def load(workdir: str, step: int, weights: str) -> Calibration | None:
+  """The calibration saved for these weights of checkpoint `step`, or None."""
   try:
-    with open(path(workdir, step)) as f:
+    with open(path(workdir, step, weights)) as f:
       return Calibration(**json.load(f))
   except FileNotFoundError:
     return None

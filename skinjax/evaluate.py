@@ -1,14 +1,15 @@
 r"""Evaluates a checkpoint on a dataset split or on any class-per-folder tree.
 
   python -m skinjax.evaluate --config configs/synthetic.py \
-      --workdir runs/synthetic --split test [--checkpoint latest|best|STEP]
+      --workdir runs/synthetic --split test [--checkpoint latest|best|STEP] \
+      [--weights raw|ema]
   python -m skinjax.evaluate --config ... --workdir ... --image_dir DIR \
       [--label_map map.json] [--restrict_to_present_classes]
 
 Fits (once per checkpoint, on the validation split) the temperature and the
 selective-prediction threshold, then writes into WORKDIR/eval/<name>/:
 metrics.json, the figures (PNG) and report.md, and logs the same to the run's
-W&B run. Pass the same --config (and --config.* overrides) that trained the
+W&B run. With --weights ema, <name> ends in _ema. Pass the same --config (and --config.* overrides) that trained the
 checkpoint.
 """
 
@@ -42,6 +43,9 @@ _SPLIT = flags.DEFINE_string('split', 'test', 'Dataset split to evaluate.')
 _CHECKPOINT = flags.DEFINE_string(
     'checkpoint', 'latest',
     "'latest', 'best' (by validation config.best_metric) or a step number.")
+_WEIGHTS = flags.DEFINE_enum(
+    'weights', 'raw', ['raw', 'ema'],
+    "'ema': the moving average of the weights (runs with config.ema_decay).")
 _IMAGE_DIR = flags.DEFINE_string(
     'image_dir', None,
     'Evaluate the photos in DIR/<class>/... instead of a split; folder names '
@@ -80,12 +84,12 @@ def main(argv):
   config_lib.exit_if_invalid(config)
   workdir = _WORKDIR.value
   builder, class_names, mesh, model, state, step = inference.restore(
-      config, workdir, _CHECKPOINT.value)
+      config, workdir, _CHECKPOINT.value, _WEIGHTS.value)
   eval_step_fn = steps.jit_eval_step(mesh, model=model,
                                      tta=config.evaluation.tta)
-  calibration = inference.calibration_for(config, workdir, step, builder,
-                                          eval_step_fn, state, mesh,
-                                          refit=_RECALIBRATE.value)
+  calibration = inference.calibration_for(
+      config, workdir, step, _WEIGHTS.value, builder, eval_step_fn, state,
+      mesh, refit=_RECALIBRATE.value)
 
   found = None
   if _IMAGE_DIR.value:
@@ -96,6 +100,8 @@ def main(argv):
     name = 'dir_' + os.path.basename(os.path.normpath(_IMAGE_DIR.value))
   else:
     source, name = pipeline.data_source(builder, _SPLIT.value), _SPLIT.value
+  if _WEIGHTS.value == 'ema':
+    name += '_ema'
   outputs = evaluation.predict(
       eval_step_fn, state, pipeline.eval_dataset(
           source, config, jax.process_index(), jax.process_count()), mesh)
@@ -126,7 +132,8 @@ def main(argv):
   with open(os.path.join(out_dir, 'report.md'), 'w') as f:
     f.write(report.markdown(metrics, scored_names, figures, {
         'name': name, 'workdir': workdir, 'checkpoint step': step,
-        'model': config.model.name, 'tta': config.evaluation.tta}))
+        'model': config.model.name, 'weights': _WEIGHTS.value,
+        'tta': config.evaluation.tta}))
   print(f'\n{name!r}, checkpoint step {step}')
   print(evaluation.format_report(metrics, scored_names))
   print(f'\nwritten to {out_dir}/ (metrics.json, report.md, figures)')

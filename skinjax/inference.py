@@ -31,27 +31,35 @@ def _select_step(manager, which: str) -> int:
   return step
 
 
-def restore(config, workdir: str, which: str):
-  """(builder, class names, mesh, model, state, step) of a run's checkpoint."""
+def restore(config, workdir: str, which: str, weights: str = 'raw'):
+  """(builder, class names, mesh, model, state, step) of a run's checkpoint;
+  with weights='ema', the state holds the moving average of the weights."""
+  if weights == 'ema' and not config.ema_decay:
+    sys.exit('error: --weights=ema: the run kept no moving average of the '
+             'weights (config.ema_decay = 0); pass the config it trained with')
   mesh = sharding.create_mesh()
   builder = data.load_builder(config.dataset)
   class_names = builder.info.features['label'].names
   model = models.create_model(config.model, len(class_names))
   tx = optim.create_optimizer(config.optimizer, config.num_train_steps)
   abstract_state = train_state.abstract_train_state(
-      model, tx, config.image_size, sharding.replicated(mesh))
+      model, tx, config.image_size, sharding.replicated(mesh),
+      ema=weights == 'ema')
   manager = checkpointing.create_manager(
       workdir, config.keep_checkpoints, config.best_metric, read_only=True)
   step = _select_step(manager, which)
   state = checkpointing.restore(manager, step, abstract_state)
+  if weights == 'ema':
+    state = train_state.ema_weights(state)
   return builder, class_names, mesh, model, state, step
 
 
-def calibration_for(config, workdir, step, builder, eval_step_fn, state, mesh,
-                    refit: bool = False):
-  """The saved calibration of checkpoint `step`, or one fitted now on the
-  validation split (and saved) if there is none for this TTA setting."""
-  saved = calibration_lib.load(workdir, step)
+def calibration_for(config, workdir, step, weights, builder, eval_step_fn,
+                    state, mesh, refit: bool = False):
+  """The saved calibration of these weights of checkpoint `step`, or one
+  fitted now on the validation split (and saved) if there is none for this
+  TTA setting."""
+  saved = calibration_lib.load(workdir, step, weights)
   if saved is not None and saved.tta == config.evaluation.tta and not refit:
     return saved
   split = config.dataset.eval_split
@@ -63,7 +71,7 @@ def calibration_for(config, workdir, step, builder, eval_step_fn, state, mesh,
       outputs['logits'], outputs['label'],
       max_risk=config.evaluation.max_risk,
       num_bins=config.evaluation.calibration_bins, checkpoint_step=step,
-      tta=config.evaluation.tta, split=split)
+      weights=weights, tta=config.evaluation.tta, split=split)
   if jax.process_index() == 0:
     print(f'Calibrated on {split}: temperature '
           f'{calibration.temperature:.3f} (saved to '

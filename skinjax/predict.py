@@ -1,7 +1,7 @@
 r"""Ranked differentials for new photos, with calibrated probabilities.
 
   python -m skinjax.predict --workdir runs/ham10000 photo.jpg clinic/ 'more/*.png' \
-      [--top_k 3] [--output predictions.csv|.json] [--saliency DIR]
+      [--top_k 3] [--output predictions.csv|.json] [--saliency DIR] [--weights raw|ema]
 
 Images, folders (searched recursively) and globs in; for each photo the top-k
 classes with temperature-scaled probabilities, flagged 'uncertain' when the
@@ -45,6 +45,9 @@ _WORKDIR = flags.DEFINE_string('workdir', None,
 _CHECKPOINT = flags.DEFINE_string(
     'checkpoint', 'best',
     "'latest', 'best' (by validation config.best_metric) or a step number.")
+_WEIGHTS = flags.DEFINE_enum(
+    'weights', 'raw', ['raw', 'ema'],
+    "'ema': the moving average of the weights (runs with config.ema_decay).")
 _TOP_K = flags.DEFINE_integer('top_k', 3, 'Classes listed per photo.',
                               lower_bound=1)
 _OUTPUT = flags.DEFINE_string(
@@ -172,11 +175,12 @@ def main(argv):
     sys.exit(f'error: none of the {len(paths)} files is a usable image')
 
   builder, class_names, mesh, model, state, step = inference.restore(
-      config, workdir, _CHECKPOINT.value)
+      config, workdir, _CHECKPOINT.value, _WEIGHTS.value)
   eval_step_fn = steps.jit_eval_step(mesh, model=model,
                                      tta=config.evaluation.tta)
-  calibration = inference.calibration_for(config, workdir, step, builder,
-                                          eval_step_fn, state, mesh)
+  calibration = inference.calibration_for(
+      config, workdir, step, _WEIGHTS.value, builder, eval_step_fn, state,
+      mesh)
   source = [{'image': image, 'label': 0} for _, image in loaded]
   outputs = evaluation.predict(eval_step_fn, state, pipeline.eval_dataset(
       source, config, 0, 1), mesh)
