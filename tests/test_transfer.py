@@ -44,6 +44,7 @@ def test_merge_refuses_another_architecture():
     transfer.merge(fresh, source, 'a resnet18 run')
 
 
+@pytest.mark.slow  # two training runs: ~30 s
 def test_checkpoint_of_one_dataset_starts_a_model_for_another(
     small_data_dir, tmp_path):
   """A 6-class synthetic run initialises a 2-class image_folder run."""
