@@ -16,8 +16,11 @@ from skinjax.data import dermnet
 from skinjax.data import pipeline
 
 SHARED = os.path.join(os.path.dirname(REPO), 'shared', 'data')
-pytestmark = pytest.mark.skipif(not os.path.isdir(SHARED),
-                                reason='../shared/data is not here')
+# Each test prepares thousands of real photos (48 s for the three here):
+# the slow tier, to keep the default suite well under 10 minutes.
+pytestmark = [pytest.mark.skipif(not os.path.isdir(SHARED),
+                                 reason='../shared/data is not here'),
+              pytest.mark.slow]
 
 
 def _prepared(name, manual_dir, data_dir):
@@ -70,7 +73,6 @@ def test_ham10000_every_image_once_and_no_lesion_across_splits(tmp_path):
   assert len(split_of_lesion) == 7470  # lesions in HAM10000
 
 
-@pytest.mark.slow
 def test_ham10000_image_dir_scores_like_the_prepared_test_split(tmp_path):
   """A class-per-folder copy of the test split's original files, evaluated
   with --image_dir, gives the metrics of evaluating the prepared split."""
