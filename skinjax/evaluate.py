@@ -29,7 +29,6 @@ from skinjax import evaluation
 from skinjax import inference
 from skinjax import plots
 from skinjax import report
-from skinjax import steps
 from skinjax import tracking
 from skinjax.data import image_dir
 from skinjax.data import pipeline
@@ -83,13 +82,9 @@ def main(argv):
   config = _CONFIG.value
   config_lib.exit_if_invalid(config)
   workdir = _WORKDIR.value
-  builder, class_names, mesh, model, state, step = inference.restore(
-      config, workdir, _CHECKPOINT.value, _WEIGHTS.value)
-  eval_step_fn = steps.jit_eval_step(mesh, model=model,
-                                     tta=config.evaluation.tta)
-  calibration = inference.calibration_for(
-      config, workdir, step, _WEIGHTS.value, builder, eval_step_fn, state,
-      mesh, refit=_RECALIBRATE.value)
+  checkpoint = inference.load(config, workdir, _CHECKPOINT.value,
+                              _WEIGHTS.value, refit=_RECALIBRATE.value)
+  class_names, step = checkpoint.class_names, checkpoint.step
 
   found = None
   if _IMAGE_DIR.value:
@@ -99,12 +94,14 @@ def main(argv):
       sys.exit(f'error: {e}')
     name = 'dir_' + os.path.basename(os.path.normpath(_IMAGE_DIR.value))
   else:
-    source, name = pipeline.data_source(builder, _SPLIT.value), _SPLIT.value
+    source = pipeline.data_source(checkpoint.builder, _SPLIT.value)
+    name = _SPLIT.value
   if _WEIGHTS.value == 'ema':
     name += '_ema'
   outputs = evaluation.predict(
-      eval_step_fn, state, pipeline.eval_dataset(
-          source, config, jax.process_index(), jax.process_count()), mesh)
+      checkpoint.eval_step, checkpoint.state, pipeline.eval_dataset(
+          source, config, jax.process_index(), jax.process_count()),
+      checkpoint.mesh)
   if jax.process_index() != 0:
     return
 
@@ -118,7 +115,7 @@ def main(argv):
     logits, labels, scored_names = evaluation.restrict_to_classes(
         logits, labels, class_names, present)
   metrics = evaluation.clinical_metrics(
-      logits, labels, scored_names, calibration,
+      logits, labels, scored_names, checkpoint.calibration,
       config.evaluation.calibration_bins, single_view)
   metrics.update(split=name, checkpoint_step=step, class_names=scored_names)
   if found is not None:

@@ -1,7 +1,10 @@
 """A trained checkpoint, ready for evaluate and predict: the restored state,
-its class names, and its calibration (fitted on validation on first use)."""
+its class names, its eval step, and its calibration (fitted on validation on
+first use)."""
 
+import dataclasses
 import sys
+from typing import Any, Callable
 
 import jax
 
@@ -12,6 +15,7 @@ from skinjax import evaluation
 from skinjax import models
 from skinjax import optim
 from skinjax import sharding
+from skinjax import steps
 from skinjax import train_state
 from skinjax.data import pipeline
 
@@ -31,7 +35,35 @@ def _select_step(manager, which: str) -> int:
   return step
 
 
-def restore(config, workdir: str, which: str, weights: str = 'raw'):
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+  """What evaluate and predict need to score photos with a checkpoint."""
+  builder: Any  # the dataset it was trained on
+  class_names: list
+  mesh: Any
+  model: Any
+  state: Any  # holds the moving average in place of the weights if asked
+  step: int
+  eval_step: Callable  # jitted, with config.evaluation.tta
+  calibration: calibration_lib.Calibration
+
+
+def load(config, workdir: str, which: str, weights: str = 'raw',
+         refit: bool = False) -> Checkpoint:
+  """Checkpoint `which` ('latest', 'best' or a step) of the run in `workdir`,
+  its raw or moving-average (`weights='ema'`) weights, and their
+  calibration: the saved one, else (or with `refit`) one fitted now."""
+  builder, class_names, mesh, model, state, step = _restore(
+      config, workdir, which, weights)
+  eval_step = steps.jit_eval_step(mesh, model=model,
+                                  tta=config.evaluation.tta)
+  calibration = _calibration(config, workdir, step, weights, builder,
+                             eval_step, state, mesh, refit)
+  return Checkpoint(builder, class_names, mesh, model, state, step, eval_step,
+                    calibration)
+
+
+def _restore(config, workdir: str, which: str, weights: str):
   """(builder, class names, mesh, model, state, step) of a run's checkpoint;
   with weights='ema', the state holds the moving average of the weights."""
   if weights == 'ema' and not config.ema_decay:
@@ -54,8 +86,8 @@ def restore(config, workdir: str, which: str, weights: str = 'raw'):
   return builder, class_names, mesh, model, state, step
 
 
-def calibration_for(config, workdir, step, weights, builder, eval_step_fn,
-                    state, mesh, refit: bool = False):
+def _calibration(config, workdir, step, weights, builder, eval_step_fn,
+                 state, mesh, refit: bool):
   """The saved calibration of these weights of checkpoint `step`, or one
   fitted now on the validation split (and saved) if there is none for this
   TTA setting."""

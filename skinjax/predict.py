@@ -31,7 +31,6 @@ from skinjax import inference
 from skinjax import metrics
 from skinjax import saliency
 from skinjax import sharding
-from skinjax import steps
 from skinjax.data import image_dir
 from skinjax.data import image_files
 from skinjax.data import pipeline
@@ -174,20 +173,17 @@ def main(argv):
   if not loaded:
     sys.exit(f'error: none of the {len(paths)} files is a usable image')
 
-  builder, class_names, mesh, model, state, step = inference.restore(
-      config, workdir, _CHECKPOINT.value, _WEIGHTS.value)
-  eval_step_fn = steps.jit_eval_step(mesh, model=model,
-                                     tta=config.evaluation.tta)
-  calibration = inference.calibration_for(
-      config, workdir, step, _WEIGHTS.value, builder, eval_step_fn, state,
-      mesh)
+  checkpoint = inference.load(config, workdir, _CHECKPOINT.value,
+                              _WEIGHTS.value)
+  calibration = checkpoint.calibration
   source = [{'image': image, 'label': 0} for _, image in loaded]
-  outputs = evaluation.predict(eval_step_fn, state, pipeline.eval_dataset(
-      source, config, 0, 1), mesh)
-  print(f'{config.model.name}, checkpoint step {step}, temperature '
+  outputs = evaluation.predict(
+      checkpoint.eval_step, checkpoint.state,
+      pipeline.eval_dataset(source, config, 0, 1), checkpoint.mesh)
+  print(f'{config.model.name}, checkpoint step {checkpoint.step}, temperature '
         f'{calibration.temperature:.3f}\n')
   probabilities = metrics.softmax(outputs['logits'] / calibration.temperature)
-  rows = differentials(probabilities, class_names, _TOP_K.value,
+  rows = differentials(probabilities, checkpoint.class_names, _TOP_K.value,
                        calibration.threshold)
   for row, (path, _) in zip(rows, loaded):
     row['file'] = path
@@ -202,8 +198,8 @@ def main(argv):
         preprocess.open_image(image), config.image_size,
         config.augment.eval_crop_fraction) for _, image in loaded])
     top = probabilities.argmax(axis=-1)
-    maps = _saliency_maps(model, state, images, top, mesh,
-                          config.eval_batch_size)
+    maps = _saliency_maps(checkpoint.model, checkpoint.state, images, top,
+                          checkpoint.mesh, config.eval_batch_size)
     for i, ((path, _), cam) in enumerate(zip(loaded, maps)):
       name, p = rows[i]['differential'][0]
       stem = os.path.splitext(os.path.basename(path))[0]
