@@ -51,3 +51,26 @@ def test_drop_path_drops_whole_examples_and_rescales():
   kept = per_example[:, 0] > 0
   np.testing.assert_allclose(per_example[kept, 0], 1 / 0.75, rtol=1e-6)
   assert 0.7 < kept.mean() < 0.8
+
+
+@pytest.mark.parametrize('size, window, stride', [
+    (8, 3, 2), (9, 3, 2), (7, 2, 2), (6, 3, 1), (5, 5, 3), (3, 3, 2)])
+def test_max_pool_matches_flax_with_ties(size, window, stride):
+  # Small integers and ReLU'd zeros make ties: the gradient must go to the
+  # first maximum of each window, as jax's own select-and-scatter sends it.
+  x = jax.random.randint(jax.random.PRNGKey(0), (2, size, size + 1, 4), -3, 4)
+  x = jnp.maximum(x, 0).astype(jnp.float32)
+  ours = lambda x: layers.max_pool(x, (window, window), (stride, stride))
+  theirs = lambda x: nn.max_pool(x, (window, window), (stride, stride), 'SAME')
+  np.testing.assert_array_equal(ours(x), theirs(x))
+  g = jax.random.normal(jax.random.PRNGKey(1), theirs(x).shape)
+  ours_grad = jax.vjp(ours, x)[1](g)[0]
+  theirs_grad = jax.vjp(theirs, x)[1](g)[0]
+  np.testing.assert_allclose(ours_grad, theirs_grad, rtol=1e-6, atol=1e-6)
+  assert np.count_nonzero(ours_grad) > 0
+
+
+def test_max_pool_keeps_bfloat16():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 4), jnp.bfloat16)
+  y, pullback = jax.vjp(lambda x: layers.max_pool(x, (3, 3), (2, 2)), x)
+  assert y.dtype == pullback(jnp.ones_like(y))[0].dtype == jnp.bfloat16

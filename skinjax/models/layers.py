@@ -1,5 +1,6 @@
 """Layers shared by the models."""
 
+import functools
 from typing import Any, Callable, Sequence, Union
 
 import flax.linen as nn
@@ -62,22 +63,85 @@ class Conv(nn.Module):
       return [tuple(p) for p in self.padding]
     if self.padding == 'VALID':
       return [(0, 0), (0, 0)]
-    pads = []  # 'SAME', as XLA computes it
-    for size, k, s in zip(spatial, self.kernel_size, self.strides):
-      total = max((-(-size // s) - 1) * s + k - size, 0)
-      pads.append((total // 2, total - total // 2))
-    return pads
+    return same_padding(spatial, self.kernel_size, self.strides)
 
   def _windows(self, x, pads):
-    """((i, j), the input seen by kernel tap (i, j) at every output)."""
-    kh, kw = self.kernel_size
-    sh, sw = self.strides
-    x = jnp.pad(x, [(0, 0), pads[0], pads[1], (0, 0)])
-    out_h = (x.shape[1] - kh) // sh + 1
-    out_w = (x.shape[2] - kw) // sw + 1
-    return [((i, j), x[:, i:i + (out_h - 1) * sh + 1:sh,
-                       j:j + (out_w - 1) * sw + 1:sw])
-            for i in range(kh) for j in range(kw)]
+    return windows(jnp.pad(x, [(0, 0), *pads, (0, 0)]), self.kernel_size,
+                   self.strides)
+
+
+def same_padding(spatial, window, strides):
+  """'SAME' padding (low, high) per spatial axis, as XLA computes it."""
+  pads = []
+  for size, k, s in zip(spatial, window, strides):
+    total = max((-(-size // s) - 1) * s + k - size, 0)
+    pads.append((total // 2, total - total // 2))
+  return pads
+
+
+def windows(x_padded, window, strides):
+  """((i, j), the input seen by window tap (i, j) at every output)."""
+  kh, kw = window
+  sh, sw = strides
+  out_h = (x_padded.shape[1] - kh) // sh + 1
+  out_w = (x_padded.shape[2] - kw) // sw + 1
+  return [((i, j), x_padded[:, i:i + (out_h - 1) * sh + 1:sh,
+                            j:j + (out_w - 1) * sw + 1:sw])
+          for i in range(kh) for j in range(kw)]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def max_pool(x, window: Sequence[int], strides: Sequence[int]):
+  """`nn.max_pool(x, window, strides, 'SAME')`, with a gradient XLA:CPU runs
+  fast.
+
+  The gradient is the same (each output's gradient goes to the first maximum
+  of its window), but XLA:CPU lowers jax's own (select-and-scatter) to a
+  variadic reduce-window over index arrays: 136 ms for ResNet's 3x3/2 pool
+  of a 32x64x64x64 map on a 2-core CPU. Here it is the index of each
+  window's maximum, then for each stride phase a sum of shifted copies: 30 ms.
+  """
+  return _max_pool_fwd(x, window, strides)[0]
+
+
+def _pad_for_pool(x, window, strides):
+  pads = same_padding(x.shape[1:3], window, strides)
+  return jnp.pad(x, [(0, 0), *pads, (0, 0)], constant_values=-jnp.inf), pads
+
+
+def _max_pool_fwd(x, window, strides):
+  x_padded, _ = _pad_for_pool(x, window, strides)
+  y = jax.lax.reduce_window(x_padded, -jnp.inf, jax.lax.max,
+                            (1, *window, 1), (1, *strides, 1), 'VALID')
+  return y, (x, y)
+
+
+def _max_pool_bwd(window, strides, residuals, g):
+  x, y = residuals
+  x_padded, pads = _pad_for_pool(x, window, strides)
+  taps = windows(x_padded, window, strides)
+  # Which tap holds each window's first maximum.
+  first = jnp.full(y.shape, len(taps), jnp.int32)
+  for t in reversed(range(len(taps))):
+    first = jnp.where(taps[t][1] == y, t, first)
+  # Padded input row r = o * stride + i: tap row i feeds phase i % stride,
+  # at block o + i // stride. Each phase is a sum of shifted copies of g.
+  (sh, sw), (oh, ow) = strides, y.shape[1:3]
+  nh, nw = -(-x_padded.shape[1] // sh), -(-x_padded.shape[2] // sw)
+  phases = [[jnp.zeros((x.shape[0], nh, nw, x.shape[3]), g.dtype)
+             for _ in range(sw)] for _ in range(sh)]
+  for t, ((i, j), _) in enumerate(taps):
+    di, dj = i // sh, j // sw
+    phases[i % sh][j % sw] += jnp.pad(
+        jnp.where(first == t, g, 0),
+        [(0, 0), (di, nh - oh - di), (dj, nw - ow - dj), (0, 0)])
+  dx = jnp.stack([jnp.stack(row, axis=3) for row in phases], axis=2)
+  dx = dx.reshape(x.shape[0], nh * sh, nw * sw, x.shape[3])
+  (top, _), (left, _) = pads
+  return (dx[:, top:top + x.shape[1], left:left + x.shape[2]],)
+
+
+max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
 class DropPath(nn.Module):

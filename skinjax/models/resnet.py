@@ -95,7 +95,7 @@ class ResNet(nn.Module):
     x = conv(self.width, (7, 7), (2, 2), padding=[(3, 3), (3, 3)],
              name='conv_init')(x)
     x = nn.relu(norm(name='bn_init')(x))
-    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding='SAME')
+    x = layers.max_pool(x, (3, 3), (2, 2))
     num_blocks, index = sum(self.stage_sizes), 0
     for i, stage_blocks in enumerate(self.stage_sizes):
       for j in range(stage_blocks):
