@@ -48,10 +48,8 @@ def _peak_memory(rss_was_reset: bool):
   return hardware.peak_rss(rss_was_reset)
 
 
-def measure(config: dict, num_classes: int, num_steps: int,
-            warmup_steps: int, end_to_end_steps: int) -> dict:
-  """Compile time, step time, memory and FLOPs of one setting."""
-  config = ml_collections.ConfigDict(config)
+def compile_step(config: ml_collections.ConfigDict, num_classes: int):
+  """(compiled step, state, synthetic batch, mesh, compile seconds)."""
   mesh = sharding.create_mesh()
   model = models.create_model(config.model, num_classes)
   tx = optim.create_optimizer(config.optimizer, config.num_train_steps)
@@ -65,10 +63,17 @@ def measure(config: dict, num_classes: int, num_steps: int,
                                                     config.num_train_steps),
       label_smoothing=config.label_smoothing)
   batch = _synthetic_batch(config, num_classes, mesh)
-
   start = time.perf_counter()
   compiled = train_step.lower(state, batch).compile()
-  compile_seconds = time.perf_counter() - start
+  return compiled, state, batch, mesh, time.perf_counter() - start
+
+
+def measure(config: dict, num_classes: int, num_steps: int,
+            warmup_steps: int, end_to_end_steps: int) -> dict:
+  """Compile time, step time, memory and FLOPs of one setting."""
+  config = ml_collections.ConfigDict(config)
+  compiled, state, batch, mesh, compile_seconds = compile_step(config,
+                                                               num_classes)
   rss_was_reset = hardware.reset_peak_rss()
   for _ in range(warmup_steps):
     state, _ = compiled(state, batch)
