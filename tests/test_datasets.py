@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from configs import default
 import image_trees
 from helpers import dataset_config
 from skinjax import data
@@ -123,6 +124,16 @@ def test_validation_is_stratified_and_deterministic(dermnet_tree, tmp_path):
                    validation_fraction=0.3)
   assert other.builder_config.name == '23-val0.3'
   assert sum(other.info.metadata['class_counts']['validation'].values()) == 8
+
+
+def test_prepared_dermnet_feeds_worker_processes(dermnet_tree, tmp_path):
+  # grain pickles the data source, builder and its config, into each worker.
+  builder = _prepare('dermnet/23', tmp_path, dermnet_tree)
+  config = default.get_config()
+  config.image_size, config.batch_size, config.input.num_workers = 16, 4, 1
+  batches = pipeline.train_dataset(pipeline.data_source(builder, 'train'),
+                                   config, 0, 1)
+  assert next(iter(batches))['image'].shape == (4, 16, 16, 3)
 
 
 def test_dermnet_20_leaves_out_three_categories(dermnet_tree, tmp_path):

@@ -47,6 +47,10 @@ def get_builder(dataset_config) -> tfds.core.DatasetBuilder:
     builder_config = image_files.configure(
         known.get(variant, image_files.PreparedImagesConfig(name=variant)),
         dataset_config)
+    if builder_config is known.get(builder_config.name):
+      # By name: tfds refuses a copy of a registered config, and grain's
+      # worker processes get the builder pickled, config copied.
+      builder_config = builder_config.name
   return builder_cls(config=builder_config,
                      data_dir=os.path.expanduser(dataset_config.data_dir),
                      file_format='array_record')
