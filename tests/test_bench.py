@@ -6,7 +6,12 @@ Only that it runs is tested: speed lives in the benchmark's figures
 
 import json
 
+import numpy as np
+from PIL import Image
+
 from helpers import run_module
+from skinjax.bench import input_pipeline
+from skinjax.data import lesion_drawing
 
 
 def _assert_positive(row, keys):
@@ -45,3 +50,21 @@ def test_bench_writes_tables_and_json(tmp_path):
                           'xla_memory_bytes', 'flops_per_step_per_device'])
   assert step['memory_source']
   _assert_positive(step['end_to_end'], ['images_per_second', 'step_seconds'])
+
+
+def test_generated_photos_reuse_drawings_as_distinct_jpegs(tmp_path,
+                                                           monkeypatch):
+  # Thousands of photos from a few drawings: each photo must still be a
+  # distinct image (preparation drops exact duplicates) of the right class.
+  monkeypatch.setattr(input_pipeline, '_DRAWINGS_PER_CLASS', 1)
+  num_classes = len(lesion_drawing.CLASS_NAMES)
+  input_pipeline.write_photos(str(tmp_path), num_classes + 2)
+  photos = {int(p.stem): (p.parent.name, np.asarray(Image.open(p), float))
+            for p in tmp_path.glob('*/*.jpg')}
+  assert sorted(photos) == list(range(num_classes + 2))
+  for reused in (num_classes, num_classes + 1):
+    (folder, pixels), (first_folder, first) = (photos[reused],
+                                               photos[reused - num_classes])
+    assert folder == first_folder
+    assert 0 < np.abs(pixels - first).mean() < 8  # same drawing, new noise
+  assert np.abs(photos[0][1] - photos[1][1]).mean() > 8
