@@ -3,17 +3,18 @@
 #
 #   ./launch.sh train CONFIG [--workdir DIR] [--config.KEY=VALUE ...]
 #       Trains (resuming if DIR has checkpoints), then evaluates the test
-#       split. DIR defaults to runs/<config name>. The --config.* overrides
-#       are passed to both steps. Ctrl-C or SIGTERM stops training at the end
-#       of its step with a checkpoint (the same command resumes) and skips
-#       the evaluation.
+#       split with the run's own config. DIR defaults to runs/<config name>.
+#       Ctrl-C or SIGTERM stops training at the end of its step with a
+#       checkpoint (the same command resumes) and skips the evaluation.
 #   ./launch.sh multiprocess N CONFIG [--workdir DIR] [--config.KEY=VALUE ...]
 #       As train, with training spread over N processes on this machine
 #       (jax.distributed on 127.0.0.1, CPU collectives unless JAX_PLATFORMS
 #       says otherwise): multi-host code, tried on one box. For K devices per
 #       process, set XLA_FLAGS=--xla_force_host_platform_device_count=K.
 #       Process 0 prints; the others write DIR/process_<i>.log.
-#   ./launch.sh evaluate CONFIG [--workdir DIR] [--split S] [--checkpoint C]
+#   ./launch.sh evaluate DIR [--split S] [--checkpoint C] [--weights ema]
+#       [--config.evaluation.KEY=VALUE ...]
+#       Evaluates the run in DIR with its own config (DIR/config.json).
 #   ./launch.sh test [--slow] [PYTEST ARGS ...]
 #       The test suite; --slow runs only the tests marked slow (minutes).
 set -euo pipefail
@@ -75,8 +76,7 @@ evaluate_unless_stopped() {
     echo "Training was stopped: not evaluating. Run the same command to resume."
     exit 0
   fi
-  "$PYTHON" -m skinjax.evaluate --config "$CONFIG" --workdir "$WORKDIR" \
-    --split test ${REST[@]+"${REST[@]}"}
+  "$PYTHON" -m skinjax.evaluate --workdir "$WORKDIR" --split test
 }
 
 command="${1:-}"
@@ -111,10 +111,8 @@ case "$command" in
     ;;
   evaluate)
     [[ $# -ge 1 ]] || usage
-    CONFIG="$1"; shift
-    parse_workdir "$@"
-    "$PYTHON" -m skinjax.evaluate --config "$CONFIG" --workdir "$WORKDIR" \
-      ${REST[@]+"${REST[@]}"}
+    WORKDIR="$1"; shift
+    "$PYTHON" -m skinjax.evaluate --workdir "$WORKDIR" "$@"
     ;;
   test)
     if [[ "${1:-}" == "--slow" ]]; then

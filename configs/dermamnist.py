@@ -8,11 +8,11 @@ Point dataset.manual_dir at the folder holding dermamnist_64.npz:
 For another size: --config.dataset.name=dermamnist/128 --config.image_size=128.
 """
 
-from configs import default
+from skinjax.config import defaults
 
 
 def get_config():
-  config = default.get_config()
+  config = defaults.get_config()
   config.dataset.name = 'dermamnist/64'
   config.model.name = 'resnet18'
   config.image_size = 64

@@ -10,11 +10,11 @@ Point dataset.manual_dir at the Kaggle DermNet zip or its extracted folder:
 Use --config.dataset.name=dermnet/20 for the 20-class variant.
 """
 
-from configs import default
+from skinjax.config import defaults
 
 
 def get_config(arch='efficientnet_lite0'):
-  config = default.get_config()
+  config = defaults.get_config()
   config.dataset.name = 'dermnet/23'
   config.image_size = 224
   config.batch_size = 128

@@ -12,11 +12,11 @@ images (original part_1/part_2 folders or zips, or one folder per dx):
 Splits are by lesion (test 20%, validation 10% of lesions per diagnosis).
 """
 
-from configs import default
+from skinjax.config import defaults
 
 
 def get_config(arch='efficientnet_lite0'):
-  config = default.get_config()
+  config = defaults.get_config()
   config.dataset.name = 'ham10000'
   config.image_size = 224
   config.batch_size = 128

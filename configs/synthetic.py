@@ -5,11 +5,11 @@ a 2-core laptop CPU (chance is 1/6).
   python -m skinjax.train --config configs/synthetic.py --workdir runs/synthetic
 """
 
-from configs import default
+from skinjax.config import defaults
 
 
 def get_config():
-  config = default.get_config()
+  config = defaults.get_config()
   config.dataset.name = 'synthetic_lesions'
   config.model.name = 'resnet18'
   config.model.width = 16  # a quarter of the standard width: CPU-sized

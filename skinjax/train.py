@@ -4,43 +4,28 @@ r"""Trains a classifier; re-running the same command resumes where it stopped.
       [--config.KEY=VALUE ...] \
       [--coordinator_address HOST:PORT --num_processes N --process_id I]
 
-WORKDIR receives checkpoints/ (Orbax), metrics.jsonl, config.json and the
-W&B run files. Validation runs every config.eval_every_steps and before every
-checkpoint, so each checkpoint is ranked by config.best_metric.
-
-SIGTERM or SIGINT stops at the end of the current step with a checkpoint and
-exit status 0. A non-finite loss stops with exit status 1 and nothing saved
-(unless config.skip_nonfinite_steps), and so does a checkpoint that cannot be
-written; earlier checkpoints are left as they were.
+WORKDIR receives checkpoints/ (Orbax), metrics.jsonl, config.json (the
+config with every override: evaluate and predict read it) and the W&B run
+files. SIGTERM or SIGINT stops at the end of the current step with a
+checkpoint and exit status 0. A non-finite loss, or a checkpoint that cannot
+be written, stops with exit status 1 and earlier checkpoints untouched. The
+loop itself is skinjax/training/loop.py.
 """
 
-import functools
 import json
-import os
 import sys
-import time
 
 from absl import app
 from absl import flags
 import jax
 from ml_collections import config_flags
-import numpy as np
-import tqdm
 
-from skinjax import checkpointing
-from skinjax import config_lib
-from skinjax import data
-from skinjax import distributed
-from skinjax import evaluation
-from skinjax import models
-from skinjax import optim
-from skinjax import preemption
-from skinjax import sharding
-from skinjax import steps
-from skinjax import tracking
-from skinjax import train_state
-from skinjax.data import pipeline
-from skinjax.models import transfer
+from skinjax.cli import checks
+from skinjax.cli import flags as cli_flags
+from skinjax.evaluation import metrics
+from skinjax.parallel import distributed
+from skinjax.training import checkpoints
+from skinjax.training import loop
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config file, e.g. configs/synthetic.py.', lock_config=True)
@@ -56,232 +41,25 @@ _PROCESS_ID = flags.DEFINE_integer('process_id', 0,
                                    'This process: 0 .. num_processes - 1.')
 
 
-class NonFiniteLoss(RuntimeError):
-  """The loss was NaN or Inf; the message says where and what to change."""
-
-
-def _is_due(step: int, every: int, last_step: int) -> bool:
-  return step % every == 0 or step == last_step
-
-
-def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains to config.num_train_steps; returns the last validation metrics
-  ({} when stopped early by a signal)."""
-  os.makedirs(workdir, exist_ok=True)
-  mesh = sharding.create_mesh()
-  process_index, process_count = jax.process_index(), jax.process_count()
-  is_primary = process_index == 0
-
-  builder = data.load_builder(config.dataset)
-  class_names = builder.info.features['label'].names
-  train_source = pipeline.data_source(builder, config.dataset.train_split)
-  train_iter = iter(pipeline.train_dataset(train_source, config, process_index,
-                                           process_count))
-  class_weights = None
-  if config.class_balance == 'loss_weights':
-    class_weights = steps.balanced_class_weights(
-        pipeline.read_labels(train_source), len(class_names))
-  eval_data = pipeline.eval_dataset(
-      pipeline.data_source(builder, config.dataset.eval_split), config,
-      process_index, process_count)
-
-  model = models.create_model(config.model, len(class_names))
-  learning_rate_fn = optim.learning_rate_schedule(config.optimizer,
-                                                  config.num_train_steps)
-  tx = optim.create_optimizer(config.optimizer, config.num_train_steps)
-  replicated = sharding.replicated(mesh)
-  ema = config.ema_decay > 0
-
-  manager = checkpointing.create_manager(workdir, config.keep_checkpoints,
-                                         config.best_metric)
-  latest, state = checkpointing.restore_latest(
-      manager, train_state.abstract_train_state(model, tx, config.image_size,
-                                                replicated, ema),
-      train_iter)
-  if latest is None:
-    state = jax.jit(train_state.create_train_state,
-                    static_argnums=(1, 2, 3, 4), out_shardings=replicated)(
-                        jax.random.PRNGKey(config.seed), model, tx,
-                        config.image_size, ema)
-    if config.model.init_from:
-      variables = transfer.initial_variables(
-          config.model, {'params': state.params,
-                         'batch_stats': state.batch_stats})
-      state = jax.jit(functools.partial(train_state.with_variables, tx=tx),
-                      out_shardings=replicated)(state, variables)
-      print(f'Starting from {config.model.init_from} weights.', flush=True)
-  else:
-    print(f'Resuming from checkpoint step {latest} '
-          f'({manager.directory / str(latest)}).', flush=True)
-  start_step = int(jax.device_get(state.step))
-
-  if is_primary:
-    with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      f.write(config_lib.to_json(config))
-  writer = tracking.MetricWriter(workdir, config.wandb, config.to_dict(),
-                                 start_step, active=is_primary)
-
-  train_step = steps.jit_train_step(
-      mesh, model=model, tx=tx, learning_rate_fn=learning_rate_fn,
-      label_smoothing=config.label_smoothing, class_weights=class_weights,
-      grad_accum_steps=config.grad_accum_steps, ema_decay=config.ema_decay)
-  eval_step = steps.jit_eval_step(mesh, model=model)
-  last_step = config.num_train_steps
-  progress = tqdm.tqdm(total=last_step, initial=start_step, unit='step',
-                       disable=not is_primary, dynamic_ncols=True,
-                       mininterval=1 if sys.stderr.isatty() else 30)
-  validation, stopped = {}, False
-  # From here on, SIGTERM and SIGINT wait for the end of a step.
-  stop_requested = preemption.install_handlers()
-  # Throughput covers train steps only: compile, evaluation and checkpoint
-  # time inside a logging window is measured and left out.
-  window, window_start, excluded, input_wait = [], time.perf_counter(), 0.0, 0.0
-  unchecked = []  # (step, metrics) whose finiteness was not looked at yet
-  for step in range(start_step + 1, last_step + 1):
-    fetch_start = time.perf_counter()
-    batch = sharding.shard_batch(next(train_iter), mesh)
-    input_wait += time.perf_counter() - fetch_start
-    state, metrics = train_step(state, batch)
-    window.append(metrics)
-    unchecked.append((step, metrics))
-    if step == start_step + 1:
-      jax.block_until_ready(state)
-      compile_seconds = time.perf_counter() - fetch_start
-      excluded += compile_seconds
-      writer.write(step, {'perf/first_step_seconds': compile_seconds})
-    progress.update()
-
-    stopped = stop_requested(step) and step < last_step
-    log_due = _is_due(step, config.log_every_steps, last_step)
-    checkpoint_due = _is_due(step, config.checkpoint_every_steps, last_step)
-    eval_due = not stopped and (
-        checkpoint_due or _is_due(step, config.eval_every_steps, last_step))
-    if log_due or checkpoint_due or eval_due or stopped:
-      # Never log, evaluate or save past a non-finite step unnoticed.
-      skipped = _nonfinite_steps(unchecked)
-      unchecked = []
-      if skipped and not config.skip_nonfinite_steps:
-        checkpointing.wait_until_finished(manager)
-        writer.close()
-        raise NonFiniteLoss(_nonfinite_message(config, *skipped[0],
-                                               manager.latest_step()))
-      if skipped:
-        progress.write(f'Warning: non-finite loss at steps '
-                       f'{[s for s, _ in skipped]}: those updates were skipped.')
-
-    if log_due:
-      summary = _summarise(jax.device_get(window))
-      elapsed = time.perf_counter() - window_start - excluded
-      summary.update({
-          'perf/step_time_ms': 1e3 * elapsed / len(window),
-          'perf/images_per_second': config.batch_size * len(window) / elapsed,
-          'perf/input_wait_fraction': input_wait / elapsed,
-      })
-      writer.write(step, summary)
-      progress.set_postfix(loss=f"{summary['train/loss']:.3f}",
-                           acc=f"{summary['train/accuracy']:.3f}",
-                           img_s=f"{summary['perf/images_per_second']:.0f}")
-      window, window_start, excluded, input_wait = [], time.perf_counter(), 0.0, 0.0
-
-    if eval_due:
-      jax.block_until_ready(state)
-      pause_start = time.perf_counter()
-      validation = _validate(state, eval_step, eval_data, mesh, class_names,
-                             writer, step, progress)
-      if checkpoint_due:
-        checkpointing.save(manager, state, train_iter, metrics={
-            k: validation[k] for k in config_lib.BEST_METRICS})
-      excluded += time.perf_counter() - pause_start
-    if stopped:
-      checkpointing.save(manager, state, train_iter)
-      break
-  progress.close()
-  checkpointing.wait_until_finished(manager)
-  writer.close()
-  if stopped:
-    print(f'Stopped at step {step} of {last_step}; checkpoint saved in '
-          f'{manager.directory}. Run the same command to resume.', flush=True)
-    return {}
-  if start_step >= last_step:
-    print(f'Training already complete: step {start_step} of {last_step}.')
-  return validation
-
-
-def _validate(state, eval_step, eval_data, mesh, class_names, writer, step,
-              progress) -> dict:
-  """Validates the raw weights and, if kept, their moving average; logs both
-  and returns the raw weights' metrics."""
-  keys = config_lib.BEST_METRICS + ('nll',)
-  validation = evaluation.evaluate_split(eval_step, state, eval_data, mesh,
-                                         class_names)
-  record = {f'val/{k}': validation[k] for k in keys}
-  line = (f"step {step}: validation top1 {validation['top1']:.4f}, balanced "
-          f"accuracy {validation['balanced_accuracy']:.4f}, macro F1 "
-          f"{validation['macro_f1']:.4f} ({validation['num_examples']} "
-          'examples)')
-  if state.ema is not None:
-    with_ema = evaluation.evaluate_split(
-        eval_step, train_state.ema_weights(state), eval_data, mesh,
-        class_names)
-    record.update({f'val_ema/{k}': with_ema[k] for k in keys})
-    line += f"; EMA weights top1 {with_ema['top1']:.4f}"
-  writer.write(step, record)
-  progress.write(line)
-  return validation
-
-
-def _nonfinite_steps(step_metrics) -> list:
-  """[(step, loss)] of the steps whose update was withheld as non-finite."""
-  fetched = jax.device_get([(m['finite'], m['loss']) for _, m in step_metrics])
-  return [(step, float(loss)) for (step, _), (finite, loss)
-          in zip(step_metrics, fetched) if not finite]
-
-
-def _nonfinite_message(config, step: int, loss: float, kept) -> str:
-  kept = (f'The last checkpoint (step {kept}) is untouched.' if kept is not None
-          else 'No checkpoint was written.')
-  bf16 = (', or compute in float32 (config.model.dtype=float32)'
-          if config.model.dtype == 'bfloat16' else '')
-  return (f'the loss is {loss} at step {step} (or its gradients are not '
-          f'finite); training stopped there without applying that update. '
-          f'{kept} Lower config.optimizer.learning_rate (now '
-          f'{config.optimizer.learning_rate}), clip gradients with '
-          f'config.optimizer.grad_clip_norm (now '
-          f'{config.optimizer.grad_clip_norm}) or lengthen '
-          f'config.optimizer.warmup_steps (now '
-          f'{config.optimizer.warmup_steps}){bf16}; or set '
-          'config.skip_nonfinite_steps=True to skip such batches and go on.')
-
-
-def _summarise(window_metrics) -> dict:
-  """Means over the finite steps since the last log; the last learning rate;
-  how many steps were skipped as non-finite, if any."""
-  finite = [m for m in window_metrics if m['finite']]
-  summary = {f'train/{k}': float(np.mean([m[k] for m in finite]))
-             if finite else float('nan')
-             for k in window_metrics[0] if k not in ('learning_rate', 'finite')}
-  summary['train/learning_rate'] = float(window_metrics[-1]['learning_rate'])
-  if len(finite) < len(window_metrics):
-    summary['train/skipped_steps'] = len(window_metrics) - len(finite)
-  return summary
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   distributed.initialize(_COORDINATOR_ADDRESS.value, _NUM_PROCESSES.value,
                          _PROCESS_ID.value)
   config = _CONFIG.value
-  config_lib.exit_if_invalid(config)
   try:
-    validation = train_and_evaluate(config, _WORKDIR.value)
-  except (NonFiniteLoss, checkpointing.SaveError) as e:
+    checks.validate(config)
+    checks.validate_for_devices(config, jax.device_count(),
+                                jax.process_count())
+    validation = loop.train_and_evaluate(config, _WORKDIR.value)
+  except (checks.ConfigError, loop.IncompatibleConfig, loop.NonFiniteLoss,
+          checkpoints.SaveError) as e:
     sys.exit(f'error: {e}')
   if validation:
     print(json.dumps({f'val/{k}': validation[k]
-                      for k in config_lib.BEST_METRICS}, indent=2))
+                      for k in metrics.CHECKPOINT_METRICS}, indent=2))
 
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config', 'workdir'])
-  app.run(main, flags_parser=config_lib.parse_flags)
+  app.run(main, flags_parser=cli_flags.parse_flags)

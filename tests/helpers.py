@@ -2,6 +2,7 @@
 
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 import time
@@ -15,10 +16,25 @@ import orbax.checkpoint as ocp
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _deprecations_fail() -> str:
+  """PYTHONWARNINGS under which a DeprecationWarning raised from skinjax's
+  own code (its modules, or a CLI run as __main__) is an error, as
+  pyproject.toml makes it in this process. -W names modules exactly, so
+  each one is listed."""
+  import skinjax  # pylint: disable=g-import-not-at-top
+  modules = ['__main__'] + [m.name for m in pkgutil.walk_packages(
+      skinjax.__path__, 'skinjax.')]
+  return ','.join(f'error::DeprecationWarning:{m}' for m in modules)
+
+
+# Every command a test starts runs with it.
+os.environ['PYTHONWARNINGS'] = _deprecations_fail()
+
+
 def dataset_config(name, data_dir, manual_dir='', **overrides):
   """The default `config.dataset` pointed at a dataset."""
-  from configs import default  # pylint: disable=g-import-not-at-top
-  config = default.get_config().dataset
+  from skinjax.config import defaults  # pylint: disable=g-import-not-at-top
+  config = defaults.get_config().dataset
   config.name, config.data_dir, config.manual_dir = name, str(data_dir), str(
       manual_dir)
   config.update(overrides)

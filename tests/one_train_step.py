@@ -13,36 +13,32 @@ import sys
 import jax
 import numpy as np
 
-from configs import default
-from skinjax import distributed
 from skinjax import models
-from skinjax import optim
-from skinjax import sharding
-from skinjax import steps
-from skinjax import train_state
+from skinjax.config import defaults
+from skinjax.parallel import distributed
+from skinjax.parallel import sharding
+from skinjax.training import optimizer
+from skinjax.training import state as state_lib
+from skinjax.training import step as step_lib
 
 
 def main(out_path, coordinator='', num_processes='1', process_id='0'):
   distributed.initialize(coordinator, int(num_processes), int(process_id))
-  config = default.get_config()
+  config = defaults.get_config()
   config.model.name, config.model.width = 'resnet18', 8
   config.optimizer.warmup_steps = 0
+  config.num_train_steps, config.image_size = 10, 32
   mesh = sharding.create_mesh()
   model = models.create_model(config.model, num_classes=5)
-  tx = optim.create_optimizer(config.optimizer, num_train_steps=10)
-  state = jax.jit(train_state.create_train_state, static_argnums=(1, 2, 3),
-                  out_shardings=sharding.replicated(mesh))(
-                      jax.random.PRNGKey(0), model, tx, 32)
+  tx = optimizer.create_optimizer(config.optimizer, config.num_train_steps)
+  state = state_lib.initial_state(config, model, tx, mesh)
   rng = np.random.default_rng(0)
   batch = {'image': rng.integers(0, 255, (16, 32, 32, 3)).astype(np.uint8),
            'label': rng.integers(0, 5, 16).astype(np.int32)}
   local = 16 // jax.process_count()
   batch = sharding.shard_batch(jax.tree.map(
       lambda x: x[jax.process_index() * local:][:local], batch), mesh)
-  train_step = steps.jit_train_step(
-      mesh, model=model, tx=tx,
-      learning_rate_fn=optim.learning_rate_schedule(config.optimizer, 10),
-      label_smoothing=0.1)
+  train_step = step_lib.jit_train_step_from_config(config, mesh, model, tx)
   for _ in range(2):
     state, metrics = train_step(state, batch)
   flat = {jax.tree_util.keystr(k): np.asarray(v) for k, v in

@@ -8,8 +8,8 @@ import sys
 import grain
 import jax.numpy as jnp
 
-from skinjax import checkpointing
-from skinjax import train_state
+from skinjax.training import checkpoints
+from skinjax.training import state as train_state
 
 
 def _state(step, size):
@@ -20,12 +20,12 @@ def _state(step, size):
 
 
 def main(workdir):
-  manager = checkpointing.create_manager(workdir, keep=3, best_metric='top1')
+  manager = checkpoints.create_manager(workdir, keep=3, best_metric='top1')
   iterator = iter(grain.MapDataset.range(10).to_iter_dataset())
-  checkpointing.save(manager, _state(1, 1000), iterator, {'top1': 0.5})
+  checkpoints.save(manager, _state(1, 1000), iterator, {'top1': 0.5})
   manager.wait_until_finished()
   print('saved 1', flush=True)
-  checkpointing.save(manager, _state(2, 400_000_000), iterator, {'top1': 0.9})
+  checkpoints.save(manager, _state(2, 400_000_000), iterator, {'top1': 0.9})
   manager.wait_until_finished()
   print('saved 2', flush=True)
 

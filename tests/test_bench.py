@@ -11,7 +11,7 @@ from PIL import Image
 
 from helpers import run_module
 from skinjax.bench import input_pipeline
-from skinjax.data import lesion_drawing
+from skinjax.data.builders import lesion_drawing
 
 
 def _assert_positive(row, keys):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from skinjax import calibration
-from skinjax import metrics
+from skinjax.evaluation import calibration
+from skinjax.evaluation import metrics
 
 
 def _sampled(temperature, n=20_000, classes=5, seed=0):

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from helpers import REPO
-from skinjax import checkpointing
-from skinjax import train_state
+from skinjax.training import checkpoints
+from skinjax.training import state as train_state
 
 
 def _state(step, value=0.0, ema=False):
@@ -35,27 +35,27 @@ def _abstract(state):
 
 
 def test_keeps_the_latest_k_and_the_best(tmp_path):
-  manager = checkpointing.create_manager(str(tmp_path), keep=2,
+  manager = checkpoints.create_manager(str(tmp_path), keep=2,
                                          best_metric='top1')
   iterator = iter(grain.MapDataset.range(10).to_iter_dataset())
   for step, top1 in enumerate([0.1, 0.9, 0.3, 0.4, 0.2, 0.5], start=1):
-    checkpointing.save(manager, _state(step, step), iterator, {'top1': top1})
+    checkpoints.save(manager, _state(step, step), iterator, {'top1': top1})
     manager.wait_until_finished()
   assert list(manager.all_steps()) == [2, 5, 6]
   assert manager.best_step() == 2 and manager.latest_step() == 6
 
 
 def test_restore_brings_back_state_and_iterator_position(tmp_path):
-  manager = checkpointing.create_manager(str(tmp_path), keep=2,
+  manager = checkpoints.create_manager(str(tmp_path), keep=2,
                                          best_metric='top1')
   dataset = grain.MapDataset.range(100).to_iter_dataset()
   iterator = iter(dataset)
   [next(iterator) for _ in range(7)]
-  checkpointing.save(manager, _state(3, 1.5), iterator, {'top1': 0.5})
+  checkpoints.save(manager, _state(3, 1.5), iterator, {'top1': 0.5})
   manager.wait_until_finished()
   expected = next(iterator)
   fresh = iter(dataset)
-  restored = checkpointing.restore(manager, 3, _abstract(_state(0)), fresh)
+  restored = checkpoints.restore(manager, 3, _abstract(_state(0)), fresh)
   assert int(restored.step) == 3
   np.testing.assert_array_equal(restored.params['w'], [1.5] * 4)
   assert next(fresh) == expected
@@ -63,7 +63,7 @@ def test_restore_brings_back_state_and_iterator_position(tmp_path):
 
 def test_checkpoint_killed_while_saving_is_never_restored(tmp_path):
   workdir = str(tmp_path)
-  ckpt_dir = checkpointing.checkpoint_dir(workdir)
+  ckpt_dir = checkpoints.checkpoint_dir(workdir)
   proc = subprocess.Popen([sys.executable, '-m', 'tests.save_slowly', workdir],
                           cwd=REPO, stdout=subprocess.PIPE, text=True)
   assert proc.stdout.readline().strip() == 'saved 1'
@@ -76,12 +76,12 @@ def test_checkpoint_killed_while_saving_is_never_restored(tmp_path):
   assert partial, 'the save finished before it could be interrupted'
   assert not os.path.exists(os.path.join(ckpt_dir, '2'))
 
-  manager = checkpointing.create_manager(workdir, keep=3, best_metric='top1')
+  manager = checkpoints.create_manager(workdir, keep=3, best_metric='top1')
   assert list(manager.all_steps()) == [1]
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
                           _state(0))
   abstract.params['w'] = jax.ShapeDtypeStruct((1000,), jnp.float32)
-  restored = checkpointing.restore(manager, manager.latest_step(), abstract)
+  restored = checkpoints.restore(manager, manager.latest_step(), abstract)
   np.testing.assert_array_equal(restored.params['w'], np.ones(1000))
   # Orbax sweeps the leftover in a background thread (awaited at the next
   # save), so wait for it rather than race it.
@@ -91,24 +91,24 @@ def test_checkpoint_killed_while_saving_is_never_restored(tmp_path):
     time.sleep(0.05)
   # The resumed run writes step 2 again.
   iterator = iter(grain.MapDataset.range(10).to_iter_dataset())
-  checkpointing.save(manager, _state(2, 2.0), iterator, {'top1': 0.9})
-  checkpointing.wait_until_finished(manager)
+  checkpoints.save(manager, _state(2, 2.0), iterator, {'top1': 0.9})
+  checkpoints.wait_until_finished(manager)
   assert list(manager.all_steps()) == [1, 2]
-  restored = checkpointing.restore(manager, 2, _abstract(_state(0)))
+  restored = checkpoints.restore(manager, 2, _abstract(_state(0)))
   np.testing.assert_array_equal(restored.params['w'], [2.0] * 4)
 
 
 def _two_checkpoints(workdir):
   """Steps 1 and 2 (with EMA), saved 3 and 5 elements into a dataset."""
-  manager = checkpointing.create_manager(workdir, keep=3, best_metric='top1')
+  manager = checkpoints.create_manager(workdir, keep=3, best_metric='top1')
   iterator = iter(grain.MapDataset.range(100).to_iter_dataset())
   for step, position in ((1, 3), (2, 5)):
     while next(iterator) < position - 1:
       pass
-    checkpointing.save(manager, _state(step, float(step), ema=True), iterator,
+    checkpoints.save(manager, _state(step, float(step), ema=True), iterator,
                        {'top1': 0.5})
-    checkpointing.wait_until_finished(manager)
-  return os.path.join(checkpointing.checkpoint_dir(workdir), '2')
+    checkpoints.wait_until_finished(manager)
+  return os.path.join(checkpoints.checkpoint_dir(workdir), '2')
 
 
 def _truncate(path):
@@ -142,9 +142,9 @@ def test_a_damaged_latest_checkpoint_is_set_aside_for_the_previous_one(
     tmp_path, damage):
   workdir = str(tmp_path)
   _DAMAGE[damage](_two_checkpoints(workdir))
-  manager = checkpointing.create_manager(workdir, keep=3, best_metric='top1')
+  manager = checkpoints.create_manager(workdir, keep=3, best_metric='top1')
   iterator = iter(grain.MapDataset.range(100).to_iter_dataset())
-  step, state = checkpointing.restore_latest(
+  step, state = checkpoints.restore_latest(
       manager, _abstract(_state(0, ema=True)), iterator)
   assert step == 1 and int(state.step) == 1
   np.testing.assert_array_equal(state.params['w'], [1.0] * 4)
@@ -159,23 +159,23 @@ def test_a_checkpoint_that_does_not_fit_the_config_is_an_error_not_damage(
   """Every checkpoint failing (here: the config asks for EMA weights that
   were never saved) raises and moves nothing."""
   workdir = str(tmp_path)
-  manager = checkpointing.create_manager(workdir, keep=3, best_metric='top1')
+  manager = checkpoints.create_manager(workdir, keep=3, best_metric='top1')
   iterator = iter(grain.MapDataset.range(10).to_iter_dataset())
   for step in (1, 2):
-    checkpointing.save(manager, _state(step), iterator, {'top1': 0.5})
-  checkpointing.wait_until_finished(manager)
+    checkpoints.save(manager, _state(step), iterator, {'top1': 0.5})
+  checkpoints.wait_until_finished(manager)
   with pytest.raises(Exception, match='ema'):
-    checkpointing.restore_latest(manager, _abstract(_state(0, ema=True)),
+    checkpoints.restore_latest(manager, _abstract(_state(0, ema=True)),
                                  iterator)
-  assert sorted(os.listdir(checkpointing.checkpoint_dir(workdir))) == [
+  assert sorted(os.listdir(checkpoints.checkpoint_dir(workdir))) == [
       '1', '2']
 
 
 def test_raw_weights_restore_without_asking_for_the_ema(tmp_path):
   """skinjax.evaluate builds its target state without EMA."""
   _two_checkpoints(str(tmp_path))
-  manager = checkpointing.create_manager(str(tmp_path), keep=3,
+  manager = checkpoints.create_manager(str(tmp_path), keep=3,
                                          best_metric='top1', read_only=True)
-  state = checkpointing.restore(manager, 2, _abstract(_state(0)))
+  state = checkpoints.restore(manager, 2, _abstract(_state(0)))
   assert state.ema is None
   np.testing.assert_array_equal(state.params['w'], [2.0] * 4)

@@ -13,7 +13,6 @@ import image_trees
 from skinjax import data
 from skinjax.data import pipeline
 
-_CONFIG = ['--config', 'configs/synthetic.py']
 
 
 def _test_split_as_tree(data_dir, root, flags):
@@ -46,9 +45,9 @@ def test_image_dir_maps_skips_and_restricts_folders(trained_run, small_data_dir,
                                       flags)
   label_map = tmp_path / 'map.json'
   label_map.write_text(json.dumps({'rings': names[1]}))
-  result = run_module('skinjax.evaluate', _CONFIG + [
+  result = run_module('skinjax.evaluate', [
       '--workdir', str(workdir), '--image_dir', str(tmp_path / 'clinic'),
-      '--label_map', str(label_map), '--restrict_to_present_classes'] + flags)
+      '--label_map', str(label_map), '--restrict_to_present_classes'])
   assert result.returncode == 0, result.stderr[-3000:]
   assert "skipped folder 'Warts' (1 files)" in result.stderr
   out = workdir / 'eval' / 'dir_clinic'

@@ -10,13 +10,13 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from configs import default
-import image_trees
 from helpers import dataset_config
+import image_trees
 from skinjax import data
-from skinjax.data import dermnet
-from skinjax.data import image_files
+from skinjax.config import defaults
 from skinjax.data import pipeline
+from skinjax.data.builders import dermnet
+from skinjax.data.prepare import collection
 
 _DERMNET = dict(dermnet.CATEGORIES)
 _ACNE = _DERMNET['acne_rosacea']
@@ -38,7 +38,7 @@ def _examples(builder, split):
 
 
 def _report(builder):
-  with open(os.path.join(builder.data_dir, image_files.REPORT_FILE)) as f:
+  with open(os.path.join(builder.data_dir, collection.REPORT_FILE)) as f:
     return json.load(f)
 
 
@@ -129,7 +129,7 @@ def test_validation_is_stratified_and_deterministic(dermnet_tree, tmp_path):
 def test_prepared_dermnet_feeds_worker_processes(dermnet_tree, tmp_path):
   # grain pickles the data source, builder and its config, into each worker.
   builder = _prepare('dermnet/23', tmp_path, dermnet_tree)
-  config = default.get_config()
+  config = defaults.get_config()
   config.image_size, config.batch_size, config.input.num_workers = 16, 4, 1
   batches = pipeline.train_dataset(pipeline.data_source(builder, 'train'),
                                    config, 0, 1)
@@ -256,11 +256,11 @@ def test_image_folder_classes_from_folders(tmp_path, with_splits):
 
 
 def test_class_balanced_sampling_draws_classes_equally():
-  from configs import default  # pylint: disable=g-import-not-at-top
+  from skinjax.config import defaults  # pylint: disable=g-import-not-at-top
   labels = [0] * 90 + [1] * 9 + [2] * 1
   source = [{'image': image_trees.encode(image_trees.photo(i)), 'label': l}
             for i, l in enumerate(labels)]
-  config = default.get_config()
+  config = defaults.get_config()
   config.image_size, config.batch_size, config.class_balance = 8, 30, 'sampling'
   iterator = iter(pipeline.train_dataset(source, config, 0, 1))
   drawn = np.concatenate([next(iterator)['label'] for _ in range(20)])

@@ -12,7 +12,6 @@ from helpers import (assert_same_leaves, records, run_module, saved_state,
                      start_training, train, wait_for)
 import wandb_log
 
-_CONFIG = ['--config', 'configs/synthetic.py']
 
 
 def test_run_writes_metrics_config_and_checkpoints(trained_run):
@@ -42,9 +41,8 @@ def test_wandb_offline_run_holds_the_loss_history(trained_run):
 
 def test_evaluate_writes_the_report(trained_run):
   workdir, flags = trained_run
-  result = run_module('skinjax.evaluate', _CONFIG + [
-      '--workdir', str(workdir), '--split', 'test', '--checkpoint', 'best']
-                      + flags)
+  result = run_module('skinjax.evaluate', [
+      '--workdir', str(workdir), '--split', 'test', '--checkpoint', 'best'])
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'chance: top1' in result.stdout
   with open(workdir / 'eval' / 'test' / 'metrics.json') as f:

@@ -65,8 +65,8 @@ def test_a_damaged_checkpoint_is_skipped_and_the_run_resumes_on_two_devices(
   largest = max((f for f in files if os.path.isfile(f)), key=os.path.getsize)
   os.truncate(largest, os.path.getsize(largest) // 2)
 
-  stdout, _ = train(workdir, flags, cpu_devices(2))
-  assert 'Warning: checkpoint step 60 is damaged and was skipped' in stdout
+  stdout, stderr = train(workdir, flags, cpu_devices(2))
+  assert 'Checkpoint step 60 is damaged and was skipped' in stderr
   assert 'Resuming from checkpoint step 50' in stdout
   assert glob.glob(str(workdir / 'checkpoints' / '60.unreadable-*'))
   assert_same_leaves(saved_state(workdir, 60), saved_state(reference, 60),

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from skinjax import metrics
+from skinjax.evaluation import metrics
+from skinjax.evaluation import report
 
 # Four classes; class 'd' never occurs and is never predicted.
 #   labels       0  0  0  1  1  2
@@ -55,10 +56,14 @@ def test_nll_of_uniform_and_of_confident_predictions():
   assert confident['top1'] == 1.0 and confident['macro_f1'] == 1.0
 
 
-def test_top_k_is_capped_at_the_number_of_classes():
-  logits = np.array([[0.0, 1.0], [1.0, 0.0]])
-  assert metrics.top_k_accuracy(logits, np.array([0, 0]), 3) == 1.0
-  assert metrics.top_k_accuracy(logits, np.array([0, 0]), 1) == 0.5
+def test_top_k_is_none_where_it_cannot_miss():
+  """Over k classes or fewer, top-k would be 1 by construction: None."""
+  logits = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 2.0]])
+  assert metrics.top_k_accuracy(logits, np.array([0, 0]), 3) is None
+  assert metrics.top_k_accuracy(logits, np.array([0, 0]), 2) == 0.5
+  scored = metrics.classification_metrics(logits, np.array([0, 1]),
+                                          ['a', 'b', 'c'])
+  assert scored['top3'] is None and scored['top1'] == 0.0
 
 
 def test_roc_auc_counts_ties_as_half():
@@ -108,3 +113,16 @@ def test_risk_coverage_keeps_ties_together():
   assert curve['risk'] == pytest.approx([0, 1 / 3, 1 / 4, 2 / 5])
   assert metrics.area_under_risk_coverage(curve) == pytest.approx(
       0.2 * 0 + 0.4 / 3 + 0.2 / 4 + 0.2 * 2 / 5)
+
+
+def test_printed_chance_counts_only_the_classes_present():
+  """Balanced accuracy averages over the classes present: chance is one over
+  their number, not over every class the model knows."""
+  logits = np.eye(4)[[0, 1, 1, 2]] * 5.0
+  labels = np.array([0, 1, 1, 2])  # class 'd' absent
+  scored = metrics.classification_metrics(logits, labels, ['a', 'b', 'c', 'd'])
+  text = report.text(scored, ['a', 'b', 'c', 'd'])
+  assert 'balanced_accuracy 0.3333 (1/3 classes present)' in text
+  assert 'top1 0.5000 (majority class)' in text
+  three = metrics.classification_metrics(logits[:, :3], labels, ['a', 'b', 'c'])
+  assert 'top3 n/a' in report.text(three, ['a', 'b', 'c'])

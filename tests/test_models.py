@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import default
 from skinjax import models
+from skinjax.config import defaults
 
 
 def _num_params(model, size=224):
@@ -23,13 +23,13 @@ def _num_params(model, size=224):
     ('resnet50', 25_557_032),
 ])
 def test_parameter_counts_match_torchvision(name, expected):
-  config = default.get_config().model
+  config = defaults.get_config().model
   config.name = name
   assert _num_params(models.create_model(config, num_classes=1000)) == expected
 
 
 def test_width_and_classes_come_from_the_config():
-  config = default.get_config().model
+  config = defaults.get_config().model
   config.name, config.width = 'resnet18', 16
   model = models.create_model(config, num_classes=7)
   variables = model.init(jax.random.PRNGKey(0), jnp.zeros((2, 32, 32, 3)),
@@ -39,7 +39,7 @@ def test_width_and_classes_come_from_the_config():
 
 
 def test_bfloat16_computes_in_bf16_with_float32_params_and_logits():
-  config = default.get_config().model
+  config = defaults.get_config().model
   config.name, config.width, config.dtype = 'resnet18', 8, 'bfloat16'
   model = models.create_model(config, num_classes=3)
   images = jnp.asarray(np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)),

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from configs import default
+from skinjax.config import defaults
 from skinjax.data import pipeline
 
 _STEP = 6  # grey level per index: example i is a uniform image of value 6 * i
@@ -27,7 +27,7 @@ def _indices(images):
 
 
 def _config(**input_overrides):
-  config = default.get_config()
+  config = defaults.get_config()
   config.image_size = 8
   config.batch_size = 4
   config.eval_batch_size = 8

@@ -6,15 +6,15 @@ import numpy as np
 import optax
 import pytest
 
-from configs import default
 from skinjax import models
-from skinjax import saliency
-from skinjax import steps
+from skinjax.config import defaults
+from skinjax.evaluation import saliency
 from skinjax.models import layers
+from skinjax.training import loss as loss_lib
 
 
 def _model(name, num_classes, width=8):
-  config = default.get_config().model
+  config = defaults.get_config().model
   config.name, config.width = name, width
   return models.create_model(config, num_classes)
 
@@ -79,7 +79,7 @@ def test_grad_cam_highlights_the_lesion_more_than_the_skin():
     def loss_fn(p):
       logits, updates = model.apply({'params': p, 'batch_stats': batch_stats},
                                     x, train=True, mutable=['batch_stats'])
-      return steps.cross_entropy_loss(logits, y, 0.0), updates['batch_stats']
+      return loss_lib.cross_entropy_loss(logits, y, 0.0), updates['batch_stats']
     (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         params)
     updates, opt_state = tx.update(grads, opt_state)

@@ -12,8 +12,8 @@ import pytest
 
 from helpers import REPO, dataset_config, run_module
 from skinjax import data
-from skinjax.data import dermnet
 from skinjax.data import pipeline
+from skinjax.data.builders import dermnet
 
 SHARED = os.path.join(os.path.dirname(REPO), 'shared', 'data')
 # Each test prepares thousands of real photos (48 s for the three here):
@@ -94,11 +94,12 @@ def test_ham10000_image_dir_scores_like_the_prepared_test_split(tmp_path):
                'checkpoint_every_steps': 10, 'wandb.mode': 'disabled',
                'dataset.data_dir': tmp_path / 'tfds',
                'dataset.manual_dir': manual_dir}.items()]
-  for module, extra in (('skinjax.train', []),
-                        ('skinjax.evaluate', ['--split', 'test']),
-                        ('skinjax.evaluate',
-                         ['--image_dir', str(tmp_path / 'copy')])):
-    result = run_module(module, flags + extra)
+  run = ['--workdir', str(tmp_path / 'run')]
+  for module, args in (('skinjax.train', flags),
+                       ('skinjax.evaluate', run + ['--split', 'test']),
+                       ('skinjax.evaluate',
+                        run + ['--image_dir', str(tmp_path / 'copy')])):
+    result = run_module(module, args)
     assert result.returncode == 0, result.stderr[-3000:]
   metrics = {}
   for name in ('test', 'dir_copy'):

@@ -7,8 +7,8 @@ from PIL import Image
 
 from helpers import dataset_config, mean_colour_linear_accuracy
 from skinjax import data
-from skinjax.data import lesion_drawing
 from skinjax.data import pipeline
+from skinjax.data.builders import lesion_drawing
 
 
 def test_drawing_is_a_pure_function_of_the_seed():

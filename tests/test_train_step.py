@@ -14,18 +14,19 @@ import numpy as np
 import optax
 import pytest
 
-from configs import default
 from helpers import REPO
 from skinjax import models
-from skinjax import optim
-from skinjax import sharding
-from skinjax import steps
-from skinjax import train_state
+from skinjax.config import defaults
+from skinjax.parallel import sharding
+from skinjax.training import loss as loss_lib
+from skinjax.training import optimizer as optim
+from skinjax.training import state as train_state
+from skinjax.training import step as steps
 
 
 def _setup(model_overrides=(), ema_decay=0.0, grad_accum_steps=1,
            **optimizer):
-  config = default.get_config()
+  config = defaults.get_config()
   config.model.name, config.model.width = 'resnet18', 4
   config.model.update(dict(model_overrides))
   config.optimizer.warmup_steps = 0
@@ -150,7 +151,7 @@ def test_weight_decay_touches_kernels_only():
   params = {'conv': {'kernel': jnp.ones((3, 3, 2, 2))},
             'bn': {'scale': jnp.ones(2), 'bias': jnp.ones(2)},
             'head': {'kernel': jnp.ones((2, 3)), 'bias': jnp.ones(3)}}
-  config = default.get_config().optimizer
+  config = defaults.get_config().optimizer
   config.warmup_steps, config.learning_rate, config.weight_decay = 0, 1.0, 0.1
   config.momentum = 0.0
   tx = optim.create_optimizer(config, num_train_steps=10)
@@ -164,7 +165,7 @@ def test_weight_decay_touches_kernels_only():
 
 
 def test_schedule_warms_up_then_decays_to_the_end_value():
-  config = default.get_config().optimizer
+  config = defaults.get_config().optimizer
   config.learning_rate, config.warmup_steps = 0.4, 10
   config.end_learning_rate_factor = 0.01
   schedule = optim.learning_rate_schedule(config, num_train_steps=110)
@@ -263,8 +264,8 @@ def test_under_srun_the_processes_find_each_other_from_slurm_variables(
 def test_class_weighted_loss_compiles_and_weighs_each_example_by_its_class():
   logits = jnp.asarray(np.random.default_rng(0).normal(size=(6, 3)))
   labels = jnp.asarray([0, 0, 0, 0, 1, 2])
-  class_weights = steps.balanced_class_weights(np.asarray(labels), 3)
-  loss = jax.jit(lambda lg, lb: steps.cross_entropy_loss(
+  class_weights = loss_lib.balanced_class_weights(np.asarray(labels), 3)
+  loss = jax.jit(lambda lg, lb: loss_lib.cross_entropy_loss(
       lg, lb, 0.0, class_weights))(logits, labels)
   per_example = -jax.nn.log_softmax(logits)[jnp.arange(6), labels]
   weights = class_weights[np.asarray(labels)]

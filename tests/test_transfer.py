@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import default
 from helpers import run_module, tiny_run_flags
 from skinjax import models
-from skinjax import optim
+from skinjax.config import defaults
 from skinjax.models import transfer
+from skinjax.training import optimizer as optim
 
 
 def _variables(model, classes_seed=0):
@@ -18,7 +18,7 @@ def _variables(model, classes_seed=0):
 
 
 def _model(name='resnet18', num_classes=6, **overrides):
-  config = default.get_config().model
+  config = defaults.get_config().model
   config.name, config.width = name, 8
   config.update(overrides)
   return models.create_model(config, num_classes)
@@ -78,7 +78,7 @@ def test_checkpoint_of_one_dataset_starts_a_model_for_another(
 
 @pytest.mark.parametrize('factor', [0.0, 0.1])
 def test_backbone_learning_rate_factor(factor):
-  config = default.get_config().optimizer
+  config = defaults.get_config().optimizer
   config.warmup_steps, config.learning_rate, config.momentum = 0, 1.0, 0.0
   config.weight_decay, config.backbone_learning_rate_factor = 0.0, factor
   tx = optim.create_optimizer(config, num_train_steps=10)

@@ -22,8 +22,9 @@ import jax
 from ml_collections import config_flags
 
 from skinjax.bench import train_step
+from skinjax.config import defaults
 
-_CONFIG = config_flags.DEFINE_config_file('config', 'configs/default.py',
+_CONFIG = config_flags.DEFINE_config_file('config', defaults.__file__,
                                           'Config file.', lock_config=True)
 _NUM_CLASSES = flags.DEFINE_integer('num_classes', 6, 'Classifier outputs.')
 _STEPS = flags.DEFINE_integer('steps', 3, 'Traced steps.')

@@ -13,6 +13,5 @@ shift || true
 for dtype in float32 bfloat16; do
   flags=(--config.model.dtype="$dtype" --config.ema_decay=0.99 "$@")
   ./launch.sh train configs/synthetic.py --workdir "$ROOT/$dtype" "${flags[@]}"
-  ./launch.sh evaluate configs/synthetic.py --workdir "$ROOT/$dtype" \
-    --split test --weights ema "${flags[@]}"
+  ./launch.sh evaluate "$ROOT/$dtype" --split test --weights ema
 done

@@ -1,6 +1,6 @@
 r"""Benchmarks skinjax's input pipeline and train step; prints tables, writes JSON.
 
-  python -m skinjax.bench [--config configs/default.py] [--config.KEY=VALUE ...]
+  python -m skinjax.bench [--config CONFIG] [--config.KEY=VALUE ...]
       [--sections pipeline,train_step,end_to_end,torch] [--models ...]
       [--image_sizes 224,128] [--dtypes float32,bfloat16] [--steps 10]
       [--num_workers 0,1,2] [--output bench.json]
@@ -21,6 +21,7 @@ builder in a temporary folder, or config.dataset with --dataset_from_config.
 import importlib.util
 import itertools
 import json
+import sys
 import tempfile
 
 from absl import app
@@ -28,21 +29,23 @@ from absl import flags
 import jax
 from ml_collections import config_flags
 
-from skinjax import config_lib
 from skinjax import data
 from skinjax import models
 from skinjax.bench import hardware
 from skinjax.bench import input_pipeline
 from skinjax.bench import report
 from skinjax.bench import train_step
-from skinjax.data import lesion_drawing
+from skinjax.cli import checks
+from skinjax.cli import flags as cli_flags
+from skinjax.config import defaults
+from skinjax.data.builders import lesion_drawing
 
 SECTIONS = ('pipeline', 'train_step', 'end_to_end', 'torch')
-DTYPES = ('float32', 'bfloat16')
+DTYPES = tuple(models.DTYPES)
 _TORCH_MODELS = ('resnet18', 'resnet50')
 
 _CONFIG = config_flags.DEFINE_config_file(
-    'config', 'configs/default.py', 'Config file; batch_size, model.width, '
+    'config', defaults.__file__, 'Config file; batch_size, model.width, '
     'optimizer, augment, input and dataset are read from it.',
     lock_config=True)
 _SECTIONS = flags.DEFINE_list('sections', list(SECTIONS),
@@ -128,7 +131,12 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = _CONFIG.value
-  config_lib.exit_if_invalid(config)
+  try:
+    checks.validate(config)
+    checks.validate_for_devices(config, jax.device_count(),
+                                jax.process_count())
+  except checks.ConfigError as e:
+    sys.exit(f'error: {e}')
   sections = set(_SECTIONS.value)
   image_sizes = [int(s) for s in _IMAGE_SIZES.value]
   worker_counts = [int(w) for w in _NUM_WORKERS.value]
@@ -174,4 +182,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=config_lib.parse_flags)
+  app.run(main, flags_parser=cli_flags.parse_flags)

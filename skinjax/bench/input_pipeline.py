@@ -18,9 +18,9 @@ from PIL import Image
 
 from skinjax import data
 from skinjax.bench import hardware
-from skinjax.data import lesion_drawing
 from skinjax.data import pipeline
 from skinjax.data import preprocess
+from skinjax.data.builders import lesion_drawing
 
 # Landscape 4:3 photos with a 256 px short side, as datasets are prepared.
 _PHOTO_WIDTH, _PHOTO_HEIGHT = 342, 256

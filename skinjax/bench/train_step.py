@@ -1,9 +1,9 @@
 """Train step throughput of skinjax's own step, one fresh process per setting.
 
-The step is steps.jit_train_step exactly as train.py builds it (models,
-optim, sharding and train_state are skinjax's), compiled ahead of time so
-the compile is timed apart and XLA's cost analysis gives its FLOPs. It runs
-first on one synthetic batch held on the devices (compute alone), then, for
+The step and the initial state are built as the training loop builds them
+(training.step.jit_train_step_from_config, training.state.initial_state),
+compiled ahead of time so the compile is timed apart and XLA's cost analysis
+gives its FLOPs. It runs first on one synthetic batch held on the devices (compute alone), then, for
 the end-to-end figure, fed by the real input pipeline as train.py feeds it.
 
   python -m skinjax.bench.train_step '{"config": ..., ...}'  # one setting
@@ -22,12 +22,12 @@ import numpy as np
 
 from skinjax import data
 from skinjax import models
-from skinjax import optim
-from skinjax import sharding
-from skinjax import steps
-from skinjax import train_state
 from skinjax.bench import hardware
 from skinjax.data import pipeline
+from skinjax.parallel import sharding
+from skinjax.training import optimizer
+from skinjax.training import state as state_lib
+from skinjax.training import step as step_lib
 
 
 def _synthetic_batch(config, num_classes: int, mesh):
@@ -52,16 +52,9 @@ def compile_step(config: ml_collections.ConfigDict, num_classes: int):
   """(compiled step, state, synthetic batch, mesh, compile seconds)."""
   mesh = sharding.create_mesh()
   model = models.create_model(config.model, num_classes)
-  tx = optim.create_optimizer(config.optimizer, config.num_train_steps)
-  state = jax.jit(train_state.create_train_state, static_argnums=(1, 2, 3),
-                  out_shardings=sharding.replicated(mesh))(
-                      jax.random.PRNGKey(config.seed), model, tx,
-                      config.image_size)
-  train_step = steps.jit_train_step(
-      mesh, model=model, tx=tx,
-      learning_rate_fn=optim.learning_rate_schedule(config.optimizer,
-                                                    config.num_train_steps),
-      label_smoothing=config.label_smoothing)
+  tx = optimizer.create_optimizer(config.optimizer, config.num_train_steps)
+  state = state_lib.initial_state(config, model, tx, mesh)
+  train_step = step_lib.jit_train_step_from_config(config, mesh, model, tx)
   batch = _synthetic_batch(config, num_classes, mesh)
   start = time.perf_counter()
   compiled = train_step.lower(state, batch).compile()

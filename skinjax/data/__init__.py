@@ -12,12 +12,12 @@ import jax
 from jax.experimental import multihost_utils
 import tensorflow_datasets as tfds
 
-from skinjax.data import dermamnist
-from skinjax.data import dermnet
-from skinjax.data import ham10000
-from skinjax.data import image_files
-from skinjax.data import image_folder
-from skinjax.data import synthetic_lesions
+from skinjax.data.builders import dermamnist
+from skinjax.data.builders import dermnet
+from skinjax.data.builders import ham10000
+from skinjax.data.builders import image_folder
+from skinjax.data.builders import prepared_photos
+from skinjax.data.builders import synthetic_lesions
 
 DATASETS = {
     'dermamnist': dermamnist.Dermamnist,
@@ -26,9 +26,6 @@ DATASETS = {
     'image_folder': image_folder.ImageFolder,
     'synthetic_lesions': synthetic_lesions.SyntheticLesions,
 }
-# Builders that prepare image files with image_files.PreparedImagesConfig.
-_FROM_IMAGE_FILES = (dermnet.Dermnet, ham10000.Ham10000,
-                     image_folder.ImageFolder)
 
 
 def get_builder(dataset_config) -> tfds.core.DatasetBuilder:
@@ -41,11 +38,11 @@ def get_builder(dataset_config) -> tfds.core.DatasetBuilder:
   base, _, variant = dataset_config.name.partition('/')
   builder_cls = DATASETS[base]
   builder_config = variant or None
-  if builder_cls in _FROM_IMAGE_FILES:
+  if issubclass(builder_cls, prepared_photos.PreparedPhotosBuilder):
     known = {c.name: c for c in builder_cls.BUILDER_CONFIGS}
     variant = variant or next(iter(known), 'default')
-    builder_config = image_files.configure(
-        known.get(variant, image_files.PreparedImagesConfig(name=variant)),
+    builder_config = prepared_photos.configure(
+        known.get(variant, prepared_photos.PreparedPhotosConfig(name=variant)),
         dataset_config)
     if builder_config is known.get(builder_config.name):
       # By name: tfds refuses a copy of a registered config, and grain's

@@ -5,6 +5,7 @@ import functools
 import jax.numpy as jnp
 
 from skinjax.models import efficientnet_lite
+from skinjax.models import layers
 from skinjax.models import resnet
 
 MODELS = {
@@ -17,7 +18,9 @@ MODELS = {
 # Keyword arguments only some architectures take, and the config key that
 # sets each.
 _SPECIFIC = {'width': ('resnet18', 'resnet34', 'resnet50')}
-_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+# config.model.dtype -> compute dtype.
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+HEAD = layers.HEAD
 
 
 def create_model(model_config, num_classes: int):
@@ -26,7 +29,7 @@ def create_model(model_config, num_classes: int):
                 dropout_rate=model_config.dropout_rate,
                 drop_path_rate=model_config.drop_path_rate,
                 freeze_batch_stats=model_config.freeze_batch_stats,
-                dtype=_DTYPES[model_config.dtype])
+                dtype=DTYPES[model_config.dtype])
   for key, names in _SPECIFIC.items():
     if model_config.name in names:
       kwargs[key] = model_config[key]

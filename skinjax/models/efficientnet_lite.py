@@ -95,12 +95,8 @@ class EfficientNetLite(nn.Module):
 
   @nn.compact
   def __call__(self, images, train: bool = True):
-    x = (images.astype(jnp.float32) - jnp.asarray(self.mean_rgb)) / jnp.asarray(
-        self.std_rgb)
-    x = x.astype(self.dtype)
-    conv = functools.partial(layers.Conv, use_bias=False, dtype=self.dtype,
-                             kernel_init=nn.initializers.variance_scaling(
-                                 2.0, 'fan_out', 'normal'))
+    x = layers.standardise(images, self.mean_rgb, self.std_rgb, self.dtype)
+    conv = layers.he_conv(self.dtype)
     norm = functools.partial(
         nn.BatchNorm, use_running_average=not train or self.freeze_batch_stats,
         momentum=0.99, epsilon=1e-3, dtype=self.dtype)
@@ -122,10 +118,8 @@ class EfficientNetLite(nn.Module):
                  conv=conv, norm=norm, name=f'block_{index}')(x, train)
     x = conv(1280, (1, 1), name='head_conv')(x)  # head not scaled
     x = nn.relu6(norm(name='head_bn')(x))
-    x = layers.expose_features(self, x)
-    x = jnp.mean(x, axis=(1, 2))
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, dtype=jnp.float32, name='head')(x)
+    return layers.classifier(self, x, self.num_classes, self.dropout_rate,
+                             train)
 
 
 def create(name: str, **kwargs) -> EfficientNetLite:

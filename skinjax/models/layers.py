@@ -1,4 +1,4 @@
-"""Layers shared by the models."""
+"""Layers shared by the models, and the names every model gives its parts."""
 
 import functools
 from typing import Any, Callable, Sequence, Union
@@ -158,7 +158,36 @@ class DropPath(nn.Module):
     return jnp.where(mask, x / keep, 0).astype(x.dtype)
 
 
+# The classifier Dense layer of every model: the optimiser gives it its own
+# learning rate and transfer learning re-initialises it.
+HEAD = 'head'
 FEATURES = 'features'
+
+
+def standardise(images, mean_rgb, std_rgb, dtype):
+  """Images in [0, 255] (uint8 or float) standardised per channel, in the
+  compute dtype: the normalisation travels with the weights it belongs to."""
+  x = (images.astype(jnp.float32) - jnp.asarray(mean_rgb)) / jnp.asarray(
+      std_rgb)
+  return x.astype(dtype)
+
+
+def he_conv(dtype):
+  """Conv without bias (a BatchNorm follows), He-initialised on fan-out."""
+  return functools.partial(Conv, use_bias=False, dtype=dtype,
+                           kernel_init=nn.initializers.variance_scaling(
+                               2.0, 'fan_out', 'normal'))
+
+
+def classifier(module: nn.Module, x, num_classes: int, dropout_rate: float,
+               train: bool):
+  """The end of every model, called in its compact __call__: the feature map
+  exposed to Grad-CAM, global average pooling, dropout, and float32 logits
+  (so the softmax and the loss stay exact under bf16) from HEAD."""
+  x = expose_features(module, x)
+  x = jnp.mean(x, axis=(1, 2))
+  x = nn.Dropout(dropout_rate, deterministic=not train)(x)
+  return nn.Dense(num_classes, dtype=jnp.float32, name=HEAD)(x)
 
 
 def expose_features(module: nn.Module, x):

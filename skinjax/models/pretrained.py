@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from skinjax.models import layers
 from skinjax.models import torch_checkpoint
 
 _PACKAGES = {
@@ -68,12 +69,12 @@ def _flax_path(torch_name: str):
   """'_blocks.3._bn1.running_var' -> (('block_3', 'bn1'), 'var')."""
   *modules, field = torch_name.split('.')
   top = {'_conv_stem': 'stem_conv', '_bn0': 'stem_bn', '_conv_head': 'head_conv',
-         '_bn1': 'head_bn', '_fc': 'head'}
+         '_bn1': 'head_bn', '_fc': layers.HEAD}
   if modules[0] == '_blocks':
     path = (f'block_{modules[1]}', modules[2].lstrip('_'))
   else:
     path = (top[modules[0]],)
-  is_conv_or_dense = path[-1].endswith('conv') or path[-1] == 'head'
+  is_conv_or_dense = path[-1].endswith('conv') or path[-1] == layers.HEAD
   if field == 'weight' and is_conv_or_dense:
     return path, 'kernel'
   return path, field if is_conv_or_dense else _NORMS[field]

@@ -5,7 +5,7 @@ normalisation always travels with the weights it belongs to.
 """
 
 import functools
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -15,53 +15,50 @@ from skinjax.models import layers
 ModuleDef = Any
 
 
-class BasicBlock(nn.Module):
-  """Two 3x3 convolutions; ResNet-18 and -34."""
+class _Block(nn.Module):
+  """What both residual blocks take, and how they join their input."""
   filters: int
   conv: ModuleDef
   norm: ModuleDef
   strides: int = 1
   drop_path_rate: float = 0.0
 
+  def join(self, x, y, train: bool):
+    """relu(x + y): x projected by a strided 1x1 conv where the shapes
+    differ, y dropped by stochastic depth. Call it from the compact
+    __call__."""
+    if x.shape != y.shape:
+      x = self.conv(y.shape[-1], (1, 1), (self.strides, self.strides),
+                    name='conv_proj')(x)
+      x = self.norm(name='norm_proj')(x)
+    y = layers.DropPath(self.drop_path_rate)(y, deterministic=not train)
+    return nn.relu(x + y)
+
+
+class BasicBlock(_Block):
+  """Two 3x3 convolutions; ResNet-18 and -34."""
+
   @nn.compact
   def __call__(self, x, train: bool):
-    residual = x
     y = self.conv(self.filters, (3, 3), (self.strides, self.strides))(x)
     y = nn.relu(self.norm()(y))
     y = self.conv(self.filters, (3, 3))(y)
     # Zero-init the last BN scale so each block starts as the identity.
     y = self.norm(scale_init=nn.initializers.zeros_init())(y)
-    if residual.shape != y.shape:
-      residual = self.conv(self.filters, (1, 1), (self.strides, self.strides),
-                           name='conv_proj')(residual)
-      residual = self.norm(name='norm_proj')(residual)
-    y = layers.DropPath(self.drop_path_rate)(y, deterministic=not train)
-    return nn.relu(residual + y)
+    return self.join(x, y, train)
 
 
-class BottleneckBlock(nn.Module):
+class BottleneckBlock(_Block):
   """1x1 -> 3x3 (strided) -> 1x1 with 4x expansion; ResNet-50 and deeper."""
-  filters: int
-  conv: ModuleDef
-  norm: ModuleDef
-  strides: int = 1
-  drop_path_rate: float = 0.0
 
   @nn.compact
   def __call__(self, x, train: bool):
-    residual = x
     y = nn.relu(self.norm()(self.conv(self.filters, (1, 1))(x)))
     y = self.conv(self.filters, (3, 3), (self.strides, self.strides))(y)
     y = nn.relu(self.norm()(y))
     y = self.conv(self.filters * 4, (1, 1))(y)
     y = self.norm(scale_init=nn.initializers.zeros_init())(y)
-    if residual.shape != y.shape:
-      residual = self.conv(self.filters * 4, (1, 1),
-                           (self.strides, self.strides),
-                           name='conv_proj')(residual)
-      residual = self.norm(name='norm_proj')(residual)
-    y = layers.DropPath(self.drop_path_rate)(y, deterministic=not train)
-    return nn.relu(residual + y)
+    return self.join(x, y, train)
 
 
 class ResNet(nn.Module):
@@ -76,16 +73,11 @@ class ResNet(nn.Module):
   mean_rgb: Sequence[float] = (0.485 * 255, 0.456 * 255, 0.406 * 255)
   std_rgb: Sequence[float] = (0.229 * 255, 0.224 * 255, 0.225 * 255)
   dtype: Any = jnp.float32
-  act: Callable = nn.relu
 
   @nn.compact
   def __call__(self, images, train: bool = True):
-    x = (images.astype(jnp.float32) - jnp.asarray(self.mean_rgb)) / jnp.asarray(
-        self.std_rgb)
-    x = x.astype(self.dtype)
-    conv = functools.partial(layers.Conv, use_bias=False, dtype=self.dtype,
-                             kernel_init=nn.initializers.variance_scaling(
-                                 2.0, 'fan_out', 'normal'))
+    x = layers.standardise(images, self.mean_rgb, self.std_rgb, self.dtype)
+    conv = layers.he_conv(self.dtype)
     # Under jit with a batch sharded over devices, the batch mean is taken
     # over the global batch: no axis_name is needed for synchronised BN.
     norm = functools.partial(nn.BatchNorm,
@@ -104,12 +96,8 @@ class ResNet(nn.Module):
             strides=2 if i > 0 and j == 0 else 1,
             drop_path_rate=self.drop_path_rate * index / num_blocks)(x, train)
         index += 1
-    x = layers.expose_features(self, x)
-    x = jnp.mean(x, axis=(1, 2))
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    # Logits in float32 so the softmax and the loss stay exact under bf16.
-    x = nn.Dense(self.num_classes, dtype=jnp.float32, name='head')(x)
-    return x
+    return layers.classifier(self, x, self.num_classes, self.dropout_rate,
+                             train)
 
 
 ResNet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2),

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from skinjax.models import layers
 from skinjax.models import pretrained
 
 
@@ -51,7 +52,7 @@ def merge(fresh: dict, source: dict, where: str) -> dict:
 
   def take(path, value):
     key = jax.tree_util.keystr(path)
-    is_head = path[1].key == 'head'
+    is_head = path[1].key == layers.HEAD
     if key not in flat_source:
       if is_head:
         return value

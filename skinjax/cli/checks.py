@@ -1,0 +1,106 @@
+"""Value checks that no type check catches, each a one-line ConfigError.
+
+Allowed names come from the registries that own them (datasets, models and
+their dtypes, optimisers, class-balance modes, test-time augmentations, W&B
+modes, checkpoint metrics), so a name added there is accepted here at once.
+They run before any data or compile work.
+"""
+
+from skinjax import data
+from skinjax import models
+from skinjax.evaluation import metrics
+from skinjax.evaluation import outputs
+from skinjax.models import pretrained
+from skinjax.run_folder import tracking
+from skinjax.training import loss
+from skinjax.training import optimizer
+
+
+class ConfigError(ValueError):
+  """A config value that cannot work; the message names the key."""
+
+
+def _choices():
+  return {
+      'model.name': tuple(models.MODELS),
+      'model.dtype': tuple(models.DTYPES),
+      'optimizer.name': tuple(optimizer.OPTIMIZERS),
+      'class_balance': loss.CLASS_BALANCE_MODES,
+      'evaluation.tta': tuple(outputs.TTA_MODES),
+      'wandb.mode': tracking.WANDB_MODES,
+      'best_metric': metrics.CHECKPOINT_METRICS,
+  }
+
+
+def validate(config) -> None:
+  """Raises ConfigError naming the first key whose value cannot work."""
+  for key, choices in _choices().items():
+    if get(config, key) not in choices:
+      raise ConfigError(f'config.{key}={get(config, key)!r}: choose one of '
+                        f'{sorted(choices)}')
+  _validate_dataset_name(config.dataset.name)
+  if config.model.init_from == 'imagenet' and not pretrained.available(
+      config.model.name):
+    raise ConfigError(f'config.model.init_from=imagenet: no ImageNet weights '
+                      f'for {config.model.name}; there are for '
+                      f'{pretrained.NAMES}')
+  if config.optimizer.backbone_learning_rate_factor < 0:
+    raise ConfigError('config.optimizer.backbone_learning_rate_factor: must '
+                      'be >= 0')
+  for key in ('image_size', 'batch_size', 'eval_batch_size', 'num_train_steps',
+              'log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
+              'keep_checkpoints', 'model.width', 'grad_accum_steps',
+              'evaluation.calibration_bins'):
+    if get(config, key) < 1:
+      raise ConfigError(f'config.{key}={get(config, key)}: must be >= 1')
+  for key in ('augment.crop_scale', 'augment.crop_ratio'):
+    low, high = get(config, key)
+    if not 0 < low <= high:
+      raise ConfigError(f'config.{key}={(low, high)}: need 0 < low <= high')
+  if not 0 < config.augment.eval_crop_fraction <= 1:
+    raise ConfigError('config.augment.eval_crop_fraction: must be in (0, 1]')
+  for key in ('dataset.validation_fraction', 'dataset.test_fraction'):
+    if not 0 <= get(config, key) < 1:
+      raise ConfigError(f'config.{key}: must be in [0, 1)')
+  if not 0 <= config.label_smoothing < 1:
+    raise ConfigError('config.label_smoothing: must be in [0, 1)')
+  if not 0 < config.evaluation.max_risk < 1:
+    raise ConfigError('config.evaluation.max_risk: must be in (0, 1)')
+  if not 0 <= config.ema_decay < 1:
+    raise ConfigError('config.ema_decay: must be in [0, 1) (0 disables)')
+
+
+def _validate_dataset_name(name: str) -> None:
+  dataset, _, variant = name.partition('/')
+  if dataset not in data.DATASETS:
+    raise ConfigError(f'config.dataset.name={name!r}: unknown dataset; choose '
+                      f'one of {sorted(data.DATASETS)}')
+  variants = [c.name for c in data.DATASETS[dataset].BUILDER_CONFIGS]
+  if variants and variant and variant not in variants:
+    raise ConfigError(f'config.dataset.name={name!r}: unknown variant; '
+                      f'choose one of {variants}')
+
+
+def validate_for_devices(config, device_count: int, process_count: int,
+                         keys=('batch_size', 'eval_batch_size')) -> None:
+  """The batch sizes in `keys` must split evenly over devices and processes
+  (and, when training, each device's share over the micro-batches)."""
+  for key in keys:
+    size = get(config, key)
+    if size % device_count or size % process_count:
+      raise ConfigError(
+          f'config.{key}={size}: must be divisible by the {device_count} '
+          f'devices and {process_count} processes')
+  if 'batch_size' in keys and config.batch_size % (
+      device_count * config.grad_accum_steps):
+    raise ConfigError(
+        f'config.batch_size={config.batch_size}: must be divisible by the '
+        f'{device_count} devices x config.grad_accum_steps='
+        f'{config.grad_accum_steps}')
+
+
+def get(config, dotted_key: str):
+  """config['a']['b'] for 'a.b'."""
+  for part in dotted_key.split('.'):
+    config = config[part]
+  return config

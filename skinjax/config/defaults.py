@@ -1,0 +1,138 @@
+"""Every knob skinjax has, with its default: the config schema.
+
+Config files (configs/*.py) start from `get_config()` here and change what
+they need; a run's WORKDIR/config.json is read back into it. The returned
+ConfigDict is locked: a config file or a `--config.KEY=VALUE` override that
+names a key not defined here is refused, so a typo can never be silently
+ignored. Allowed values of the string keys are named by the registries that
+use them (skinjax.cli.checks lists where).
+"""
+
+import ml_collections
+
+
+def get_config():
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.dataset = ml_collections.ConfigDict()
+  # A name from skinjax.data.DATASETS, optionally with a builder config
+  # ('name/config').
+  config.dataset.name = 'synthetic_lesions'
+  # Where prepared datasets live (array_record files, one folder per dataset).
+  config.dataset.data_dir = '~/tensorflow_datasets'
+  # Where the user put the raw files of a dataset that cannot be downloaded.
+  config.dataset.manual_dir = ''
+  # How photo collections are prepared (dermnet, ham10000, image_folder);
+  # non-default values are prepared into their own folder.
+  config.dataset.max_short_side = 256  # stored JPEGs are at most this small
+  config.dataset.validation_fraction = 0.1  # carved from train if it has none
+  config.dataset.test_fraction = 0.2  # carved from train if there is no test
+  config.dataset.split_seed = 0  # fixed apart from `seed`: same test set
+  config.dataset.train_split = 'train'
+  config.dataset.eval_split = 'validation'  # evaluated during training
+
+  config.input = ml_collections.ConfigDict()
+  # Worker processes that decode and augment; 0 decodes in the main process
+  # with `num_threads` threads.
+  config.input.num_workers = 0
+  config.input.worker_buffer_size = 2  # batches each worker keeps ready
+  config.input.num_threads = 2  # reading and decoding threads per process
+  config.input.prefetch_buffer_size = 64  # elements read ahead per process
+
+  config.augment = ml_collections.ConfigDict()
+  config.augment.crop_scale = (0.35, 1.0)  # random resized crop: area range
+  config.augment.crop_ratio = (3 / 4, 4 / 3)  # and aspect ratio range
+  config.augment.hflip = True
+  config.augment.vflip = True  # skin photos have no canonical up
+  config.augment.rot90 = True
+  config.augment.brightness = 0.1  # colour jitter: +-fraction
+  config.augment.contrast = 0.1
+  config.augment.saturation = 0.1
+  # Evaluation: resize so that the centre crop of this fraction of the short
+  # side becomes image_size.
+  config.augment.eval_crop_fraction = 0.875
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = 'resnet50'  # a name from skinjax.models.MODELS
+  config.model.width = 64  # ResNets: filters of the first stage
+  # Compute dtype: float32 | bfloat16. Parameters, BatchNorm statistics,
+  # logits, softmax and loss stay float32 either way.
+  config.model.dtype = 'float32'
+  config.model.dropout_rate = 0.0  # before the classifier
+  config.model.drop_path_rate = 0.0  # stochastic depth of the last block
+  # Starting weights: '' (random), 'imagenet' (EfficientNet-Lite) or the path
+  # of a skinjax run or checkpoint; the classifier head is re-initialised
+  # when the number of classes differs.
+  config.model.init_from = ''
+  # Keep BatchNorm's running statistics fixed during training.
+  config.model.freeze_batch_stats = False
+
+  config.image_size = 224
+  config.batch_size = 128  # global, over all devices and processes
+  config.eval_batch_size = 256  # global
+  config.num_train_steps = 20_000
+  # Micro-batches per step: each device's share of batch_size is split into
+  # this many, their gradients averaged before one update (same learning
+  # rate, less memory). BatchNorm sees each micro-batch on its own.
+  config.grad_accum_steps = 1
+  # Exponential moving average of the weights (and BatchNorm statistics),
+  # validated beside the raw ones (val_ema/*) and checkpointed; 0 disables.
+  # Averages over about 1 / (1 - decay) steps, ramped up early on as
+  # min(decay, (1 + step) / (10 + step)).
+  config.ema_decay = 0.0
+  # A step whose loss or gradients are NaN/Inf never changes the weights.
+  # False stops training there with a message (the last checkpoint is kept);
+  # True skips that batch and goes on.
+  config.skip_nonfinite_steps = False
+
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.name = 'sgd'  # sgd | adamw
+  config.optimizer.learning_rate = 0.1  # peak, after warmup
+  config.optimizer.warmup_steps = 1_000
+  config.optimizer.end_learning_rate_factor = 0.0  # cosine decays to lr * this
+  config.optimizer.weight_decay = 1e-4  # on kernels only, never on BN or biases
+  config.optimizer.momentum = 0.9  # sgd
+  config.optimizer.nesterov = True  # sgd
+  config.optimizer.b1 = 0.9  # adamw
+  config.optimizer.b2 = 0.999  # adamw
+  config.optimizer.eps = 1e-8  # adamw
+  config.optimizer.grad_clip_norm = 0.0  # 0 disables clipping
+  # Learning rate of everything but the classifier head, as a fraction of
+  # the head's: 1 trains all alike, 0.1 fine-tunes gently, 0 freezes the
+  # backbone (a linear probe).
+  config.optimizer.backbone_learning_rate_factor = 1.0
+  config.label_smoothing = 0.1
+  # Class imbalance: 'none', 'loss_weights' (each class weighs the same in
+  # the loss) or 'sampling' (each class is drawn equally often).
+  config.class_balance = 'none'
+
+  # skinjax.evaluate and skinjax.predict (training's validation stays plain).
+  config.evaluation = ml_collections.ConfigDict()
+  # Test-time augmentation, averaging log-probabilities over views: 'none',
+  # 'flips' (4 views) or 'dihedral' (8: flips and 90-degree rotations).
+  config.evaluation.tta = 'none'
+  config.evaluation.calibration_bins = 15  # equal-width bins of the ECE
+  # Selective prediction: the confidence threshold is the lowest that keeps
+  # the error of accepted validation predictions at most this; predictions
+  # below it are flagged 'uncertain'.
+  config.evaluation.max_risk = 0.1
+
+  config.log_every_steps = 50
+  config.eval_every_steps = 1_000
+  config.checkpoint_every_steps = 1_000
+  config.keep_checkpoints = 3  # the latest K, plus the best one
+  # Validation metric that picks the best checkpoint (higher is better).
+  config.best_metric = 'top1'
+
+  config.wandb = ml_collections.ConfigDict()
+  # online | offline | disabled. online falls back to offline when no API key
+  # is configured (WANDB_API_KEY or `wandb login`).
+  config.wandb.mode = 'online'
+  config.wandb.project = 'skinjax'
+  config.wandb.entity = ''  # your W&B user or team; '' for the default
+  config.wandb.name = ''  # run name; '' lets W&B pick one
+  config.wandb.tags = ()
+
+  config.lock()
+  return config

@@ -1,0 +1,1 @@
+"""tensorflow-datasets builders, one per dataset; importing one registers it."""

@@ -1,0 +1,107 @@
+"""Post-hoc calibration of a checkpoint: a softmax temperature and the
+confidence threshold of selective prediction, both fitted on validation.
+
+They are stored as WORKDIR/calibration/<step>.json (<step>.ema.json for the
+moving-average weights) beside the checkpoint they belong to, so evaluate and
+predict apply the same values.
+"""
+
+import dataclasses
+import json
+import math
+import os
+
+import numpy as np
+from scipy import optimize
+
+from skinjax.evaluation import metrics
+
+CALIBRATION_DIR = 'calibration'
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+  """What evaluate and predict apply to a checkpoint's logits."""
+  temperature: float  # logits are divided by it
+  # Calibrated top probability below which a prediction is flagged
+  # 'uncertain'; None when no threshold reaches max_risk on validation.
+  threshold: float | None
+  max_risk: float
+  checkpoint_step: int
+  weights: str  # 'raw' or 'ema' (the moving average of the weights)
+  tta: str  # the test-time augmentation the logits were fitted with
+  fitted_on: dict  # split, examples, and what the fit did there
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+  """The temperature that minimises the NLL of `labels` (Guo et al., 2017).
+
+  NLL is convex in 1/T, so a bounded scalar search over log T finds it.
+  """
+  logits = np.asarray(logits, np.float64)
+  result = optimize.minimize_scalar(
+      lambda log_t: metrics.negative_log_likelihood(
+          logits / math.exp(log_t), labels),
+      bounds=(math.log(1e-2), math.log(1e2)), method='bounded',
+      options={'xatol': 1e-6})
+  return float(math.exp(result.x))
+
+
+def selective_threshold(probabilities: np.ndarray, labels: np.ndarray,
+                        max_risk: float) -> dict:
+  """The threshold on the top probability that accepts the most examples
+  while their error stays <= max_risk; its coverage and risk."""
+  curve = metrics.risk_coverage(probabilities.max(axis=-1),
+                                probabilities.argmax(axis=-1) == labels)
+  meets = np.flatnonzero(np.asarray(curve['risk']) <= max_risk)
+  if not meets.size:
+    return {'threshold': None, 'coverage': 0.0, 'risk': None}
+  best = meets[-1]
+  return {'threshold': curve['threshold'][best],
+          'coverage': curve['coverage'][best], 'risk': curve['risk'][best]}
+
+
+def fit(logits, labels, *, max_risk: float, num_bins: int,
+        checkpoint_step: int, weights: str, tta: str,
+        split: str) -> Calibration:
+  temperature = fit_temperature(logits, labels)
+  before, after = metrics.softmax(logits), metrics.softmax(logits / temperature)
+  selective = selective_threshold(after, labels, max_risk)
+  return Calibration(
+      temperature=temperature, threshold=selective['threshold'],
+      max_risk=max_risk, checkpoint_step=checkpoint_step, weights=weights,
+      tta=tta,
+      fitted_on={
+          'split': split, 'num_examples': int(len(labels)),
+          'nll_before': metrics.negative_log_likelihood(logits, labels),
+          'nll_after': metrics.negative_log_likelihood(logits / temperature,
+                                                       labels),
+          'ece_before': metrics.expected_calibration_error(before, labels,
+                                                           num_bins),
+          'ece_after': metrics.expected_calibration_error(after, labels,
+                                                          num_bins),
+          'coverage': selective['coverage'], 'risk': selective['risk']})
+
+
+def path(workdir: str, step: int, weights: str) -> str:
+  name = f'{step}.json' if weights == 'raw' else f'{step}.{weights}.json'
+  return os.path.join(workdir, CALIBRATION_DIR, name)
+
+
+def save(calibration: Calibration, workdir: str) -> str:
+  """Writes atomically, so a crash never leaves a file that reads as valid."""
+  target = path(workdir, calibration.checkpoint_step, calibration.weights)
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  with open(target + '.tmp', 'w') as f:
+    json.dump(dataclasses.asdict(calibration), f, indent=2)
+  os.replace(target + '.tmp', target)
+  return target
+
+
+def load(workdir: str, step: int, weights: str) -> Calibration | None:
+  """The calibration saved for these weights of checkpoint `step`, or None."""
+  try:
+    with open(path(workdir, step, weights)) as f:
+      return Calibration(**json.load(f))
+  except FileNotFoundError:
+    return None

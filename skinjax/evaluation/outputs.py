@@ -1,0 +1,73 @@
+"""A model's outputs over a whole split: the eval step and the loop over it.
+
+Shared by training's validation and by evaluate and predict. Batches are
+padded to whole batches and the padding masked out, so every real example
+counts once.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from skinjax.evaluation import metrics
+from skinjax.parallel import sharding
+
+
+def _flips(images):
+  return [images, images[:, :, ::-1], images[:, ::-1], images[:, ::-1, ::-1]]
+
+
+def _dihedral(images):
+  views = _flips(images)
+  return views + [jnp.rot90(v, 1, axes=(1, 2)) for v in views]
+
+
+# config.evaluation.tta -> the views of a batch of NHWC images, the
+# identity first.
+TTA_MODES = {'none': lambda images: [images], 'flips': _flips,
+             'dihedral': _dihedral}
+
+
+def eval_step(state, batch, *, model, tta: str = 'none'):
+  """Logits with running BatchNorm statistics; labels and mask passed along.
+
+  With test-time augmentation, 'logits' are the mean log-probabilities over
+  the views and 'single_view_logits' those of the plain image.
+  """
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  logits = [model.apply(variables, view, train=False)
+            for view in TTA_MODES[tta](batch['image'])]
+  result = {'logits': logits[0], 'label': batch['label'],
+            'mask': batch['mask']}
+  if len(logits) > 1:
+    result['single_view_logits'] = logits[0]
+    result['logits'] = jnp.mean(jnp.stack(
+        [jax.nn.log_softmax(x) for x in logits]), axis=0)
+  return result
+
+
+def jit_eval_step(mesh, *, model, tta: str = 'none'):
+  """eval_step compiled so every process receives all outputs."""
+  return jax.jit(functools.partial(eval_step, model=model, tta=tta),
+                 in_shardings=(sharding.replicated(mesh),
+                               sharding.batch_sharded(mesh)),
+                 out_shardings=sharding.replicated(mesh))
+
+
+def predict(eval_step_fn, state, dataset, mesh) -> dict:
+  """The eval step's outputs ('logits', 'label', ...) for every real
+  (unmasked) example of `dataset`, in dataset order."""
+  results = [eval_step_fn(state, sharding.shard_batch(batch, mesh))
+             for batch in dataset]  # dispatched asynchronously, fetched once
+  results = jax.device_get(results)
+  return {key: np.concatenate([r[key][r['mask']] for r in results])
+          for key in results[0] if key != 'mask'}
+
+
+def evaluate_split(eval_step_fn, state, dataset, mesh, class_names) -> dict:
+  """metrics.classification_metrics of the model over `dataset`."""
+  result = predict(eval_step_fn, state, dataset, mesh)
+  return metrics.classification_metrics(result['logits'], result['label'],
+                                        class_names)

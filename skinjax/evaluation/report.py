@@ -1,0 +1,147 @@
+"""The report of one evaluation: report.md (metrics, tables, figures) and the
+summary printed to the terminal."""
+
+import os
+
+import numpy as np
+
+
+def _fmt(value) -> str:
+  return 'n/a' if value is None else f'{value:.4f}'
+
+
+def _table(header, rows) -> list:
+  lines = ['| ' + ' | '.join(header) + ' |',
+           '|' + '|'.join(['---'] * len(header)) + '|']
+  return lines + ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+
+
+def markdown(metrics: dict, class_names, figures: dict, source: dict) -> str:
+  """The report; `figures` are paths beside it, `source` says what was
+  evaluated (split or image folder, checkpoint, configuration)."""
+  lines = [f"# Evaluation: {source['name']}", '',
+           ', '.join(f'{k} `{v}`' for k, v in source.items()
+                     if k != 'name'), '',
+           'The model ranks differentials with calibrated probabilities to '
+           'support a clinician; it does not make a diagnosis.', '',
+           '## Summary', '']
+  lines += _table(['metric', 'value'], [
+      ['examples', metrics['num_examples']],
+      ['top-1 accuracy', _fmt(metrics['top1'])],
+      ['top-3 accuracy', _fmt(metrics['top3'])],
+      ['balanced accuracy', _fmt(metrics['balanced_accuracy'])],
+      ['macro F1', _fmt(metrics['macro_f1'])],
+      ['macro ROC-AUC (one-vs-rest)', _fmt(metrics['macro_roc_auc'])]])
+  c = metrics['calibration']
+  lines += ['', '## Calibration', '',
+            f"Temperature {c['temperature']:.3f}, fitted on validation by "
+            'minimising NLL.', '']
+  lines += _table(['', 'uncalibrated', 'calibrated'], [
+      ['ECE (top label)', _fmt(c['ece_before']), _fmt(c['ece_after'])],
+      ['NLL', _fmt(c['nll_before']), _fmt(c['nll_after'])]])
+  s = metrics['selective']
+  lines += ['', '## Selective prediction', '']
+  if s['threshold'] is None:
+    lines.append(f"No confidence threshold keeps the validation error at or "
+                 f"below {s['max_risk']:.2f}: every prediction is flagged "
+                 'uncertain.')
+  else:
+    lines.append(
+        f"Predictions with calibrated confidence >= {s['threshold']:.4f} are "
+        f"answered, the rest flagged uncertain: on validation this keeps the "
+        f"error <= {s['max_risk']:.2f} at coverage "
+        f"{s['validation_coverage']:.4f}. Here: coverage {s['coverage']:.4f},"
+        f" error {_fmt(s['risk'])}. Area under the risk-coverage curve "
+        f"{s['area_under_risk_coverage']:.4f}.")
+  if 'tta' in metrics:
+    single = metrics['tta']['single_view']
+    lines += ['', f"## Test-time augmentation ({metrics['tta']['mode']})", '']
+    lines += _table(['metric', 'single view', 'with TTA'], [
+        [k, _fmt(single[k]), _fmt(metrics[k])] for k in
+        ('top1', 'balanced_accuracy', 'macro_f1', 'macro_roc_auc', 'nll',
+         'ece')])
+  lines += ['', '## Per class', '']
+  lines += _table(
+      ['class', 'precision', 'recall', 'F1', 'ROC-AUC', 'support'],
+      [[n] + [_fmt(metrics['per_class'][n][k])
+              for k in ('precision', 'recall', 'f1', 'roc_auc')] +
+       [metrics['per_class'][n]['support']] for n in class_names])
+  if 'image_dir' in metrics:
+    d = metrics['image_dir']
+    lines += ['', '## Image folder', '',
+              f"{d['num_examples']} photos from `{d['image_dir']}`; folders "
+              f"matched: {', '.join(f'{k} -> {v}' for k, v in d['folders'].items())}."]
+    if d['unmatched_folders']:
+      lines.append('Skipped folders with no matching class: ' + ', '.join(
+          f'{k} ({v} files)' for k, v in d['unmatched_folders'].items()) + '.')
+    if d['skipped']:
+      lines.append(f"Unreadable files skipped: {len(d['skipped'])} (listed in "
+                   'metrics.json).')
+  lines += ['', '## Figures', '']
+  for name, path in figures.items():
+    lines += [f"![{name.replace('_', ' ')}]({os.path.basename(path)})", '']
+  return '\n'.join(lines)
+
+
+def text(metrics: dict, class_names) -> str:
+  """The terminal summary: headline metrics, chance levels, per-class table
+  and confusion matrix."""
+  counts = np.asarray(metrics['confusion_matrix'])
+  majority = counts.sum(axis=1).max() / max(counts.sum(), 1)
+  # Balanced accuracy averages recall over the classes present, so chance
+  # is one over their number.
+  present = int(np.count_nonzero(counts.sum(axis=1)))
+  lines = [
+      f"{metrics['num_examples']} examples   top1 {metrics['top1']:.4f}   "
+      f"top3 {_fmt(metrics['top3'])}   balanced_accuracy "
+      f"{metrics['balanced_accuracy']:.4f}   macro_f1 {metrics['macro_f1']:.4f}"
+      f"   nll {metrics['nll']:.4f}",
+      *_calibration_lines(metrics),
+      f'chance: top1 {majority:.4f} (majority class), balanced_accuracy '
+      f'{1 / max(present, 1):.4f} (1/{present} classes present)',
+      '',
+  ]
+  width = max(len(name) for name in class_names)
+  lines.append(f"{'class':<{width}}  precision  recall     f1  roc_auc  "
+               'support')
+  for name in class_names:
+    c = metrics['per_class'][name]
+    auc = '    n/a' if c['roc_auc'] is None else f"{c['roc_auc']:7.4f}"
+    lines.append(f"{name:<{width}}  {c['precision']:9.4f}  {c['recall']:6.4f}  "
+                 f"{c['f1']:.4f}  {auc}  {c['support']:7d}")
+  lines += ['', 'confusion matrix (rows: true class, columns: predicted, in '
+            'class order above)']
+  lines += ['  '.join(f'{n:5d}' for n in row) for row in counts]
+  return '\n'.join(lines)
+
+
+def _calibration_lines(metrics: dict) -> list:
+  lines = []
+  if metrics.get('macro_roc_auc') is not None:
+    lines.append(f"macro ROC-AUC {metrics['macro_roc_auc']:.4f}")
+  if 'calibration' in metrics:
+    c = metrics['calibration']
+    lines.append(
+        f"calibration: temperature {c['temperature']:.3f}; ECE "
+        f"{c['ece_before']:.4f} -> {c['ece_after']:.4f}; NLL "
+        f"{c['nll_before']:.4f} -> {c['nll_after']:.4f}")
+  if 'selective' in metrics:
+    s = metrics['selective']
+    if s['threshold'] is None:
+      lines.append(f"selective: no threshold keeps validation error <= "
+                   f"{s['max_risk']:.2f}; every prediction is 'uncertain'")
+    else:
+      risk = 'n/a' if s['risk'] is None else f"{s['risk']:.4f}"
+      lines.append(
+          f"selective: confidence >= {s['threshold']:.4f} keeps validation "
+          f"error <= {s['max_risk']:.2f} at coverage "
+          f"{s['validation_coverage']:.4f}; here coverage {s['coverage']:.4f}"
+          f", error {risk}")
+  if 'tta' in metrics:
+    t = metrics['tta']['single_view']
+    lines.append(f"test-time augmentation ({metrics['tta']['mode']}): top1 "
+                 f"{t['top1']:.4f} -> {metrics['top1']:.4f}, balanced "
+                 f"accuracy {t['balanced_accuracy']:.4f} -> "
+                 f"{metrics['balanced_accuracy']:.4f}, NLL {t['nll']:.4f} -> "
+                 f"{metrics['nll']:.4f}")
+  return lines

@@ -1,0 +1,1 @@
+"""Devices and processes: the mesh the batch is sharded over, jax.distributed."""

@@ -1,0 +1,173 @@
+"""Where metrics go: WORKDIR/metrics.jsonl always, Weights & Biases by config.
+
+The W&B run id is kept in WORKDIR/wandb_run_id so that a resumed run, and
+the evaluation of its checkpoints, continue the same W&B run.
+"""
+
+import json
+import netrc
+import os
+import secrets
+import string
+from urllib import parse
+
+from absl import logging
+import wandb
+
+RUN_ID_FILE = 'wandb_run_id'
+METRICS_FILE = 'metrics.jsonl'
+# config.wandb.mode.
+WANDB_MODES = ('online', 'offline', 'disabled')
+
+
+def has_wandb_credentials() -> bool:
+  """Whether an API key is configured, without touching the network."""
+  if os.environ.get('WANDB_API_KEY'):
+    return True
+  host = parse.urlparse(os.environ.get('WANDB_BASE_URL',
+                                       'https://api.wandb.ai')).hostname
+  try:
+    return netrc.netrc(os.environ.get('NETRC')).authenticators(host) is not None
+  except (FileNotFoundError, netrc.NetrcParseError):
+    return False
+
+
+def init_wandb(wandb_config, workdir: str, config_dict: dict):
+  """Starts or resumes the W&B run of `workdir`; None when disabled.
+
+  `online` falls back to `offline` when no API key is configured or W&B
+  cannot be reached (after WANDB_INIT_TIMEOUT seconds, 90 by default).
+  """
+  mode = wandb_config.mode
+  if mode == 'disabled':
+    return None
+  if mode == 'online' and not has_wandb_credentials():
+    logging.warning('No W&B API key configured: logging offline. Upload later '
+                    'with `wandb sync %s/wandb`.', workdir)
+    mode = 'offline'
+  settings = _settings(wandb_config, workdir, config_dict)
+  try:
+    return _start_run(mode, settings)
+  except Exception as e:  # wandb raises CommError, ServerResponseError, ...
+    if mode == 'offline':
+      raise
+    logging.warning('W&B failed online (%s): logging offline. Upload later '
+                    'with `wandb sync %s/wandb`.', _one_line(e), workdir)
+    return _restart_offline(settings)
+
+
+def _settings(wandb_config, workdir: str, config_dict: dict) -> dict:
+  """wandb.init's arguments for the run of `workdir`, but the mode."""
+  return dict(project=wandb_config.project,
+              entity=wandb_config.entity or None,
+              name=wandb_config.name or None, tags=list(wandb_config.tags),
+              id=_run_id(workdir), dir=workdir, config=config_dict)
+
+
+def _run_id(workdir: str) -> str:
+  id_path = os.path.join(workdir, RUN_ID_FILE)
+  if os.path.exists(id_path):
+    with open(id_path) as f:
+      return f.read().strip()
+  run_id = ''.join(secrets.choice(string.ascii_lowercase + string.digits)
+                   for _ in range(8))
+  with open(id_path, 'w') as f:
+    f.write(run_id)
+  return run_id
+
+
+def _start_run(mode: str, settings: dict):
+  run = wandb.init(mode=mode, resume='allow', **settings)
+  # Our own step axis: a resumed run re-logs steps after its checkpoint,
+  # which W&B would drop if they were passed as its monotonic `step`.
+  run.define_metric('step')
+  run.define_metric('*', step_metric='step')
+  return run
+
+
+def _restart_offline(settings: dict):
+  """The same run, offline; the failed one's connection is torn down first
+  (it still holds the run id)."""
+  try:
+    wandb.teardown()
+  except Exception:  # pylint: disable=broad-except
+    pass  # a dead wandb-core cannot be torn down; its successor starts anyway
+  return _start_run('offline', settings)
+
+
+def _one_line(error) -> str:
+  return f'{type(error).__name__}: ' + ' '.join(str(error).split())[:300]
+
+
+class MetricWriter:
+  """Appends metrics to metrics.jsonl and logs them to W&B.
+
+  Only one process writes (`active`) and starts the W&B run; the others'
+  writes are no-ops, so the training loop reads the same on every process.
+  If W&B fails mid-run, the run goes on offline (and without W&B if even
+  that fails): metrics.jsonl always gets every record.
+  """
+
+  def __init__(self, workdir: str, wandb_config, config_dict: dict,
+               start_step: int = 0, active: bool = True):
+    self._workdir = workdir
+    self._file = self._wandb_run = None
+    if not active:
+      return
+    path = os.path.join(workdir, METRICS_FILE)
+    _drop_records_after(path, start_step)
+    self._file = open(path, 'a')
+    self._wandb_run = init_wandb(wandb_config, workdir, config_dict)
+    self._wandb_settings = _settings(wandb_config, workdir, config_dict)
+
+  def write(self, step: int, metrics: dict) -> None:
+    if self._file is None:
+      return
+    record = {'step': int(step), **{k: _to_python(v) for k, v in metrics.items()}}
+    self._file.write(json.dumps(record) + '\n')
+    self._file.flush()
+    if self._wandb_run is None:
+      return
+    try:
+      self._wandb_run.log(record)
+    except Exception as e:  # a dead wandb-core raises ConnectionResetError
+      self._wandb_run = self._offline_after(e, step)
+      if self._wandb_run is not None:
+        self._wandb_run.log(record)
+
+  def _offline_after(self, error, step: int):
+    logging.warning('W&B failed at step %d (%s): logging offline from here; '
+                    'upload later with `wandb sync %s/wandb`.', step,
+                    _one_line(error), self._workdir)
+    try:
+      return _restart_offline(self._wandb_settings)
+    except Exception as e:  # pylint: disable=broad-except
+      logging.warning('W&B offline failed too (%s): metrics go to %s only.',
+                      _one_line(e), METRICS_FILE)
+      return None
+
+  def close(self) -> None:
+    if self._file is not None:
+      self._file.close()
+    if self._wandb_run is not None:
+      try:
+        self._wandb_run.finish()
+      except Exception as e:  # pylint: disable=broad-except
+        logging.warning('W&B could not finish the run (%s).', _one_line(e))
+
+
+def _drop_records_after(path: str, step: int) -> None:
+  """A resumed run repeats the steps after its checkpoint: drop their old
+  records so each step is recorded once."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = [line for line in f
+             if line.strip() and json.loads(line)['step'] <= step]
+  with open(path + '.tmp', 'w') as f:
+    f.writelines(lines)
+  os.replace(path + '.tmp', path)
+
+
+def _to_python(value):
+  return value.item() if hasattr(value, 'item') else value

@@ -1,0 +1,1 @@
+"""Serving a trained model to people: ranked differentials for new photos."""

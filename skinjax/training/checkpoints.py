@@ -1,0 +1,204 @@
+"""Where checkpoints are written: an Orbax CheckpointManager in WORKDIR/checkpoints.
+
+A checkpoint holds the TrainState (params, optimiser state, BatchNorm
+statistics, step, RNG), the moving average of the weights beside it (when
+config.ema_decay > 0) and the grain data-iterator state. Orbax writes each
+one into a temporary folder and renames it only once complete, so a save cut
+short by a crash or a full disk is never listed or restored (and is swept at
+the next start). The latest `keep` checkpoints are kept, plus the best by
+validation metric.
+
+Every process calls `save` and `restore`, as Orbax requires; each writes and
+reads its own data-iterator state.
+"""
+
+import json
+import os
+import time
+
+from absl import logging
+import grain
+import jax
+from jax.experimental import multihost_utils
+import numpy as np
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers
+
+STATE = 'state'
+EMA = 'ema'
+DATA_ITERATOR = 'data_iterator'
+
+
+class SaveError(RuntimeError):
+  """A checkpoint could not be written; the earlier ones are intact."""
+
+
+def checkpoint_dir(workdir: str) -> str:
+  return os.path.join(os.path.abspath(workdir), 'checkpoints')
+
+
+def create_manager(workdir: str, keep: int, best_metric: str,
+                   read_only: bool = False) -> ocp.CheckpointManager:
+  """The run's manager; `read_only` for evaluation: creates and sweeps nothing.
+
+  (Orbax's own read_only option only adds warnings: nothing is written unless
+  `save` is called.)
+  """
+  if not read_only:
+    _set_aside_unreadable_metrics(checkpoint_dir(workdir))
+  best_fn = lambda metrics: metrics[best_metric]
+  options = ocp.CheckpointManagerOptions(
+      best_fn=best_fn,
+      best_mode='max',
+      preservation_policy=checkpoint_managers.AnyPreservationPolicy([
+          checkpoint_managers.LatestN(n=keep),
+          checkpoint_managers.BestN(get_metric_fn=best_fn, n=1,
+                                    keep_checkpoints_without_metrics=False),
+      ]),
+      cleanup_tmp_directories=not read_only,
+      create=not read_only)
+  # Each item's handler comes with its args (StandardSave, grain's
+  # CheckpointSave, ...).
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
+
+
+def save(manager, state, data_iterator, metrics=None) -> None:
+  """Starts an asynchronous save of `state` at its step; returns at once.
+
+  Raises SaveError if this save or the one still in flight fails (a full
+  disk, say).
+  """
+  items = {STATE: ocp.args.StandardSave(state.replace(ema=None)),
+           DATA_ITERATOR: grain.checkpoint.CheckpointSave(data_iterator)}
+  if state.ema is not None:
+    items[EMA] = ocp.args.StandardSave(state.ema)
+  step = int(jax.device_get(state.step))
+  try:
+    manager.save(step, args=ocp.args.Composite(**items), metrics=metrics,
+                 force=True)
+  except Exception as e:  # Orbax and tensorstore raise many types.
+    raise _save_error(manager, e) from e
+
+
+def wait_until_finished(manager) -> None:
+  """Blocks until the save in flight is written; SaveError if it failed."""
+  try:
+    manager.wait_until_finished()
+  except Exception as e:  # Orbax and tensorstore raise many types.
+    raise _save_error(manager, e) from e
+
+
+def _save_error(manager, error) -> SaveError:
+  manager.reload()
+  kept = manager.latest_step()
+  text = ' '.join(str(error).split())
+  reason = ('the disk is full' if 'No space left on device' in text
+            or getattr(error, 'errno', None) == 28 else text[:500])
+  return SaveError(
+      f'could not write a checkpoint to {manager.directory}: {reason}. '
+      + (f'The last complete checkpoint (step {kept}) is intact: make room '
+         'and re-run the same command to resume from it.' if kept is not None
+         else 'No complete checkpoint exists yet.'))
+
+
+def restore(manager, step: int, abstract_state, data_iterator=None):
+  """Restores the state saved at `step` (and the iterator, if given, in place).
+
+  `abstract_state` is a pytree of jax.ShapeDtypeStruct with shardings: arrays
+  come back placed as it says, whatever devices wrote them. The moving
+  average is restored when `abstract_state.ema` asks for it. Each process
+  restores the iterator position it saved; when the process count changed,
+  the iterators start over instead (with a warning).
+  """
+  items = {STATE: ocp.args.StandardRestore(abstract_state.replace(ema=None))}
+  if abstract_state.ema is not None:
+    items[EMA] = ocp.args.StandardRestore(abstract_state.ema)
+  if data_iterator is not None and not _process_count_changed(manager, step):
+    items[DATA_ITERATOR] = grain.checkpoint.CheckpointRestore(data_iterator)
+  elif data_iterator is not None:
+    logging.warning('Checkpoint step %d was written by a different number of '
+                    'processes: the input pipeline starts over from its first '
+                    'batch.', step)
+  restored = manager.restore(step, args=ocp.args.Composite(**items))
+  return restored[STATE].replace(ema=restored.get(EMA))
+
+
+def _process_count_changed(manager, step: int) -> bool:
+  """Whether the iterator files (grain names them process_I-of-N.json) are
+  there but for another process count. No files at all is damage, left for
+  the restore to report."""
+  folder = os.path.join(manager.directory, str(step), DATA_ITERATOR)
+  names = os.listdir(folder) if os.path.isdir(folder) else []
+  return (any(n.startswith('process_') for n in names) and
+          f'process_0-of-{jax.process_count()}.json' not in names)
+
+
+def restore_latest(manager, abstract_state, data_iterator):
+  """The newest checkpoint that can be read: (step, state), or (None, None)
+  when there is none.
+
+  A checkpoint that fails to restore while an older one succeeds is damaged
+  (files truncated or deleted): it is moved aside with a warning. If none
+  restores, the newest one's error is raised and nothing is moved: the
+  config, not the files, is then the likely cause.
+  """
+  steps = sorted(manager.all_steps(), reverse=True)
+  first_error = None
+  for step in steps:
+    try:
+      state = restore(manager, step, abstract_state, data_iterator)
+    except Exception as e:  # Orbax, tensorstore and json raise many types.
+      state, first_error = None, first_error or e
+      logging.warning('Checkpoint step %d could not be restored: %s', step, e)
+    if _on_every_process(state is not None):
+      _set_aside(manager, [s for s in steps if s > step])
+      return step, state
+  if first_error is not None:
+    raise first_error
+  return None, None
+
+
+def _on_every_process(ok: bool) -> bool:
+  if jax.process_count() == 1:
+    return ok
+  return bool(np.all(multihost_utils.process_allgather(np.asarray(ok))))
+
+
+def _set_aside(manager, steps) -> None:
+  """Renames damaged checkpoints to STEP.unreadable-TIME, out of Orbax's view."""
+  if not steps:
+    return
+  for step in steps:
+    path = os.path.join(manager.directory, str(step))
+    target = f'{path}.unreadable-{int(time.time())}'
+    logging.warning('Checkpoint step %d is damaged and was skipped; moved to '
+                    '%s', step, target)
+    if jax.process_index() == 0:
+      os.rename(path, target)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('skinjax checkpoints set aside')
+  manager.reload()
+
+
+def _set_aside_unreadable_metrics(directory: str) -> None:
+  """Orbax reads every checkpoint's metrics when it opens the folder, and one
+  truncated file would stop it: such checkpoints are moved aside first."""
+  if jax.process_index() == 0 and os.path.isdir(directory):
+    for name in os.listdir(directory):
+      _set_aside_if_metrics_unreadable(directory, name)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('skinjax checkpoint metrics checked')
+
+
+def _set_aside_if_metrics_unreadable(directory: str, name: str) -> None:
+  path = os.path.join(directory, name, 'metrics', 'metrics')
+  if not name.isdigit() or not os.path.exists(path):
+    return
+  try:
+    with open(path) as f:
+      json.load(f)
+  except ValueError:
+    target = os.path.join(directory, f'{name}.unreadable-{int(time.time())}')
+    logging.warning('Checkpoint step %s has unreadable metrics and was '
+                    'skipped; moved to %s', name, target)
+    os.rename(os.path.join(directory, name), target)

@@ -1,0 +1,246 @@
+"""The training loop: resume or start, train, validate, checkpoint, log.
+
+WORKDIR receives checkpoints/ (Orbax), metrics.jsonl, config.json and the
+W&B run files. Validation runs every config.eval_every_steps and before every
+checkpoint, so each checkpoint is ranked by config.best_metric.
+
+SIGTERM or SIGINT stops at the end of the current step with a checkpoint. A
+non-finite loss raises NonFiniteLoss with nothing saved (unless
+config.skip_nonfinite_steps), and a checkpoint that cannot be written raises
+checkpoints.SaveError; earlier checkpoints are left as they were.
+"""
+
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+import tqdm
+
+from skinjax import data
+from skinjax import models
+from skinjax.config import run_config
+from skinjax.data import pipeline
+from skinjax.evaluation import metrics as metrics_lib
+from skinjax.evaluation import outputs
+from skinjax.parallel import sharding
+from skinjax.run_folder import tracking
+from skinjax.training import checkpoints
+from skinjax.training import loss
+from skinjax.training import optimizer
+from skinjax.training import preemption
+from skinjax.training import state as state_lib
+from skinjax.training import step as step_lib
+
+
+class IncompatibleConfig(ValueError):
+  """A config value that this dataset or run folder rules out; the message
+  names the key."""
+
+
+def _check_best_metric(best_metric: str, num_classes: int) -> None:
+  k = metrics_lib.top_k_of(best_metric)
+  if k is not None and k >= num_classes:
+    raise IncompatibleConfig(
+        f'config.best_metric={best_metric!r}: the dataset has {num_classes} '
+        'classes, so it is always 1 and cannot rank checkpoints')
+
+
+class NonFiniteLoss(RuntimeError):
+  """The loss was NaN or Inf; the message says where and what to change."""
+
+
+def _is_due(step: int, every: int, last_step: int) -> bool:
+  return step % every == 0 or step == last_step
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains to config.num_train_steps; returns the last validation metrics
+  ({} when stopped early by a signal)."""
+  os.makedirs(workdir, exist_ok=True)
+  mesh = sharding.create_mesh()
+  process_index, process_count = jax.process_index(), jax.process_count()
+  is_primary = process_index == 0
+
+  builder = data.load_builder(config.dataset)
+  class_names = builder.info.features['label'].names
+  _check_best_metric(config.best_metric, len(class_names))
+  train_source = pipeline.data_source(builder, config.dataset.train_split)
+  train_iter = iter(pipeline.train_dataset(train_source, config, process_index,
+                                           process_count))
+  class_weights = None
+  if config.class_balance == 'loss_weights':
+    class_weights = loss.balanced_class_weights(
+        pipeline.read_labels(train_source), len(class_names))
+  eval_data = pipeline.eval_dataset(
+      pipeline.data_source(builder, config.dataset.eval_split), config,
+      process_index, process_count)
+
+  model = models.create_model(config.model, len(class_names))
+  tx = optimizer.create_optimizer(config.optimizer, config.num_train_steps)
+
+  manager = checkpoints.create_manager(workdir, config.keep_checkpoints,
+                                       config.best_metric)
+  latest, state = checkpoints.restore_latest(
+      manager, state_lib.abstract_train_state(
+          model, tx, config.image_size, sharding.replicated(mesh),
+          config.ema_decay > 0), train_iter)
+  if latest is None:
+    state = state_lib.initial_state(config, model, tx, mesh)
+    if config.model.init_from:
+      print(f'Starting from {config.model.init_from} weights.', flush=True)
+  else:
+    print(f'Resuming from checkpoint step {latest} '
+          f'({manager.directory / str(latest)}).', flush=True)
+  start_step = int(jax.device_get(state.step))
+
+  if is_primary:
+    run_config.write(config, workdir)
+  writer = tracking.MetricWriter(workdir, config.wandb, config.to_dict(),
+                                 start_step, active=is_primary)
+
+  train_step = step_lib.jit_train_step_from_config(config, mesh, model, tx,
+                                                  class_weights)
+  eval_step = outputs.jit_eval_step(mesh, model=model)
+  last_step = config.num_train_steps
+  progress = tqdm.tqdm(total=last_step, initial=start_step, unit='step',
+                       disable=not is_primary, dynamic_ncols=True,
+                       mininterval=1 if sys.stderr.isatty() else 30)
+  validation, stopped = {}, False
+  # From here on, SIGTERM and SIGINT wait for the end of a step.
+  stop_requested = preemption.install_handlers()
+  # Throughput covers train steps only: compile, evaluation and checkpoint
+  # time inside a logging window is measured and left out.
+  window, window_start, excluded, input_wait = [], time.perf_counter(), 0.0, 0.0
+  unchecked = []  # (step, metrics) whose finiteness was not looked at yet
+  for step in range(start_step + 1, last_step + 1):
+    fetch_start = time.perf_counter()
+    batch = sharding.shard_batch(next(train_iter), mesh)
+    input_wait += time.perf_counter() - fetch_start
+    state, metrics = train_step(state, batch)
+    window.append(metrics)
+    unchecked.append((step, metrics))
+    if step == start_step + 1:
+      jax.block_until_ready(state)
+      compile_seconds = time.perf_counter() - fetch_start
+      excluded += compile_seconds
+      writer.write(step, {'perf/first_step_seconds': compile_seconds})
+    progress.update()
+
+    stopped = stop_requested(step) and step < last_step
+    log_due = _is_due(step, config.log_every_steps, last_step)
+    checkpoint_due = _is_due(step, config.checkpoint_every_steps, last_step)
+    eval_due = not stopped and (
+        checkpoint_due or _is_due(step, config.eval_every_steps, last_step))
+    if log_due or checkpoint_due or eval_due or stopped:
+      # Never log, evaluate or save past a non-finite step unnoticed.
+      skipped = _nonfinite_steps(unchecked)
+      unchecked = []
+      if skipped and not config.skip_nonfinite_steps:
+        checkpoints.wait_until_finished(manager)
+        writer.close()
+        raise NonFiniteLoss(_nonfinite_message(config, *skipped[0],
+                                               manager.latest_step()))
+      if skipped:
+        progress.write(f'Warning: non-finite loss at steps '
+                       f'{[s for s, _ in skipped]}: those updates were skipped.')
+
+    if log_due:
+      summary = _summarise(jax.device_get(window))
+      elapsed = time.perf_counter() - window_start - excluded
+      summary.update({
+          'perf/step_time_ms': 1e3 * elapsed / len(window),
+          'perf/images_per_second': config.batch_size * len(window) / elapsed,
+          'perf/input_wait_fraction': input_wait / elapsed,
+      })
+      writer.write(step, summary)
+      progress.set_postfix(loss=f"{summary['train/loss']:.3f}",
+                           acc=f"{summary['train/accuracy']:.3f}",
+                           img_s=f"{summary['perf/images_per_second']:.0f}")
+      window, window_start, excluded, input_wait = [], time.perf_counter(), 0.0, 0.0
+
+    if eval_due:
+      jax.block_until_ready(state)
+      pause_start = time.perf_counter()
+      validation = _validate(state, eval_step, eval_data, mesh, class_names,
+                             writer, step, progress)
+      if checkpoint_due:
+        checkpoints.save(manager, state, train_iter, metrics={
+            k: validation[k] for k in metrics_lib.CHECKPOINT_METRICS
+            if validation[k] is not None})
+      excluded += time.perf_counter() - pause_start
+    if stopped:
+      checkpoints.save(manager, state, train_iter)
+      break
+  progress.close()
+  checkpoints.wait_until_finished(manager)
+  manager.close()
+  writer.close()
+  if stopped:
+    print(f'Stopped at step {step} of {last_step}; checkpoint saved in '
+          f'{manager.directory}. Run the same command to resume.', flush=True)
+    return {}
+  if start_step >= last_step:
+    print(f'Training already complete: step {start_step} of {last_step}.')
+  return validation
+
+
+def _validate(state, eval_step, eval_data, mesh, class_names, writer, step,
+              progress) -> dict:
+  """Validates the raw weights and, if kept, their moving average; logs both
+  and returns the raw weights' metrics."""
+  keys = metrics_lib.CHECKPOINT_METRICS + ('nll',)
+  validation = outputs.evaluate_split(eval_step, state, eval_data, mesh,
+                                      class_names)
+  record = {f'val/{k}': validation[k] for k in keys
+            if validation[k] is not None}
+  line = (f"step {step}: validation top1 {validation['top1']:.4f}, balanced "
+          f"accuracy {validation['balanced_accuracy']:.4f}, macro F1 "
+          f"{validation['macro_f1']:.4f} ({validation['num_examples']} "
+          'examples)')
+  if state.ema is not None:
+    with_ema = outputs.evaluate_split(
+        eval_step, state_lib.ema_weights(state), eval_data, mesh, class_names)
+    record.update({f'val_ema/{k}': with_ema[k] for k in keys
+                   if with_ema[k] is not None})
+    line += f"; EMA weights top1 {with_ema['top1']:.4f}"
+  writer.write(step, record)
+  progress.write(line)
+  return validation
+
+
+def _nonfinite_steps(step_metrics) -> list:
+  """[(step, loss)] of the steps whose update was withheld as non-finite."""
+  fetched = jax.device_get([(m['finite'], m['loss']) for _, m in step_metrics])
+  return [(step, float(loss)) for (step, _), (finite, loss)
+          in zip(step_metrics, fetched) if not finite]
+
+
+def _nonfinite_message(config, step: int, loss: float, kept) -> str:
+  kept = (f'The last checkpoint (step {kept}) is untouched.' if kept is not None
+          else 'No checkpoint was written.')
+  bf16 = (', or compute in float32 (config.model.dtype=float32)'
+          if config.model.dtype == 'bfloat16' else '')
+  return (f'the loss is {loss} at step {step} (or its gradients are not '
+          f'finite); training stopped there without applying that update. '
+          f'{kept} Lower config.optimizer.learning_rate (now '
+          f'{config.optimizer.learning_rate}), clip gradients with '
+          f'config.optimizer.grad_clip_norm (now '
+          f'{config.optimizer.grad_clip_norm}) or lengthen '
+          f'config.optimizer.warmup_steps (now '
+          f'{config.optimizer.warmup_steps}){bf16}; or set '
+          'config.skip_nonfinite_steps=True to skip such batches and go on.')
+
+
+def _summarise(window_metrics) -> dict:
+  """Means over the finite steps since the last log; the last learning rate;
+  how many steps were skipped as non-finite, if any."""
+  finite = [m for m in window_metrics if m['finite']]
+  summary = {f'train/{k}': float(np.mean([m[k] for m in finite]))
+             if finite else float('nan')
+             for k in window_metrics[0] if k not in ('learning_rate', 'finite')}
+  summary['train/learning_rate'] = float(window_metrics[-1]['learning_rate'])
+  if len(finite) < len(window_metrics):
+    summary['train/skipped_steps'] = len(window_metrics) - len(finite)
+  return summary

@@ -1,0 +1,67 @@
+"""Optimiser and learning-rate schedule from `config.optimizer`."""
+
+import jax
+import optax
+
+from skinjax import models
+
+
+def learning_rate_schedule(opt_config, num_train_steps: int) -> optax.Schedule:
+  """Linear warmup from 0, then cosine decay to lr * end_learning_rate_factor."""
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0,
+      peak_value=opt_config.learning_rate,
+      warmup_steps=opt_config.warmup_steps,
+      decay_steps=max(num_train_steps, opt_config.warmup_steps + 1),
+      end_value=opt_config.learning_rate * opt_config.end_learning_rate_factor)
+
+
+def _decay_mask(params):
+  """Weight decay on conv and dense kernels only, not on norms or biases."""
+  return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def _sgd(opt_config, schedule):
+  """SGD with momentum and L2 decay added to the gradient (torch.optim.SGD)."""
+  return optax.chain(
+      optax.add_decayed_weights(opt_config.weight_decay, mask=_decay_mask),
+      optax.sgd(schedule, momentum=opt_config.momentum,
+                nesterov=opt_config.nesterov))
+
+
+def _adamw(opt_config, schedule):
+  return optax.adamw(schedule, b1=opt_config.b1, b2=opt_config.b2,
+                     eps=opt_config.eps, weight_decay=opt_config.weight_decay,
+                     mask=_decay_mask)
+
+
+# config.optimizer.name -> (config.optimizer, schedule) -> transformation.
+OPTIMIZERS = {'sgd': _sgd, 'adamw': _adamw}
+
+
+def _head_or_backbone(params):
+  """Labels every parameter: the classifier head or the backbone."""
+  return {name: jax.tree.map(
+      lambda _, n=name: 'head' if n == models.HEAD else 'backbone', subtree)
+          for name, subtree in params.items()}
+
+
+def create_optimizer(opt_config, num_train_steps: int):
+  """The configured optimiser on the warmup + cosine schedule.
+
+  Gradients are clipped first if configured. The backbone (all but the
+  models.HEAD parameters) learns at backbone_learning_rate_factor times the
+  schedule; at 0 it is frozen.
+  """
+  schedule = learning_rate_schedule(opt_config, num_train_steps)
+  factor = opt_config.backbone_learning_rate_factor
+  base = OPTIMIZERS[opt_config.name]
+  tx = base(opt_config, schedule)
+  if factor != 1.0:
+    backbone = optax.set_to_zero() if factor == 0 else base(
+        opt_config, lambda step: factor * schedule(step))
+    tx = optax.partition({'head': tx, 'backbone': backbone},
+                         _head_or_backbone)
+  if opt_config.grad_clip_norm > 0:
+    tx = optax.chain(optax.clip_by_global_norm(opt_config.grad_clip_norm), tx)
+  return tx

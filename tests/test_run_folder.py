@@ -1,0 +1,144 @@
+"""The run folder is the truth: evaluate and predict read its config.json,
+config files work from anywhere, and skinjax's own deprecations fail."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+from helpers import REPO, run_module, tiny_run_flags
+from skinjax.config import defaults
+from skinjax.config import run_config
+
+
+def _evaluate(workdir, *args):
+  result = run_module('skinjax.evaluate', ['--workdir', str(workdir), *args])
+  return result, [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def test_evaluate_scores_with_the_run_config_and_refuses_other_changes(
+    trained_run):
+  """The run was trained with overrides (32 px among them, which no
+  parameter shape would betray): evaluate without them scores exactly as
+  with all of them repeated, and a change to a trained key is refused."""
+  workdir, flags = trained_run
+  scored = {}
+  for name, extra in (('from the run', []),
+                      ('repeated', ['--config', 'configs/synthetic.py',
+                                    *flags])):
+    result, _ = _evaluate(workdir, '--split', 'validation',
+                          '--checkpoint', 'latest', *extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(workdir / 'eval' / 'validation' / 'metrics.json') as f:
+      scored[name] = json.load(f)
+  for key in ('top1', 'balanced_accuracy', 'nll', 'confusion_matrix'):
+    assert scored['from the run'][key] == scored['repeated'][key], key
+
+  result, lines = _evaluate(workdir, '--config.model.width=16')
+  assert result.returncode != 0 and len(lines) == 1, lines
+  assert lines[0].startswith('error: config.model.width=16: the run in ')
+  assert 'trained with 8' in lines[0]
+  result, lines = _evaluate(workdir, '--config', 'configs/synthetic.py')
+  assert result.returncode != 0 and len(lines) == 1, lines
+  assert 'trained with' in lines[0] and 'config.json' in lines[0]
+
+
+def test_config_json_reads_back_into_the_schema(tmp_path):
+  config = defaults.get_config()
+  config.augment.crop_scale = (0.4, 0.9)
+  config.wandb.tags = ('a', 'b')
+  config.image_size = 96
+  run_config.write(config, str(tmp_path))
+  restored = run_config.read(str(tmp_path))
+  assert restored == config
+  assert isinstance(restored.augment.crop_scale, tuple)
+  assert not os.path.exists(tmp_path / 'config.json.tmp')
+
+  saved = json.loads((tmp_path / 'config.json').read_text())
+  saved['dataset']['test_split'] = 'test'  # retired: written by older runs
+  (tmp_path / 'config.json').write_text(json.dumps(saved))
+  assert run_config.read(str(tmp_path)) == config
+  saved['model']['widht'] = 3
+  (tmp_path / 'config.json').write_text(json.dumps(saved))
+  with pytest.raises(run_config.RunFolderError, match="config.json: unknown "
+                     "config key 'model.widht'"):
+    run_config.read(str(tmp_path))
+
+
+def test_evaluation_changes_only_evaluation_keys(tmp_path):
+  run_config.write(defaults.get_config(), str(tmp_path))
+  changed = run_config.for_evaluation(str(tmp_path), {
+      'evaluation.tta': 'flips', 'image_size': 256,
+      'dataset.data_dir': '/elsewhere'})
+  assert (changed.evaluation.tta, changed.image_size,
+          changed.dataset.data_dir) == ('flips', 256, '/elsewhere')
+  with pytest.raises(run_config.RunFolderError,
+                     match=r'config.seed=3: the run .* trained with 0'):
+    run_config.for_evaluation(str(tmp_path), {'seed': 3})
+
+
+def test_a_missing_run_folder_is_one_line(tmp_path):
+  result, lines = _evaluate(tmp_path / 'nothing')
+  assert result.returncode != 0
+  assert lines == [f"error: {tmp_path / 'nothing' / 'config.json'} not found: "
+                   f"is {tmp_path / 'nothing'} a run folder written by "
+                   'skinjax.train?']
+
+
+def test_a_deprecation_from_skinjax_fails():
+  with pytest.raises(DeprecationWarning):
+    warnings.warn_explicit('old API', DeprecationWarning, 'step.py', 1,
+                           module='skinjax.training.step')
+  result = subprocess.run(
+      [sys.executable, '-c', 'import warnings; warnings.warn("old", '
+       'DeprecationWarning)'], capture_output=True, text=True, check=False)
+  assert result.returncode != 0 and 'DeprecationWarning: old' in result.stderr
+
+
+@pytest.mark.slow
+def test_a_config_file_trains_from_anywhere_with_an_installed_package(
+    small_data_dir, tmp_path):
+  """skinjax installed as a wheel (not this checkout), a config file copied
+  to another folder, run from a third: it trains."""
+  site = tmp_path / 'site'
+  subprocess.run([sys.executable, '-m', 'pip', 'install', '--quiet',
+                  '--no-deps', '--target', str(site), REPO], check=True,
+                 capture_output=True, timeout=600)
+  (tmp_path / 'mine').mkdir()
+  shutil.copy(os.path.join(REPO, 'configs', 'synthetic.py'),
+              tmp_path / 'mine' / 'recipe.py')
+  elsewhere = tmp_path / 'elsewhere'
+  elsewhere.mkdir()
+  env = dict(os.environ, PYTHONPATH=str(site))
+  where = subprocess.run(
+      [sys.executable, '-c', 'import skinjax; print(skinjax.__file__)'],
+      cwd=elsewhere, env=env, capture_output=True, text=True, check=True)
+  assert where.stdout.startswith(str(site)), where.stdout
+  result = subprocess.run(
+      [sys.executable, '-m', 'skinjax.train', '--config',
+       str(tmp_path / 'mine' / 'recipe.py'), '--workdir', 'run',
+       *tiny_run_flags(small_data_dir, num_train_steps=4, log_every_steps=2,
+                       eval_every_steps=4, checkpoint_every_steps=4)],
+      cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert os.listdir(elsewhere / 'run' / 'checkpoints') == ['4']
+
+
+@pytest.mark.slow
+def test_launch_sh_train_prints_what_evaluate_of_the_run_folder_scores(
+    small_data_dir, tmp_path):
+  workdir = tmp_path / 'run'
+  trained = subprocess.run(
+      ['./launch.sh', 'train', 'configs/synthetic.py', '--workdir',
+       str(workdir), *tiny_run_flags(small_data_dir)],
+      cwd=REPO, env=dict(os.environ, SKINJAX_VENV=sys.prefix),
+      capture_output=True, text=True, timeout=900)
+  assert trained.returncode == 0, trained.stderr[-3000:]
+  result, _ = _evaluate(workdir, '--split', 'test')
+  assert result.returncode == 0, result.stderr[-3000:]
+  summary = lambda out: next(l for l in out.splitlines() if ' examples ' in l)
+  assert summary(result.stdout) == summary(trained.stdout)
