@@ -1,11 +1,22 @@
 """Helpers shared by the tests: tiny run configs and a CLI runner."""
 
+import atexit
 import json
 import os
 import pkgutil
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+
+# One XLA compilation cache for the session, for this process and every
+# command a test starts (set before jax is imported): they compile the same
+# few steps, and compiling is most of a short run's time. Fresh each session.
+_XLA_CACHE = tempfile.mkdtemp(prefix='skinjax-tests-xla-')
+atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
+os.environ['JAX_COMPILATION_CACHE_DIR'] = _XLA_CACHE
+os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
 
 import jax
 import jax.numpy as jnp

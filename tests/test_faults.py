@@ -114,7 +114,7 @@ def test_skip_nonfinite_steps_goes_on_without_applying_them(small_data_dir,
   flags = _diverging_flags(small_data_dir, skip_nonfinite_steps=True,
                            keep_checkpoints=6)
   stdout, stderr = train(tmp_path, flags)
-  assert 'non-finite loss at steps [2]' in stdout + stderr
+  assert 'Non-finite loss at steps [2]' in stdout + stderr
   skipped = [r.get('train/skipped_steps', 0) for r in records(tmp_path)
              if 'train/loss' in r]
   assert skipped == [0, 1, 1, 1, 1, 1]

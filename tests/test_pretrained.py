@@ -25,9 +25,11 @@ def _centre_crop(array, size):
       box=((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2)))
 
 
-@pytest.mark.parametrize('name, size', [('efficientnet_lite0', 224),
-                                        ('efficientnet_lite1', 240),
-                                        ('efficientnet_lite2', 260)])
+# Lite1 and Lite2 share Lite0's conversion code: the slow tier checks them.
+@pytest.mark.parametrize('name, size', [
+    ('efficientnet_lite0', 224),
+    pytest.param('efficientnet_lite1', 240, marks=pytest.mark.slow),
+    pytest.param('efficientnet_lite2', 260, marks=pytest.mark.slow)])
 def test_imagenet_top5_on_skimage_photos(name, size):
   model = efficientnet_lite.create(name, num_classes=1000)
   variables = pretrained.imagenet_variables(name)

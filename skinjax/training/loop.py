@@ -14,6 +14,7 @@ import os
 import sys
 import time
 
+from absl import logging
 import jax
 import numpy as np
 import tqdm
@@ -143,8 +144,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
         raise NonFiniteLoss(_nonfinite_message(config, *skipped[0],
                                                manager.latest_step()))
       if skipped:
-        progress.write(f'Warning: non-finite loss at steps '
-                       f'{[s for s, _ in skipped]}: those updates were skipped.')
+        logging.warning('Non-finite loss at steps %s: those updates were '
+                        'skipped.', [s for s, _ in skipped])
 
     if log_due:
       summary = _summarise(jax.device_get(window))
