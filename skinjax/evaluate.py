@@ -27,6 +27,7 @@ from skinjax.cli import checks
 from skinjax.cli import flags as cli_flags
 from skinjax.config import run_config
 from skinjax.data import pipeline
+from skinjax.data.prepare import files
 from skinjax.data.prepare import scoring_photos
 from skinjax.evaluation import clinical
 from skinjax.evaluation import outputs
@@ -73,7 +74,7 @@ def main(argv):
     raise app.UsageError('--restrict_to_present_classes needs --image_dir')
   try:
     evaluate(_RUN.evaluation_config())
-  except (checks.ConfigError, run_config.RunFolderError,
+  except (checks.ConfigError, run_config.RunFolderError, files.CollectionError,
           restore.CheckpointNotFound, scoring_photos.PhotoFolderError) as e:
     sys.exit(f'error: {e}')
 

@@ -27,6 +27,7 @@ from skinjax.cli import flags as cli_flags
 from skinjax.config import run_config
 from skinjax.data import pipeline
 from skinjax.data import preprocess
+from skinjax.data.prepare import files
 from skinjax.data.prepare import scoring_photos
 from skinjax.evaluation import metrics
 from skinjax.evaluation import outputs
@@ -57,7 +58,7 @@ def main(argv):
                          'file name')
   try:
     predict(_RUN.evaluation_config(), argv[1:])
-  except (checks.ConfigError, run_config.RunFolderError,
+  except (checks.ConfigError, run_config.RunFolderError, files.CollectionError,
           restore.CheckpointNotFound, NoUsablePhoto) as e:
     sys.exit(f'error: {e}')
 

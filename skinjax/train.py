@@ -22,6 +22,7 @@ from ml_collections import config_flags
 
 from skinjax.cli import checks
 from skinjax.cli import flags as cli_flags
+from skinjax.data.prepare import files
 from skinjax.evaluation import metrics
 from skinjax.parallel import distributed
 from skinjax.training import checkpoints
@@ -52,8 +53,8 @@ def main(argv):
     checks.validate_for_devices(config, jax.device_count(),
                                 jax.process_count())
     validation = loop.train_and_evaluate(config, _WORKDIR.value)
-  except (checks.ConfigError, loop.IncompatibleConfig, loop.NonFiniteLoss,
-          checkpoints.SaveError) as e:
+  except (checks.ConfigError, files.CollectionError, loop.IncompatibleConfig,
+          loop.NonFiniteLoss, checkpoints.SaveError) as e:
     sys.exit(f'error: {e}')
   if validation:
     print(json.dumps({f'val/{k}': validation[k]

@@ -10,13 +10,14 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from helpers import dataset_config
+from helpers import dataset_config, run_module
 import image_trees
 from skinjax import data
 from skinjax.config import defaults
 from skinjax.data import pipeline
 from skinjax.data.builders import dermnet
 from skinjax.data.prepare import collection
+from skinjax.data.prepare import files
 
 _DERMNET = dict(dermnet.CATEGORIES)
 _ACNE = _DERMNET['acne_rosacea']
@@ -155,17 +156,21 @@ def test_dermnet_from_the_zip_matches_the_folder(dermnet_tree, tmp_path):
 
 
 def test_missing_or_empty_manual_dir_is_a_clear_error(tmp_path):
-  with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'nowhere'} does "
+  with pytest.raises(files.CollectionError,
+                     match=f"{tmp_path / 'nowhere'} does "
                      'not exist'):
     _prepare('dermnet/23', tmp_path, tmp_path / 'nowhere')
   (tmp_path / 'empty').mkdir()
-  with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'empty'} is empty"):
+  with pytest.raises(files.CollectionError,
+                     match=f"{tmp_path / 'empty'} is empty"):
     _prepare('dermnet/23', tmp_path, tmp_path / 'empty')
   image_trees.write(str(tmp_path / 'other' / 'readme.txt'), b'hello')
-  with pytest.raises(FileNotFoundError, match=f"No images found for dermnet "
+  with pytest.raises(files.CollectionError,
+                     match=f"No images found for dermnet "
                      f"under {tmp_path / 'other'}"):
     _prepare('dermnet/23', tmp_path, tmp_path / 'other')
-  with pytest.raises(FileNotFoundError, match='prepared from your own copy'):
+  with pytest.raises(files.CollectionError,
+                     match='prepared from your own copy'):
     _prepare('dermnet/23', tmp_path, '')
 
 
@@ -221,6 +226,50 @@ def test_ham10000_splits_by_lesion(tmp_path, layout):
   assert all(test_counts[dx] >= 1 for dx in names)  # stratified
 
 
+def _rewrite_metadata(root, rows, encoding='utf-8', fieldnames=None):
+  with open(os.path.join(root, 'HAM10000_metadata.csv'), 'w', newline='',
+            encoding=encoding) as f:
+    writer = csv.DictWriter(f, fieldnames=fieldnames or list(rows[0]),
+                            extrasaction='ignore')
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def test_ham10000_metadata_as_a_spreadsheet_saves_it(tmp_path):
+  """Excel's byte-order mark is read through; a row with an unknown
+  diagnosis is reported and skipped, not fatal."""
+  root = str(tmp_path / 'ham')
+  rows = _write_ham(root, 'by_class')
+  _rewrite_metadata(root, [dict(r, dx='xyz') if i == 1 else r
+                           for i, r in enumerate(rows)], encoding='utf-8-sig')
+  report = _report(_prepare('ham10000', tmp_path / 'tfds', root))
+  assert sum(report['examples'].values()) == len(rows) - 1  # the xyz photo
+  assert report['metadata_rows_with_unknown_dx_skipped'] == [
+      {'image_id': rows[1]['image_id'], 'dx': 'xyz'}]
+
+
+def test_ham10000_metadata_problems_are_one_line_naming_the_file(tmp_path):
+  root = str(tmp_path / 'ham')
+  rows = _write_ham(root, 'by_class')
+  csv_path = os.path.join(root, 'HAM10000_metadata.csv')
+  _rewrite_metadata(root, rows, fieldnames=['image_id', 'dx', 'age'])
+  with pytest.raises(files.CollectionError,
+                     match=f'{csv_path}: no column lesion_id, dx_type, sex, '
+                     'localization'):
+    _prepare('ham10000', tmp_path / 'a', root)
+  with open(csv_path, 'wb') as f:
+    f.write('lesion_id,image_id,dx\nHAM_1,ISIC_1,n\xe4v\n'.encode('latin-1'))
+  with pytest.raises(files.CollectionError,
+                     match=f'{csv_path}: not UTF-8 text'):
+    _prepare('ham10000', tmp_path / 'b', root)
+  _rewrite_metadata(root, rows)
+  os.makedirs(os.path.join(root, 'old'))
+  shutil.copy(csv_path, os.path.join(root, 'old'))
+  with pytest.raises(files.CollectionError,
+                     match='2 files named HAM10000_metadata.csv'):
+    _prepare('ham10000', tmp_path / 'c', root)
+
+
 def test_dermamnist_keeps_its_splits(tmp_path):
   rng = np.random.default_rng(0)
   arrays = {}
@@ -266,3 +315,41 @@ def test_class_balanced_sampling_draws_classes_equally():
   drawn = np.concatenate([next(iterator)['label'] for _ in range(20)])
   counts = np.bincount(drawn, minlength=3) / len(drawn)
   np.testing.assert_allclose(counts, [1 / 3] * 3, atol=0.05)
+
+
+def test_archives_by_name_and_directory_links_followed_once(tmp_path):
+  """A JPEG that ends in zip bytes stays a photo; a broken .zip is reported
+  and passed over; a linked class folder is read, a link loop reported."""
+  clinic = tmp_path / 'clinic'
+  image_trees.write_class_tree(str(clinic), {'': {'Ringworm': 10, 'Hives': 10}})
+  polyglot = image_trees.encode(image_trees.photo(99)) + (
+      b'PK\x05\x06' + bytes(18))  # the end record of an empty zip
+  image_trees.write(str(clinic / 'Hives' / 'polyglot.jpg'), polyglot)
+  image_trees.write(str(clinic / 'Hives' / 'broken.zip'), b'PK\x03\x04junk')
+  image_trees.write_class_tree(str(tmp_path / 'elsewhere'), {'': {'Eczema': 5}},
+                               seed=100)
+  os.symlink(tmp_path / 'elsewhere' / 'Eczema', clinic / 'Eczema')
+  os.symlink(clinic, clinic / 'Ringworm' / 'loop')
+  builder = _prepare('image_folder/clinic', tmp_path / 'tfds', clinic)
+  assert builder.info.features['label'].names == ['Eczema', 'Hives',
+                                                  'Ringworm']
+  report = _report(builder)
+  assert report['class_counts']['train']['Eczema'] + sum(
+      report['class_counts'][s]['Eczema'] for s in ('validation', 'test')) == 5
+  assert sum(report['examples'].values()) == 10 + 11 + 5
+  reasons = {os.path.basename(s['file']): s['reason']
+             for s in report['files_not_listed']}
+  assert reasons['broken.zip'].startswith('broken zip archive')
+  assert reasons['loop'].startswith('link loop')
+  assert not report['skipped']
+
+
+def test_train_names_a_missing_collection_in_one_line(tmp_path):
+  result = run_module('skinjax.train', [
+      '--config', 'configs/ham10000.py', '--workdir', str(tmp_path / 'run'),
+      f'--config.dataset.data_dir={tmp_path / "tfds"}',
+      f'--config.dataset.manual_dir={tmp_path / "nowhere"}'])
+  lines = [line for line in result.stderr.splitlines() if line.strip()]
+  assert result.returncode == 1
+  assert lines[-1] == (f"error: dataset.manual_dir {tmp_path / 'nowhere'} "
+                       'does not exist')

@@ -53,8 +53,10 @@ def test_reader_refuses_code_and_other_files(tmp_path):
     pickle.dump(1001, f)
     pickle.dump({}, f)
     f.write(pickle.dumps(print))  # a global that is not a tensor builder
-  with pytest.raises(pickle.UnpicklingError, match='refusing to load'):
+  with pytest.raises(torch_checkpoint.UnsafeCheckpointError,
+                     match='refusing to load builtins.print'):
     torch_checkpoint.load_state_dict(str(path))
   (tmp_path / 'other.pth').write_bytes(pickle.dumps(42))
-  with pytest.raises(ValueError, match='not a legacy-format'):
+  with pytest.raises(torch_checkpoint.UnsafeCheckpointError,
+                     match='not a legacy-format'):
     torch_checkpoint.load_state_dict(str(tmp_path / 'other.pth'))

@@ -18,6 +18,7 @@ from skinjax.data.builders import ham10000
 from skinjax.data.builders import image_folder
 from skinjax.data.builders import prepared_photos
 from skinjax.data.builders import synthetic_lesions
+from skinjax.data.prepare import files
 
 DATASETS = {
     'dermamnist': dermamnist.Dermamnist,
@@ -68,13 +69,14 @@ def prepare(builder: tfds.core.DatasetBuilder, manual_dir: str = '') -> None:
   if needs_files:
     expected = ' '.join(needs_files.split())
     if not path:
-      raise FileNotFoundError(f'{name} is prepared from your own copy of '
-                              f'{expected}')
+      raise files.CollectionError(
+          f'{name} is prepared from your own copy of {expected}')
     if not os.path.exists(path):
-      raise FileNotFoundError(f'dataset.manual_dir {path} does not exist')
+      raise files.CollectionError(
+          f'dataset.manual_dir {path} does not exist')
     if os.path.isdir(path) and not os.listdir(path):
-      raise FileNotFoundError(f'dataset.manual_dir {path} is empty; expected '
-                              f'{expected}')
+      raise files.CollectionError(
+          f'dataset.manual_dir {path} is empty; expected {expected}')
   print(f'Preparing {name} in {builder.data_dir} (first use only).',
         flush=True)
   with tempfile.TemporaryDirectory() as folder:

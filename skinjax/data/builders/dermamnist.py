@@ -14,6 +14,7 @@ from PIL import Image
 import tensorflow_datasets as tfds
 
 from skinjax.data.builders import ham10000
+from skinjax.data.prepare import files
 
 _SPLITS = {'train': 'train', 'validation': 'val', 'test': 'test'}
 
@@ -53,7 +54,8 @@ class Dermamnist(tfds.core.GeneratorBasedBuilder):
     name = 'dermamnist.npz' if size == '28' else f'dermamnist_{size}.npz'
     path = os.path.join(dl_manager.manual_dir, name)
     if not os.path.exists(path):
-      raise FileNotFoundError(f'{name} not found in {dl_manager.manual_dir}')
+      raise files.CollectionError(
+          f'{name} not found in {dl_manager.manual_dir}')
     with np.load(path) as arrays:
       data = {split: (arrays[f'{key}_images'], arrays[f'{key}_labels'].ravel())
               for split, key in _SPLITS.items()}

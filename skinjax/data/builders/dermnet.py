@@ -79,13 +79,13 @@ class Dermnet(prepared_photos.PreparedPhotosBuilder):
   def _metadata(self):
     return {'folder_names': dict(self._categories())}
 
-  def _find_candidates(self, root):
+  def _find_candidates(self, root, found):
     label_of_folder = {folder.lower(): i
                        for i, (_, folder) in enumerate(self._categories())}
     excluded = {folder.lower() for name, folder in CATEGORIES
                 if name not in self._class_names()}
     candidates, unmatched, excluded_files = [], set(), 0
-    for file in files.list_files(root):
+    for file in found:
       located = _locate(files.relative_parts(file, root))
       if located is None:
         continue  # not under train/ or test/ (e.g. a README)

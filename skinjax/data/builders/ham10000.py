@@ -31,6 +31,9 @@ DIAGNOSES = (
     ('vasc', 'Vascular lesions'),
 )
 METADATA_FILE = 'HAM10000_metadata.csv'
+# Every column is stored with the example (`age` as a float, NaN if empty).
+_COLUMNS = ('lesion_id', 'image_id', 'dx', 'dx_type', 'age', 'sex',
+            'localization')
 
 
 class Ham10000(prepared_photos.PreparedPhotosBuilder):
@@ -63,19 +66,20 @@ class Ham10000(prepared_photos.PreparedPhotosBuilder):
   def _metadata(self):
     return {'diagnoses': dict(DIAGNOSES)}
 
-  def _find_candidates(self, root):
-    found = files.list_files(root)
+  def _find_candidates(self, root, found):
     csv_files = [f for f in found if str(f).endswith(METADATA_FILE)]
-    if not csv_files:
-      raise FileNotFoundError(f'{METADATA_FILE} not found under {root}')
-    rows = list(csv.DictReader(io.StringIO(csv_files[0].read().decode())))
+    rows = _read_metadata(csv_files, root)
     by_image = {}
     for file in found:
       stem = pathlib.PurePosixPath(str(file)).stem
       by_image.setdefault(stem, []).append(file)
     label_of = {code: i for i, (code, _) in enumerate(DIAGNOSES)}
     candidates, missing, disagreements, extra_copies = [], [], 0, 0
+    unknown_dx = [{'image_id': row['image_id'], 'dx': row['dx']}
+                  for row in rows if row['dx'] not in label_of]
     for row in rows:
+      if row['dx'] not in label_of:
+        continue
       images = [f for f in by_image.get(row['image_id'], [])
                 if f not in csv_files]
       if not images:
@@ -103,11 +107,36 @@ class Ham10000(prepared_photos.PreparedPhotosBuilder):
     notes = {
         'metadata_rows': len(rows),
         'metadata_rows_without_image': missing,
+        'metadata_rows_with_unknown_dx_skipped': unknown_dx,
         'files_not_in_metadata': unlisted,
         'extra_copies_of_listed_images': extra_copies,
         'folders_disagreeing_with_metadata_dx': disagreements,
     }
     return candidates, carve, notes
+
+
+def _read_metadata(csv_files, root: str) -> list:
+  """The rows of the one metadata CSV, read as UTF-8 with or without the
+  byte-order mark a spreadsheet writes; CollectionError naming the file if
+  there is none, several, or one without the columns."""
+  if not csv_files:
+    raise files.CollectionError(f'{METADATA_FILE} not found under {root}')
+  if len(csv_files) > 1:
+    raise files.CollectionError(
+        f'{len(csv_files)} files named {METADATA_FILE} under {root} '
+        f'({", ".join(map(str, csv_files))}): keep the one to use')
+  file = csv_files[0]
+  try:
+    text = file.read().decode('utf-8-sig')
+  except UnicodeDecodeError as e:
+    raise files.CollectionError(
+        f'{file}: not UTF-8 text ({e.reason} at byte {e.start})') from None
+  reader = csv.DictReader(io.StringIO(text))
+  missing = [c for c in _COLUMNS if c not in (reader.fieldnames or ())]
+  if missing:
+    raise files.CollectionError(f'{file}: no column {", ".join(missing)}'
+                                     f' (columns: {reader.fieldnames})')
+  return list(reader)
 
 
 def _age(value: str) -> float:

@@ -34,19 +34,19 @@ class ImageFolder(prepared_photos.PreparedPhotosBuilder):
   def _class_names(self):
     return None  # the folders', set when the dataset is prepared
 
-  def _find_candidates(self, root):
-    found = []  # (file, split, class folder)
-    for file in files.list_files(root):
+  def _find_candidates(self, root, found):
+    located = []  # (file, split, class folder)
+    for file in found:
       parts = files.relative_parts(file, root)
       if len(parts) >= 3 and parts[0].lower() in _SPLIT_FOLDERS:
-        found.append((file, _SPLIT_FOLDERS[parts[0].lower()], parts[1]))
+        located.append((file, _SPLIT_FOLDERS[parts[0].lower()], parts[1]))
       elif len(parts) >= 2 and parts[0].lower() not in _SPLIT_FOLDERS:
-        found.append((file, 'train', parts[0]))
-    class_names = sorted({folder for _, _, folder in found})
+        located.append((file, 'train', parts[0]))
+    class_names = sorted({folder for _, _, folder in located})
     self.info.features['label'].names = class_names
     label_of = {name: i for i, name in enumerate(class_names)}
     candidates = [collection.Candidate(file, label_of[folder], split)
-                  for file, split, folder in found]
+                  for file, split, folder in located]
     splits = {c.split for c in candidates}
     carve = {split: getattr(self.builder_config, f'{split}_fraction')
              for split in ('test', 'validation') if split not in splits}

@@ -15,6 +15,7 @@ import tensorflow_datasets as tfds
 
 from skinjax.data.prepare import collection
 from skinjax.data.prepare import decode
+from skinjax.data.prepare import files
 
 
 @dataclasses.dataclass
@@ -64,10 +65,10 @@ class PreparedPhotosBuilder(tfds.core.GeneratorBasedBuilder,
   def _metadata(self) -> dict:
     return {}
 
-  def _find_candidates(self, root: str) -> tuple:
-    """(candidates, carve, notes) for collection.prepare_splits: the files
-    that become examples, the splits to carve from train, and findings for
-    the report."""
+  def _find_candidates(self, root: str, found: list) -> tuple:
+    """(candidates, carve, notes) for collection.prepare_splits from the
+    files `found` under `root`: those that become examples, the splits to
+    carve from train, and findings for the report."""
     raise NotImplementedError
 
   def _info(self):
@@ -88,9 +89,11 @@ class PreparedPhotosBuilder(tfds.core.GeneratorBasedBuilder,
 
   def _split_generators(self, dl_manager):
     root = str(dl_manager.manual_dir)
-    candidates, carve, notes = self._find_candidates(root)
-    splits = collection.prepare_splits(self, candidates, root=root,
-                                       carve=carve, notes=notes)
+    listing = files.list_files(root)
+    candidates, carve, notes = self._find_candidates(root, listing.files)
+    splits = collection.prepare_splits(
+        self, candidates, root=root, carve=carve,
+        notes={**notes, 'files_not_listed': listing.skipped})
     return {split: self._generate_examples(items, root)
             for split, items in splits.items()}
 

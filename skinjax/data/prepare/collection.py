@@ -98,7 +98,7 @@ def prepare_splits(builder, candidates, *, root: str, carve: dict,
   builder findings (missing classes, unmatched files) added to the report.
   """
   if not candidates:
-    raise FileNotFoundError(
+    raise files.CollectionError(
         f'No images found for {builder.name} under {root}: expected '
         f'{builder.MANUAL_DOWNLOAD_INSTRUCTIONS.strip().splitlines()[0]}')
   config = builder.builder_config
@@ -106,8 +106,8 @@ def prepare_splits(builder, candidates, *, root: str, carve: dict,
   prepared, skipped = prepare_images(candidates, config.max_short_side,
                                      config.jpeg_quality)
   if not prepared:
-    raise ValueError(f'None of the {len(candidates)} files under {root} is a '
-                     f'readable image; first: {skipped[0]}')
+    raise files.CollectionError(f'None of the {len(candidates)} files under {root} '
+                          f'is a readable image; first: {skipped[0]}')
   prepared, copies = duplicates.resolve_duplicates(prepared, class_names)
   prepared = splits.carve_splits(prepared, carve, config.split_seed)
   counts = splits.class_counts(prepared, class_names)

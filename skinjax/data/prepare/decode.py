@@ -17,18 +17,34 @@ class BadImageError(ValueError):
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-  """8-bit RGB from any PIL mode: 16-bit, CMYK, palette, grey, with alpha."""
+  """8-bit RGB from any PIL mode: 16-bit, float, CMYK, palette, grey, alpha.
+
+  Integer images of more than 8 bits are scaled by the range their values
+  fit in (10, 12, 14 or 16 bits: a 12-bit sensor's data stored as 16-bit
+  keeps its brightness), float images in [0, 1] by 1 and others likewise by
+  the bit range of their maximum.
+  """
   if image.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'):
     values = np.asarray(image, np.float64)
-    scale = 65535.0 if values.max() > 255 else 255.0
-    image = Image.fromarray(np.clip(values / scale * 255, 0, 255)
-                            .round().astype(np.uint8))
+    image = Image.fromarray(np.clip(values / _full_scale(image.mode, values)
+                                    * 255, 0, 255).round().astype(np.uint8))
   if image.mode == 'P':
     image = image.convert('RGBA')
   if image.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La'):
     background = Image.new('RGBA', image.size, (255, 255, 255, 255))
     image = Image.alpha_composite(background, image.convert('RGBA'))
   return image.convert('RGB')
+
+
+def _full_scale(mode: str, values: np.ndarray) -> float:
+  """The value that stands for full brightness."""
+  peak = float(values.max()) if values.size else 0.0
+  if mode == 'F' and peak <= 1.0:
+    return 1.0
+  for bits in (8, 10, 12, 14):
+    if peak <= 2**bits - 1:
+      return 2.0**bits - 1
+  return 65535.0
 
 
 def normalise_image(data: bytes, max_short_side: int, quality: int):

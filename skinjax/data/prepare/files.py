@@ -1,11 +1,16 @@
-"""Finding a collection's files: plain files in folders, and members of zip
-archives, in a stable sorted order."""
+"""Finding a collection's files: plain files in folders (through links), and
+members of zip archives, in a stable sorted order."""
 
 import dataclasses
 import functools
 import os
 import pathlib
 import zipfile
+
+
+class CollectionError(ValueError):
+  """The user's files cannot be prepared as asked; the message names the
+  file or folder."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,27 +40,69 @@ def _open_zip(path):
   return zipfile.ZipFile(path)
 
 
-def list_files(root: str) -> list:
+@dataclasses.dataclass(frozen=True)
+class Listing:
+  """What list_files found: the files, and what it passed over and why."""
+  files: list  # [FileRef], sorted
+  skipped: list  # [{'file': ..., 'reason': ...}]
+
+
+def list_files(root: str) -> Listing:
   """Every file under `root` (a folder or a .zip), looking inside .zip files.
 
-  Hidden files and macOS resource forks are ignored; the order is sorted.
+  Symbolic links are followed, each real folder once, so a link loop is
+  reported rather than walked forever. A file is an archive by its name
+  (.zip) and a readable central directory: a photo that happens to hold zip
+  bytes stays a photo, and a broken archive is reported and passed over.
+  Hidden files and macOS resource forks are ignored.
   """
   root_path = pathlib.Path(root)
   if not root_path.exists():
-    raise FileNotFoundError(f'manual_dir {root} does not exist')
-  paths = [root_path] if root_path.is_file() else sorted(
-      p for p in root_path.rglob('*') if p.is_file())
+    raise CollectionError(f'manual_dir {root} does not exist')
+  skipped = []
+  if root_path.is_file():
+    members = _members(root_path, skipped)
+    if skipped:
+      raise CollectionError(f"{root}: {skipped[0]['reason']}")
+    return Listing(members, [])
   files = []
-  for path in paths:
-    if any(part.startswith('.') for part in path.parts[len(root_path.parts):]):
-      continue
-    if zipfile.is_zipfile(path):
-      with zipfile.ZipFile(path) as archive:
-        files += [FileRef(str(path), name) for name in sorted(archive.namelist())
-                  if not name.endswith('/') and not _hidden_member(name)]
+  for path in _walk(root_path, skipped):
+    if path.suffix.lower() == '.zip':
+      files += _members(path, skipped)
     else:
       files.append(FileRef(str(path)))
-  return files
+  return Listing(files, skipped)
+
+
+def _walk(root: pathlib.Path, skipped: list) -> list:
+  """Files below `root`, sorted, not hidden, through links, each real folder
+  visited once."""
+  found, seen = [], set()
+  for folder, subfolders, names in os.walk(root, followlinks=True):
+    real = os.path.realpath(folder)
+    if real in seen:
+      skipped.append({'file': folder, 'reason': 'link loop: this folder was '
+                      'already listed'})
+      subfolders.clear()
+      continue
+    seen.add(real)
+    subfolders[:] = sorted(d for d in subfolders if not d.startswith('.'))
+    found += [pathlib.Path(folder, n) for n in names if not n.startswith('.')
+              and os.path.isfile(os.path.join(folder, n))]
+  return sorted(found)
+
+
+def _members(path: pathlib.Path, skipped: list) -> list:
+  """The files inside the zip at `path`; none, and a report, if it is
+  broken."""
+  try:
+    with zipfile.ZipFile(path) as archive:
+      names = archive.namelist()
+  except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+    skipped.append({'file': str(path), 'reason': f'broken zip archive: {e}'})
+    return []
+  return [FileRef(str(path), name) for name in sorted(names)
+          if not name.endswith('/') and not _hidden_member(name)]
 
 
 def _hidden_member(name):

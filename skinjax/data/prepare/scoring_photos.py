@@ -69,12 +69,12 @@ def load_tree(root: str, class_names, max_short_side: int,
   folders, files outside any folder, and unreadable files (skipped).
   """
   try:
-    found = files.list_files(root)
-  except FileNotFoundError as e:
+    listing = files.list_files(root)
+  except files.CollectionError as e:
     raise PhotoFolderError(str(e)) from None
   by_folder = {}
   loose = []
-  for file in found:
+  for file in listing.files:
     parts = files.relative_parts(file, root)
     if len(parts) < 2:
       loose.append(str(file))
@@ -97,7 +97,8 @@ def load_tree(root: str, class_names, max_short_side: int,
       'folders': {f: class_names[i] for f, i in matched.items()},
       'unmatched_folders': {f: len(by_folder[f]) for f in unmatched},
       'files_outside_class_folders': loose,
-      'skipped': [{'file': f, 'reason': r} for f, r in skipped],
+      'skipped': listing.skipped + [{'file': f, 'reason': r}
+                                    for f, r in skipped],
       'num_examples': len(examples),
   }
   return examples, report

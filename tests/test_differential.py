@@ -1,0 +1,30 @@
+"""Ranked differentials as written for people: CSV cells that no spreadsheet
+runs as a formula."""
+
+import csv
+import json
+
+import numpy as np
+
+from skinjax.serving import differential
+
+
+def test_csv_cells_are_neutralised_against_formula_injection(tmp_path):
+  names = ['=HYPERLINK("http://x","y")', '+1', '-cmd', '@SUM(A1)', 'eczema']
+  rows = differential.differentials(np.array([[0.1, 0.2, 0.3, 0.15, 0.25]]),
+                                    names, top_k=5, threshold=0.5)
+  rows[0]['file'] = '=2+5.jpg'
+  differential.write(rows, str(tmp_path / 'out.csv'))
+  with open(tmp_path / 'out.csv', newline='') as f:
+    [header, row] = list(csv.reader(f))
+  assert header[:4] == ['file', 'uncertain', 'class_1', 'probability_1']
+  assert row[0] == "'=2+5.jpg" and row[1] == 'True'
+  classes = row[2::2]
+  assert classes == ["'-cmd", 'eczema', "'+1", "'@SUM(A1)",
+                     '\'=HYPERLINK("http://x","y")']
+  assert not any(c.startswith(('=', '+', '-', '@')) for c in row)
+  assert [float(p) for p in row[3::2]] == [0.3, 0.25, 0.2, 0.15, 0.1]
+  # JSON is data, not a sheet: names stay as they are.
+  differential.write(rows, str(tmp_path / 'out.json'))
+  assert json.loads((tmp_path / 'out.json').read_text())[0]['file'] == (
+      '=2+5.jpg')
