@@ -104,10 +104,13 @@ def test_a_config_file_trains_from_anywhere_with_an_installed_package(
     small_data_dir, tmp_path):
   """skinjax installed as a wheel (not this checkout), a config file copied
   to another folder, run from a third: it trains."""
-  site = tmp_path / 'site'
+  site, source = tmp_path / 'site', tmp_path / 'source'
+  # Built from a copy: pip leaves build/ in the tree it builds.
+  shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+      '.*', 'build', 'runs', 'wandb', '*.egg-info', '__pycache__'))
   subprocess.run([sys.executable, '-m', 'pip', 'install', '--quiet',
-                  '--no-deps', '--target', str(site), REPO], check=True,
-                 capture_output=True, timeout=600)
+                  '--no-deps', '--target', str(site), str(source)],
+                 check=True, capture_output=True, timeout=600)
   (tmp_path / 'mine').mkdir()
   shutil.copy(os.path.join(REPO, 'configs', 'synthetic.py'),
               tmp_path / 'mine' / 'recipe.py')
