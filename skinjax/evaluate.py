@@ -33,7 +33,7 @@ from skinjax.evaluation import clinical
 from skinjax.evaluation import outputs
 from skinjax.evaluation import publish
 from skinjax.evaluation import report
-from skinjax.evaluation import restore
+from skinjax.serving import restore
 
 _RUN = cli_flags.define_run_flags()
 _SPLIT = flags.DEFINE_string('split', 'test', 'Dataset split to evaluate.')

@@ -31,9 +31,9 @@ from skinjax.data.prepare import files
 from skinjax.data.prepare import scoring_photos
 from skinjax.evaluation import metrics
 from skinjax.evaluation import outputs
-from skinjax.evaluation import restore
 from skinjax.evaluation import saliency
 from skinjax.serving import differential
+from skinjax.serving import restore
 
 _RUN = cli_flags.define_run_flags()
 _TOP_K = flags.DEFINE_integer('top_k', 3, 'Classes listed per photo.',

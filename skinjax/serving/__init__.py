@@ -1,1 +1,2 @@
-"""Serving a trained model to people: ranked differentials for new photos."""
+"""Using a trained model: a run's checkpoint restored and calibrated, ready
+to score photos, and the ranked differentials it gives."""
