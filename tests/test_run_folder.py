@@ -13,6 +13,7 @@ import pytest
 from helpers import REPO, run_module, tiny_run_flags
 from skinjax.config import defaults
 from skinjax.config import run_config
+from skinjax.run_folder import tracking
 
 
 def _evaluate(workdir, *args):
@@ -145,3 +146,32 @@ def test_launch_sh_train_prints_what_evaluate_of_the_run_folder_scores(
   assert result.returncode == 0, result.stderr[-3000:]
   summary = lambda out: next(l for l in out.splitlines() if ' examples ' in l)
   assert summary(result.stdout) == summary(trained.stdout)
+
+
+def _writer(workdir, start_step):
+  wandb_config = defaults.get_config().wandb
+  wandb_config.mode = 'disabled'
+  return tracking.MetricWriter(str(workdir), wandb_config, {}, start_step)
+
+
+def test_a_torn_last_record_is_dropped_and_nothing_else(tmp_path):
+  """A crash mid-write leaves half a line: the resumed run drops it (with a
+  warning) instead of failing on every later start."""
+  path = tmp_path / tracking.METRICS_FILE
+  whole = [json.dumps({'step': s, 'train/loss': 1.0 / s}) for s in (1, 2, 3)]
+  path.write_text('\n'.join(whole) + '\n{"step": 4, "train/lo')
+  writer = _writer(tmp_path, start_step=2)
+  writer.write(3, {'train/loss': 0.25})
+  writer.close()
+  lines = path.read_text().splitlines()
+  assert lines[:2] == whole[:2]
+  assert [json.loads(l)['step'] for l in lines] == [1, 2, 3]
+  assert json.loads(lines[2])['train/loss'] == 0.25
+
+
+def test_an_empty_wandb_run_id_file_gets_a_new_id(tmp_path):
+  (tmp_path / tracking.RUN_ID_FILE).write_text('  \n')
+  run_id = tracking._run_id(str(tmp_path))  # pylint: disable=protected-access
+  assert len(run_id) == 8 and run_id.isalnum()
+  assert (tmp_path / tracking.RUN_ID_FILE).read_text() == run_id
+  assert tracking._run_id(str(tmp_path)) == run_id  # pylint: disable=protected-access

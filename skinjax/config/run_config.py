@@ -12,6 +12,7 @@ import os
 import ml_collections
 
 from skinjax.config import defaults
+from skinjax.run_folder import atomic
 
 CONFIG_FILE = 'config.json'
 # Keys that change how a checkpoint is scored, never what it learnt: where
@@ -35,11 +36,7 @@ def to_json(config) -> str:
 def write(config, workdir: str) -> str:
   """Writes config.json atomically: a crash never leaves half a file."""
   path = os.path.join(workdir, CONFIG_FILE)
-  with open(path + '.tmp', 'w') as f:
-    f.write(to_json(config))
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(path + '.tmp', path)
+  atomic.write_text(path, to_json(config))
   return path
 
 

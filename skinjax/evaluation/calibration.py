@@ -15,6 +15,7 @@ import numpy as np
 from scipy import optimize
 
 from skinjax.evaluation import metrics
+from skinjax.run_folder import atomic
 
 CALIBRATION_DIR = 'calibration'
 
@@ -92,9 +93,8 @@ def save(calibration: Calibration, workdir: str) -> str:
   """Writes atomically, so a crash never leaves a file that reads as valid."""
   target = path(workdir, calibration.checkpoint_step, calibration.weights)
   os.makedirs(os.path.dirname(target), exist_ok=True)
-  with open(target + '.tmp', 'w') as f:
-    json.dump(dataclasses.asdict(calibration), f, indent=2)
-  os.replace(target + '.tmp', target)
+  atomic.write_text(target, json.dumps(dataclasses.asdict(calibration),
+                                       indent=2))
   return target
 
 

@@ -7,12 +7,15 @@ the evaluation of its checkpoints, continue the same W&B run.
 import json
 import netrc
 import os
+import re
 import secrets
 import string
 from urllib import parse
 
 from absl import logging
 import wandb
+
+from skinjax.run_folder import atomic
 
 RUN_ID_FILE = 'wandb_run_id'
 METRICS_FILE = 'metrics.jsonl'
@@ -65,14 +68,19 @@ def _settings(wandb_config, workdir: str, config_dict: dict) -> dict:
 
 
 def _run_id(workdir: str) -> str:
+  """The run's W&B id, kept in WORKDIR/wandb_run_id; a new one (written
+  atomically) if the file is missing, empty or damaged."""
   id_path = os.path.join(workdir, RUN_ID_FILE)
   if os.path.exists(id_path):
     with open(id_path) as f:
-      return f.read().strip()
+      run_id = f.read().strip()
+    if re.fullmatch(r'[A-Za-z0-9_-]{1,64}', run_id):
+      return run_id
+    logging.warning('%s holds no usable W&B run id (%r): starting a new W&B '
+                    'run.', id_path, run_id[:40])
   run_id = ''.join(secrets.choice(string.ascii_lowercase + string.digits)
                    for _ in range(8))
-  with open(id_path, 'w') as f:
-    f.write(run_id)
+  atomic.write_text(id_path, run_id)
   return run_id
 
 
@@ -158,15 +166,26 @@ class MetricWriter:
 
 def _drop_records_after(path: str, step: int) -> None:
   """A resumed run repeats the steps after its checkpoint: drop their old
-  records so each step is recorded once."""
+  records so each step is recorded once. A line that is not a whole record
+  (a write cut short by a crash or a full disk) is dropped with a warning;
+  the file is rewritten atomically."""
   if not os.path.exists(path):
     return
+  kept = []
   with open(path) as f:
-    lines = [line for line in f
-             if line.strip() and json.loads(line)['step'] <= step]
-  with open(path + '.tmp', 'w') as f:
-    f.writelines(lines)
-  os.replace(path + '.tmp', path)
+    for number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        record = json.loads(line)
+        record_step = record['step']
+      except (ValueError, TypeError, KeyError):
+        logging.warning('%s: line %d is not a whole record (a write cut '
+                        'short?); dropped.', path, number)
+        continue
+      if record_step <= step:
+        kept.append(line if line.endswith('\n') else line + '\n')
+  atomic.write_text(path, ''.join(kept))
 
 
 def _to_python(value):
