@@ -2,6 +2,7 @@
 
 import glob
 import os
+import runpy
 import time
 
 import pytest
@@ -120,3 +121,33 @@ def test_every_shipped_config_is_valid(path):
   config = namespace['get_config']()
   checks.validate(config)
   assert config.is_locked
+
+
+@pytest.mark.parametrize('overrides, named', [
+    ({'optimizer.warmup_steps': -10}, 'optimizer.warmup_steps=-10'),
+    ({'optimizer.learning_rate': -0.1}, 'optimizer.learning_rate=-0.1'),
+    ({'input.num_workers': -1}, 'input.num_workers=-1'),
+    ({'augment.crop_scale': (0.5, 3.0)}, r'augment.crop_scale=\(0.5, 3.0\)'),
+    ({'model.dropout_rate': 1.5}, 'model.dropout_rate=1.5'),
+    ({'dataset.validation_fraction': 0.5, 'dataset.test_fraction': 0.5},
+     'validation_fraction \\+ test_fraction = 1'),
+    ({'dataset.name': 'ham10000', 'dataset.max_short_side': 64,
+      'image_size': 224}, 'image_size=224: larger than the photos'),
+])
+def test_values_that_would_silently_do_the_wrong_thing_are_refused(
+    overrides, named):
+  config = defaults.get_config()
+  for key, value in overrides.items():
+    section, _, name = key.rpartition('.')
+    (config[section] if section else config)[name] = value
+  with pytest.raises(checks.ConfigError, match=named):
+    checks.validate(config)
+
+
+def test_the_shipped_configs_pass_the_checks():
+  for path in ('synthetic', 'ham10000', 'ham10000:resnet50', 'dermnet',
+               'dermamnist'):
+    file, *arg = path.split(':')
+    config = runpy.run_path(os.path.join(REPO, 'configs', f'{file}.py'))[
+        'get_config'](*arg)
+    checks.validate(config)

@@ -8,6 +8,7 @@ They run before any data or compile work.
 
 from skinjax import data
 from skinjax import models
+from skinjax.data.builders import prepared_photos
 from skinjax.evaluation import metrics
 from skinjax.evaluation import outputs
 from skinjax.models import pretrained
@@ -53,21 +54,51 @@ def validate(config) -> None:
               'evaluation.calibration_bins'):
     if get(config, key) < 1:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 1')
+  for key in ('optimizer.warmup_steps', 'input.num_workers',
+              'input.num_threads', 'dataset.split_seed'):
+    if get(config, key) < 0:
+      raise ConfigError(f'config.{key}={get(config, key)}: must be >= 0')
+  if not config.optimizer.learning_rate > 0:
+    raise ConfigError(f'config.optimizer.learning_rate='
+                      f'{config.optimizer.learning_rate}: must be > 0')
   for key in ('augment.crop_scale', 'augment.crop_ratio'):
     low, high = get(config, key)
     if not 0 < low <= high:
       raise ConfigError(f'config.{key}={(low, high)}: need 0 < low <= high')
+  if config.augment.crop_scale[1] > 1:
+    raise ConfigError(f'config.augment.crop_scale={config.augment.crop_scale}'
+                      ': fractions of the image area, at most 1')
+  for key in ('model.dropout_rate', 'model.drop_path_rate'):
+    if not 0 <= get(config, key) < 1:
+      raise ConfigError(f'config.{key}={get(config, key)}: must be in [0, 1)')
   if not 0 < config.augment.eval_crop_fraction <= 1:
     raise ConfigError('config.augment.eval_crop_fraction: must be in (0, 1]')
   for key in ('dataset.validation_fraction', 'dataset.test_fraction'):
     if not 0 <= get(config, key) < 1:
       raise ConfigError(f'config.{key}: must be in [0, 1)')
+  held_out = config.dataset.validation_fraction + config.dataset.test_fraction
+  if held_out >= 1:
+    raise ConfigError(
+        f'config.dataset.validation_fraction + test_fraction = {held_out:g}: '
+        'must leave training data (< 1)')
+  if (_prepares_photos(config.dataset.name) and
+      config.image_size > config.dataset.max_short_side):
+    raise ConfigError(
+        f'config.image_size={config.image_size}: larger than the photos are '
+        f'stored (config.dataset.max_short_side='
+        f'{config.dataset.max_short_side}), so every image would be '
+        'upsampled; raise max_short_side')
   if not 0 <= config.label_smoothing < 1:
     raise ConfigError('config.label_smoothing: must be in [0, 1)')
   if not 0 < config.evaluation.max_risk < 1:
     raise ConfigError('config.evaluation.max_risk: must be in (0, 1)')
   if not 0 <= config.ema_decay < 1:
     raise ConfigError('config.ema_decay: must be in [0, 1) (0 disables)')
+
+
+def _prepares_photos(name: str) -> bool:
+  return issubclass(data.DATASETS[name.partition('/')[0]],
+                    prepared_photos.PreparedPhotosBuilder)
 
 
 def _validate_dataset_name(name: str) -> None:
