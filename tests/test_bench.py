@@ -7,6 +7,7 @@ Only that it runs is tested: speed lives in the benchmark's figures
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from helpers import run_module
@@ -19,6 +20,7 @@ def _assert_positive(row, keys):
     assert row[key] > 0, (key, row)
 
 
+@pytest.mark.slow
 def test_bench_writes_tables_and_json(tmp_path):
   output = tmp_path / 'bench.json'
   result = run_module('skinjax.bench', [

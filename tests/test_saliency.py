@@ -20,8 +20,10 @@ def _model(name, num_classes, width=8):
 
 
 # One model per module that marks its features (ResNet, EfficientNet-Lite);
-# the other sizes share the code.
-@pytest.mark.parametrize('name', ['resnet18', 'efficientnet_lite0'])
+# the other sizes share the code. EfficientNet's gradient takes half a
+# minute to compile: the slow tier checks it.
+@pytest.mark.parametrize('name', [
+    'resnet18', pytest.param('efficientnet_lite0', marks=pytest.mark.slow)])
 def test_grad_cam_is_defined_for_every_architecture(name):
   model = _model(name, 3)
   images = jnp.asarray(np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)),
