@@ -177,13 +177,12 @@ def _drop_records_after(path: str, step: int) -> None:
       if not line.strip():
         continue
       try:
-        record = json.loads(line)
-        record_step = record['step']
+        keep = json.loads(line)['step'] <= step
       except (ValueError, TypeError, KeyError):
         logging.warning('%s: line %d is not a whole record (a write cut '
                         'short?); dropped.', path, number)
         continue
-      if record_step <= step:
+      if keep:
         kept.append(line if line.endswith('\n') else line + '\n')
   atomic.write_text(path, ''.join(kept))
 
