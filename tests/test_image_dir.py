@@ -62,3 +62,7 @@ def test_a_tree_without_any_class_folder_is_refused_with_its_path(tmp_path):
   image_trees.write_class_tree(str(tmp_path), {'': {'other': 1}})
   with pytest.raises(scoring_photos.PhotoFolderError, match=str(tmp_path)):
     scoring_photos.load_tree(str(tmp_path), _CLASSES, max_short_side=16)
+  missing = tmp_path / 'nowhere'
+  with pytest.raises(scoring_photos.PhotoFolderError,
+                     match=f'^{missing} does not exist$'):
+    scoring_photos.load_tree(str(missing), _CLASSES, max_short_side=16)

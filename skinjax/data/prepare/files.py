@@ -58,7 +58,7 @@ def list_files(root: str) -> Listing:
   """
   root_path = pathlib.Path(root)
   if not root_path.exists():
-    raise CollectionError(f'manual_dir {root} does not exist')
+    raise CollectionError(f'{root} does not exist')
   skipped = []
   if root_path.is_file():
     members = _members(root_path, skipped)
