@@ -54,10 +54,13 @@ def test_saved_calibration_reads_back(tmp_path):
   logits, labels = _sampled(2.0, n=2000)
   fitted = calibration.fit(logits, labels, max_risk=0.2, num_bins=15,
                            checkpoint_step=7, weights='ema', tta='flips',
-                           split='validation')
+                           split='validation', params_digest='ab12')
   assert fitted.fitted_on['nll_after'] < fitted.fitted_on['nll_before']
   calibration.save(fitted, str(tmp_path))
   assert calibration.load(str(tmp_path), 7, 'ema') == fitted
+  assert calibration.fitted_for(fitted) == {
+      'checkpoint_step': 7, 'weights': 'ema', 'tta': 'flips', 'max_risk': 0.2,
+      'split': 'validation', 'params_digest': 'ab12'}
   assert calibration.load(str(tmp_path), 7, 'raw') is None
   assert calibration.load(str(tmp_path), 8, 'ema') is None
   assert list((tmp_path / 'calibration').iterdir()) == [

@@ -175,3 +175,26 @@ def test_an_empty_wandb_run_id_file_gets_a_new_id(tmp_path):
   assert len(run_id) == 8 and run_id.isalnum()
   assert (tmp_path / tracking.RUN_ID_FILE).read_text() == run_id
   assert tracking._run_id(str(tmp_path)) == run_id  # pylint: disable=protected-access
+
+
+@pytest.mark.slow
+def test_a_calibration_is_refit_when_what_it_was_fitted_for_changes(
+    trained_run):
+  """Fitted at max_risk 0.1, asked for 0.3: refit and saved; asked again:
+  reused. A file from another run's weights at this step: refit."""
+  workdir, _ = trained_run
+  args = ('--split', 'validation', '--checkpoint', 'latest')
+  result, _ = _evaluate(workdir, *args, '--config.evaluation.max_risk=0.3')
+  assert result.returncode == 0, result.stderr[-3000:]
+  step = json.loads((workdir / 'eval' / 'validation' / 'metrics.json')
+                    .read_text())['checkpoint_step']
+  path = workdir / 'calibration' / f'{step}.json'
+  saved = json.loads(path.read_text())
+  assert saved['max_risk'] == 0.3 and len(saved['params_digest']) == 16
+  result, _ = _evaluate(workdir, *args, '--config.evaluation.max_risk=0.3')
+  assert 'Calibrated on' not in result.stdout
+  path.write_text(json.dumps(dict(saved, params_digest='0' * 16,
+                                  temperature=9.0)))
+  result, _ = _evaluate(workdir, *args, '--config.evaluation.max_risk=0.3')
+  assert 'params_digest' in result.stdout and 'refitting' in result.stdout
+  assert json.loads(path.read_text())['temperature'] == saved['temperature']

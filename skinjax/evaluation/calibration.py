@@ -32,6 +32,18 @@ class Calibration:
   weights: str  # 'raw' or 'ema' (the moving average of the weights)
   tta: str  # the test-time augmentation the logits were fitted with
   fitted_on: dict  # split, examples, and what the fit did there
+  # Of the weights it was fitted for; '' in files written before it was kept.
+  params_digest: str = ''
+
+
+def fitted_for(calibration: Calibration) -> dict:
+  """What a calibration belongs to: it is reused only where all of it
+  matches (a rewritten checkpoint of the same step has other weights)."""
+  return {'checkpoint_step': calibration.checkpoint_step,
+          'weights': calibration.weights, 'tta': calibration.tta,
+          'max_risk': calibration.max_risk,
+          'split': calibration.fitted_on.get('split'),
+          'params_digest': calibration.params_digest}
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -63,15 +75,15 @@ def selective_threshold(probabilities: np.ndarray, labels: np.ndarray,
 
 
 def fit(logits, labels, *, max_risk: float, num_bins: int,
-        checkpoint_step: int, weights: str, tta: str,
-        split: str) -> Calibration:
+        checkpoint_step: int, weights: str, tta: str, split: str,
+        params_digest: str) -> Calibration:
   temperature = fit_temperature(logits, labels)
   before, after = metrics.softmax(logits), metrics.softmax(logits / temperature)
   selective = selective_threshold(after, labels, max_risk)
   return Calibration(
       temperature=temperature, threshold=selective['threshold'],
       max_risk=max_risk, checkpoint_step=checkpoint_step, weights=weights,
-      tta=tta,
+      tta=tta, params_digest=params_digest,
       fitted_on={
           'split': split, 'num_examples': int(len(labels)),
           'nll_before': metrics.negative_log_likelihood(logits, labels),

@@ -3,9 +3,11 @@ names, its eval step, and its calibration (fitted on validation on first
 use). evaluate and predict both start here."""
 
 import dataclasses
+import hashlib
 from typing import Any, Callable
 
 import jax
+import numpy as np
 
 from skinjax import data
 from skinjax import models
@@ -95,15 +97,37 @@ def _restore(config, workdir: str, which: str, weights: str):
   return builder, class_names, mesh, model, state, step
 
 
+def params_digest(params) -> str:
+  """A short fingerprint of a model's classifier head: it changes with any
+  training, so it tells one checkpoint's weights from another's."""
+  digest = hashlib.sha256()
+  for leaf in jax.tree.leaves(jax.device_get(params[models.HEAD])):
+    digest.update(np.ascontiguousarray(leaf).tobytes())
+  return digest.hexdigest()[:16]
+
+
 def _calibration(config, workdir, step, weights, builder, eval_step_fn,
                  state, mesh, refit: bool):
-  """The saved calibration of these weights of checkpoint `step`, or one
-  fitted now on the validation split (and saved) if there is none for this
-  TTA setting."""
-  saved = calibration_lib.load(workdir, step, weights)
-  if saved is not None and saved.tta == config.evaluation.tta and not refit:
-    return saved
+  """The saved calibration of these weights of checkpoint `step` if it was
+  fitted for exactly them and these settings (split, TTA, max_risk), else
+  one fitted now on the validation split and saved."""
   split = config.dataset.eval_split
+  wanted = {'checkpoint_step': step, 'weights': weights,
+            'tta': config.evaluation.tta,
+            'max_risk': config.evaluation.max_risk, 'split': split,
+            'params_digest': params_digest(state.params)}
+  saved = calibration_lib.load(workdir, step, weights)
+  if saved is not None and not refit:
+    differs = {k: (v, wanted[k])
+               for k, v in calibration_lib.fitted_for(saved).items()
+               if v != wanted[k]}
+    if not differs:
+      return saved
+    if jax.process_index() == 0:
+      print('The saved calibration was fitted for other settings ('
+            + ', '.join(f'{k} {old!r} -> {new!r}'
+                        for k, (old, new) in differs.items())
+            + '): refitting.')
   result = outputs.predict(
       eval_step_fn, state,
       pipeline.eval_dataset(pipeline.data_source(builder, split), config,
@@ -112,7 +136,8 @@ def _calibration(config, workdir, step, weights, builder, eval_step_fn,
       result['logits'], result['label'],
       max_risk=config.evaluation.max_risk,
       num_bins=config.evaluation.calibration_bins, checkpoint_step=step,
-      weights=weights, tta=config.evaluation.tta, split=split)
+      weights=weights, tta=config.evaluation.tta, split=split,
+      params_digest=wanted['params_digest'])
   if jax.process_index() == 0:
     print(f'Calibrated on {split}: temperature '
           f'{calibration.temperature:.3f} (saved to '
