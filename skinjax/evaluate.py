@@ -80,9 +80,7 @@ def main(argv):
 
 
 def evaluate(config) -> None:
-  checks.validate(config)
-  checks.validate_for_devices(config, jax.device_count(), jax.process_count(),
-                              keys=('eval_batch_size',))
+  checks.validate_here(config, batch_keys=('eval_batch_size',))
   workdir, weights = _RUN.workdir.value, _RUN.weights.value
   checkpoint = restore.load(config, workdir, _RUN.checkpoint.value, weights,
                             refit=_RECALIBRATE.value)

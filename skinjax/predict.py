@@ -19,7 +19,6 @@ import sys
 
 from absl import app
 from absl import flags
-import jax
 import numpy as np
 
 from skinjax.cli import checks
@@ -64,9 +63,7 @@ def main(argv):
 
 
 def predict(config, patterns) -> None:
-  checks.validate(config)
-  checks.validate_for_devices(config, jax.device_count(), jax.process_count(),
-                              keys=('eval_batch_size',))
+  checks.validate_here(config, batch_keys=('eval_batch_size',))
   paths = scoring_photos.expand_paths(patterns)
   loaded, failed = scoring_photos.load_images(paths,
                                               config.dataset.max_short_side)

@@ -17,7 +17,6 @@ import sys
 
 from absl import app
 from absl import flags
-import jax
 from ml_collections import config_flags
 
 from skinjax.cli import checks
@@ -49,9 +48,7 @@ def main(argv):
                          _PROCESS_ID.value)
   config = _CONFIG.value
   try:
-    checks.validate(config)
-    checks.validate_for_devices(config, jax.device_count(),
-                                jax.process_count())
+    checks.validate_here(config)
     validation = loop.train_and_evaluate(config, _WORKDIR.value)
   except (checks.ConfigError, files.CollectionError, loop.IncompatibleConfig,
           loop.NonFiniteLoss, checkpoints.SaveError) as e:

@@ -132,9 +132,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = _CONFIG.value
   try:
-    checks.validate(config)
-    checks.validate_for_devices(config, jax.device_count(),
-                                jax.process_count())
+    checks.validate_here(config)
   except checks.ConfigError as e:
     sys.exit(f'error: {e}')
   sections = set(_SECTIONS.value)

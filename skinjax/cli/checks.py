@@ -6,6 +6,8 @@ modes, checkpoint metrics), so a name added there is accepted here at once.
 They run before any data or compile work.
 """
 
+import jax
+
 from skinjax import data
 from skinjax import models
 from skinjax.data.builders import prepared_photos
@@ -128,6 +130,14 @@ def validate_for_devices(config, device_count: int, process_count: int,
         f'config.batch_size={config.batch_size}: must be divisible by the '
         f'{device_count} devices x config.grad_accum_steps='
         f'{config.grad_accum_steps}')
+
+
+def validate_here(config, batch_keys=('batch_size', 'eval_batch_size')) -> None:
+  """validate, then validate_for_devices on this machine's devices and
+  processes (for `batch_keys`: scoring needs only the evaluation batch)."""
+  validate(config)
+  validate_for_devices(config, jax.device_count(), jax.process_count(),
+                       batch_keys)
 
 
 def get(config, dotted_key: str):
