@@ -7,9 +7,12 @@ r"""Trains a classifier; re-running the same command resumes where it stopped.
 WORKDIR receives checkpoints/ (Orbax), metrics.jsonl, config.json (the
 config with every override: evaluate and predict read it) and the W&B run
 files. SIGTERM or SIGINT stops at the end of the current step with a
-checkpoint and exit status 0. A non-finite loss, or a checkpoint that cannot
-be written, stops with exit status 1 and earlier checkpoints untouched. The
-loop itself is skinjax/training/loop.py.
+checkpoint and exit status 0 (a second SIGINT exits at once). A non-finite
+loss, or a checkpoint that cannot be written, stops with exit status 1 and
+earlier checkpoints untouched. A resume keeps the run's config: changing a
+key that would break exact continuation is refused unless --allow_change
+names it; WORKDIR/lock refuses a second run in the same folder. The loop
+itself is skinjax/training/loop.py.
 """
 
 import json
@@ -21,9 +24,11 @@ from ml_collections import config_flags
 
 from skinjax.cli import checks
 from skinjax.cli import flags as cli_flags
+from skinjax.config import run_config
 from skinjax.data.prepare import files
 from skinjax.evaluation import metrics
 from skinjax.parallel import distributed
+from skinjax.run_folder import lock
 from skinjax.training import checkpoints
 from skinjax.training import loop
 
@@ -31,6 +36,10 @@ _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config file, e.g. configs/synthetic.py.', lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Run folder; an existing one is resumed.')
+_ALLOW_CHANGE = flags.DEFINE_list(
+    'allow_change', [], 'Config keys (or their parents, e.g. optimizer) a '
+    'resume may change on purpose, e.g. num_train_steps to train longer; '
+    'the change is recorded in WORKDIR/config_changes.jsonl.')
 # Processes started by hand (launch.sh multiprocess); SLURM and Cloud TPU
 # are detected without them.
 _COORDINATOR_ADDRESS = flags.DEFINE_string(
@@ -49,9 +58,12 @@ def main(argv):
   config = _CONFIG.value
   try:
     checks.validate_here(config)
-    validation = loop.train_and_evaluate(config, _WORKDIR.value)
+    checks.validate_key_names(config, _ALLOW_CHANGE.value, '--allow_change')
+    validation = loop.train_and_evaluate(config, _WORKDIR.value,
+                                         _ALLOW_CHANGE.value)
   except (checks.ConfigError, files.CollectionError, loop.IncompatibleConfig,
-          loop.NonFiniteLoss, checkpoints.SaveError) as e:
+          loop.NonFiniteLoss, checkpoints.SaveError, run_config.RunFolderError,
+          lock.RunFolderLocked) as e:
     sys.exit(f'error: {e}')
   if validation:
     print(json.dumps({f'val/{k}': validation[k]

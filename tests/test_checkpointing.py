@@ -5,11 +5,11 @@ import glob
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 
-import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,28 +37,21 @@ def _abstract(state):
 def test_keeps_the_latest_k_and_the_best(tmp_path):
   manager = checkpoints.create_manager(str(tmp_path), keep=2,
                                          best_metric='top1')
-  iterator = iter(grain.MapDataset.range(10).to_iter_dataset())
   for step, top1 in enumerate([0.1, 0.9, 0.3, 0.4, 0.2, 0.5], start=1):
-    checkpoints.save(manager, _state(step, step), iterator, {'top1': top1})
+    checkpoints.save(manager, _state(step, step), {'top1': top1})
     manager.wait_until_finished()
   assert list(manager.all_steps()) == [2, 5, 6]
   assert manager.best_step() == 2 and manager.latest_step() == 6
 
 
-def test_restore_brings_back_state_and_iterator_position(tmp_path):
+def test_restore_brings_back_the_state(tmp_path):
   manager = checkpoints.create_manager(str(tmp_path), keep=2,
                                          best_metric='top1')
-  dataset = grain.MapDataset.range(100).to_iter_dataset()
-  iterator = iter(dataset)
-  [next(iterator) for _ in range(7)]
-  checkpoints.save(manager, _state(3, 1.5), iterator, {'top1': 0.5})
+  checkpoints.save(manager, _state(3, 1.5), {'top1': 0.5})
   manager.wait_until_finished()
-  expected = next(iterator)
-  fresh = iter(dataset)
-  restored = checkpoints.restore(manager, 3, _abstract(_state(0)), fresh)
+  restored = checkpoints.restore(manager, 3, _abstract(_state(0)))
   assert int(restored.step) == 3
   np.testing.assert_array_equal(restored.params['w'], [1.5] * 4)
-  assert next(fresh) == expected
 
 
 def test_checkpoint_killed_while_saving_is_never_restored(tmp_path):
@@ -90,8 +83,7 @@ def test_checkpoint_killed_while_saving_is_never_restored(tmp_path):
     assert time.time() < deadline, 'the half-written step 2 was never swept'
     time.sleep(0.05)
   # The resumed run writes step 2 again.
-  iterator = iter(grain.MapDataset.range(10).to_iter_dataset())
-  checkpoints.save(manager, _state(2, 2.0), iterator, {'top1': 0.9})
+  checkpoints.save(manager, _state(2, 2.0), {'top1': 0.9})
   checkpoints.wait_until_finished(manager)
   assert list(manager.all_steps()) == [1, 2]
   restored = checkpoints.restore(manager, 2, _abstract(_state(0)))
@@ -99,14 +91,11 @@ def test_checkpoint_killed_while_saving_is_never_restored(tmp_path):
 
 
 def _two_checkpoints(workdir):
-  """Steps 1 and 2 (with EMA), saved 3 and 5 elements into a dataset."""
+  """Steps 1 and 2, with EMA."""
   manager = checkpoints.create_manager(workdir, keep=3, best_metric='top1')
-  iterator = iter(grain.MapDataset.range(100).to_iter_dataset())
-  for step, position in ((1, 3), (2, 5)):
-    while next(iterator) < position - 1:
-      pass
-    checkpoints.save(manager, _state(step, float(step), ema=True), iterator,
-                       {'top1': 0.5})
+  for step in (1, 2):
+    checkpoints.save(manager, _state(step, float(step), ema=True),
+                     {'top1': 0.5})
     checkpoints.wait_until_finished(manager)
   return os.path.join(checkpoints.checkpoint_dir(workdir), '2')
 
@@ -130,10 +119,9 @@ _DAMAGE = {
         os.path.join(d, 'state', '_METADATA')),
     'metrics truncated': lambda d: _truncate(
         os.path.join(d, 'metrics', 'metrics')),
-    'iterator state truncated': lambda d: _truncate(
-        os.path.join(d, 'data_iterator', 'process_0-of-1.json')),
-    'iterator folder deleted': lambda d: shutil.rmtree(
-        os.path.join(d, 'data_iterator')),
+    'checkpoint metadata truncated': lambda d: _truncate(
+        os.path.join(d, '_CHECKPOINT_METADATA')),
+    'EMA folder deleted': lambda d: shutil.rmtree(os.path.join(d, 'ema')),
 }
 
 
@@ -143,13 +131,11 @@ def test_a_damaged_latest_checkpoint_is_set_aside_for_the_previous_one(
   workdir = str(tmp_path)
   _DAMAGE[damage](_two_checkpoints(workdir))
   manager = checkpoints.create_manager(workdir, keep=3, best_metric='top1')
-  iterator = iter(grain.MapDataset.range(100).to_iter_dataset())
   step, state = checkpoints.restore_latest(
-      manager, _abstract(_state(0, ema=True)), iterator)
+      manager, _abstract(_state(0, ema=True)))
   assert step == 1 and int(state.step) == 1
   np.testing.assert_array_equal(state.params['w'], [1.0] * 4)
   np.testing.assert_array_equal(state.ema['params']['w'], [-1.0] * 4)
-  assert next(iterator) == 3
   assert list(manager.all_steps()) == [1]
   assert glob.glob(os.path.join(manager.directory, '2.unreadable-*'))
 
@@ -160,13 +146,11 @@ def test_a_checkpoint_that_does_not_fit_the_config_is_an_error_not_damage(
   were never saved) raises and moves nothing."""
   workdir = str(tmp_path)
   manager = checkpoints.create_manager(workdir, keep=3, best_metric='top1')
-  iterator = iter(grain.MapDataset.range(10).to_iter_dataset())
   for step in (1, 2):
-    checkpoints.save(manager, _state(step), iterator, {'top1': 0.5})
+    checkpoints.save(manager, _state(step), {'top1': 0.5})
   checkpoints.wait_until_finished(manager)
   with pytest.raises(Exception, match='ema'):
-    checkpoints.restore_latest(manager, _abstract(_state(0, ema=True)),
-                                 iterator)
+    checkpoints.restore_latest(manager, _abstract(_state(0, ema=True)))
   assert sorted(os.listdir(checkpoints.checkpoint_dir(workdir))) == [
       '1', '2']
 
@@ -179,3 +163,32 @@ def test_raw_weights_restore_without_asking_for_the_ema(tmp_path):
   state = checkpoints.restore(manager, 2, _abstract(_state(0)))
   assert state.ema is None
   np.testing.assert_array_equal(state.params['w'], [2.0] * 4)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_damaged_for_one_process_only_is_skipped_by_both(
+    tmp_path):
+  """Two processes, process 1 reading its own copy of the run folder in
+  which step 2's metadata is cut short: both restore step 1 and set step 2
+  aside, and neither waits for the other."""
+  views = [tmp_path / 'process_0', tmp_path / 'process_1']
+  _two_checkpoints(str(views[0]))
+  shutil.copytree(views[0], views[1])
+  _truncate(os.path.join(checkpoints.checkpoint_dir(str(views[1])), '2',
+                         'state', '_METADATA'))
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+  procs = [subprocess.Popen(
+      [sys.executable, '-m', 'tests.restore_latest', str(view),
+       f'127.0.0.1:{port}', '2', str(i)], cwd=REPO, text=True,
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+      env=dict(os.environ, JAX_PLATFORMS='cpu')) for i, view in enumerate(views)]
+  for i, proc in enumerate(procs):
+    output, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, output[-3000:]
+    assert f'process {i} restored step 1 (w = 1.0) in ' in output
+    print(output.splitlines()[-1])
+  for view in views:
+    assert glob.glob(os.path.join(checkpoints.checkpoint_dir(str(view)),
+                                  '2.unreadable-*'))

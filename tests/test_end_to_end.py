@@ -3,13 +3,11 @@
 import glob
 import json
 import os
-import signal
 
 import numpy as np
 import pytest
 
-from helpers import (assert_same_leaves, records, run_module, saved_state,
-                     start_training, train, wait_for)
+from helpers import records, run_module
 import wandb_log
 
 
@@ -77,25 +75,3 @@ def test_evaluate_writes_the_report(trained_run):
     assert logged[f'test/{name}/_type'] == 'image-file', name
     assert glob.glob(str(workdir / 'wandb' / '*' / 'files' /
                          logged[f'test/{name}/path'])), name
-
-
-def test_killed_run_resumes_to_the_same_result(reference_run, tmp_path):
-  """SIGKILL midway, then the same command: identical params and metrics."""
-  reference, flags, env = reference_run
-  workdir = tmp_path / 'killed'
-  proc = start_training(workdir, flags, env)
-  wait_for(workdir / 'checkpoints' / '10', proc)
-  proc.send_signal(signal.SIGKILL)
-  assert proc.wait() == -signal.SIGKILL, 'finished before it was killed'
-  resumed, _ = train(workdir, flags, env)
-  assert 'Resuming from checkpoint step' in resumed
-
-  assert_same_leaves(saved_state(workdir, 60), saved_state(reference, 60))
-  assert_same_leaves(saved_state(workdir, 60, 'ema'),
-                     saved_state(reference, 60, 'ema'))
-  whole, again = records(reference), records(workdir)
-  logged_steps = [r['step'] for r in again if 'train/loss' in r]
-  assert len(logged_steps) == len(set(logged_steps)) == 12  # no step twice
-  for key in ('train/loss', 'val/top1', 'val/macro_f1', 'val_ema/nll'):
-    assert ({r['step']: r[key] for r in whole if key in r}
-            == pytest.approx({r['step']: r[key] for r in again if key in r}))

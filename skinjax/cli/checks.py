@@ -140,6 +140,15 @@ def validate_here(config, batch_keys=('batch_size', 'eval_batch_size')) -> None:
                        batch_keys)
 
 
+def validate_key_names(config, keys, flag: str) -> None:
+  """Every dotted key in `keys` (a flag's value) names a key of `config`."""
+  for key in keys:
+    try:
+      get(config, key)
+    except (KeyError, AttributeError):
+      raise ConfigError(f'{flag}={key}: config has no key {key!r}') from None
+
+
 def get(config, dotted_key: str):
   """config['a']['b'] for 'a.b'."""
   for part in dotted_key.split('.'):

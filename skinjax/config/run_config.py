@@ -3,9 +3,12 @@
 Training writes it; evaluate and predict read it back into the config schema
 (skinjax.config.defaults), so a checkpoint is always scored with the
 settings it was trained with, whatever overrides trained it. Only the
-EVALUATION_KEYS may be changed at evaluation time.
+EVALUATION_KEYS may be changed at evaluation time, and a resumed run may
+change only the RESUME_KEYS unless told otherwise (`train --allow_change`);
+the changes a resume made are appended to WORKDIR/config_changes.jsonl.
 """
 
+import datetime
 import json
 import os
 
@@ -21,12 +24,24 @@ CONFIG_FILE = 'config.json'
 EVALUATION_KEYS = ('evaluation', 'eval_batch_size', 'image_size',
                    'augment.eval_crop_fraction', 'input', 'dataset.data_dir',
                    'dataset.manual_dir', 'wandb')
+# Keys a resumed run may change: they decide what is logged, validated and
+# kept, and where files are, never which weights the steps produce.
+RESUME_KEYS = ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
+               'keep_checkpoints', 'input', 'wandb', 'evaluation',
+               'eval_batch_size', 'augment.eval_crop_fraction',
+               'dataset.data_dir', 'dataset.manual_dir')
+CHANGES_FILE = 'config_changes.jsonl'
 # Keys older skinjax versions wrote that mean nothing now; ignored on reading.
 RETIRED_KEYS = ('dataset.test_split',)
 
 
 class RunFolderError(ValueError):
   """A run folder that cannot be read; the message names the file."""
+
+
+class ConfigDrift(RunFolderError):
+  """A resume whose config would change the run; the message names each
+  key."""
 
 
 def to_json(config) -> str:
@@ -92,8 +107,47 @@ def differences(run_config, requested) -> dict:
           if key not in RETIRED_KEYS and run.get(key) != value}
 
 
+def _is_under(key: str, prefixes) -> bool:
+  return any(key == k or key.startswith(k + '.') for k in prefixes)
+
+
 def is_evaluation_key(key: str) -> bool:
-  return any(key == k or key.startswith(k + '.') for k in EVALUATION_KEYS)
+  return _is_under(key, EVALUATION_KEYS)
+
+
+def resume_changes(workdir: str, config, allowed=()) -> dict:
+  """{dotted key: (run's value, requested value)} for every key in which
+  `config` differs from the run in `workdir`; raises ConfigDrift, one line
+  per key, for any outside RESUME_KEYS and `allowed` (dotted keys or their
+  parents)."""
+  run = read(workdir)
+  run_values = flatten(run.to_dict())
+  changes = {key: (run_values.get(key), value)
+             for key, value in differences(run, config).items()}
+  refused = [key for key in changes
+             if not _is_under(key, RESUME_KEYS) and not _is_under(key, allowed)]
+  if refused:
+    raise ConfigDrift('\n'.join(
+        [f'the run in {workdir} ({CONFIG_FILE}) would not continue exactly '
+         'with these changes:'] +
+        [f'  config.{key}: {changes[key][0]!r} -> {changes[key][1]!r}'
+         for key in refused] +
+        ['Restore them, use another --workdir, or change them on purpose '
+         f'with --allow_change={",".join(refused)}']))
+  return changes
+
+
+def record_changes(workdir: str, step: int, changes: dict) -> None:
+  """Appends what a resume at `step` changed to WORKDIR/config_changes.jsonl
+  (each line a whole record: one write, flushed)."""
+  record = {'step': step, 'time': datetime.datetime.now().astimezone()
+            .isoformat(timespec='seconds'),
+            'changes': {k: {'from': old, 'to': new}
+                        for k, (old, new) in changes.items()}}
+  with open(os.path.join(workdir, CHANGES_FILE), 'a') as f:
+    f.write(json.dumps(record, default=str) + '\n')
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def for_evaluation(workdir: str, changes: dict) -> ml_collections.ConfigDict:

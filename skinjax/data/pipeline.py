@@ -1,16 +1,24 @@
 """Input pipelines: tfds array_record splits -> grain -> per-process numpy batches.
 
-Training: every process reads its own slice of the split, reshuffled each
-epoch from the config seed; augmentation draws from a per-example RNG, so a
-batch depends only on (seed, step) and not on worker count or timing. The
-returned grain iterator is checkpointable, which is how a resumed run sees
-exactly the batches an uninterrupted run would have seen.
+Training: the run reads one endless stream of examples, and everything about
+its g-th example (which photo: a new permutation of the split each epoch, or
+a class-balanced draw; its crop, flips and jitter) is drawn from keys of the
+seed and g alone. Global batch k is positions [k B, (k + 1) B) of that
+stream, and each process reads its own contiguous part of it. So batch k is
+the same whatever the process, worker and thread counts, and a run resumed
+at step k reads on from batch k: the input pipeline has no state to save.
 
 Evaluation: every example is seen exactly once; the last batch is padded and
 the padding masked out, with the same number of batches on every process.
 """
 
+import atexit
+import ctypes
+import ctypes.util
 import math
+import multiprocessing
+import signal
+import sys
 
 import grain
 import numpy as np
@@ -59,7 +67,8 @@ class BalancedIndex(grain.transforms.RandomMap):
 
 
 class Lookup(grain.transforms.Map):
-  """Index -> example of `dataset`."""
+  """Index -> element of `dataset` (a MapDataset runs its transforms with
+  that index's keys)."""
 
   def __init__(self, dataset):
     self.dataset = dataset
@@ -118,32 +127,84 @@ def _read_options(input_config):
 def _maybe_multiprocess(ds: grain.IterDataset, input_config) -> grain.IterDataset:
   if input_config.num_workers == 0:
     return ds
+  atexit.unregister(_kill_workers_at_exit)  # registered once
+  atexit.register(_kill_workers_at_exit)
   return ds.mp_prefetch(grain.MultiprocessingOptions(
       num_workers=input_config.num_workers,
-      per_worker_buffer_size=input_config.worker_buffer_size))
+      per_worker_buffer_size=input_config.worker_buffer_size),
+                        worker_init_fn=_leave_signals_to_the_main_process)
 
 
-def train_dataset(source, config, process_index: int,
-                  process_count: int) -> grain.IterDataset:
-  """Endless augmented batches of `batch_size / process_count`.
+def _leave_signals_to_the_main_process(*_):
+  """In a data worker: Ctrl-C and SIGTERM reach the whole process group, but
+  only the training process may act on them (it finishes the step, saves a
+  checkpoint and closes the workers); a worker dying first would crash it.
+  (Training starts workers with both blocked, for the moments before this
+  runs: skinjax.training.preemption.) A worker still dies with the training
+  process, however that ends."""
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  signal.signal(signal.SIGTERM, signal.SIG_IGN)
+  _die_with_parent()
+
+
+def _kill_workers_at_exit() -> None:
+  """multiprocessing ends the workers still running at exit with SIGTERM,
+  which they ignore, then waits for them: kill them first instead."""
+  for worker in multiprocessing.active_children():
+    worker.kill()
+
+
+def _die_with_parent():
+  """Linux's PR_SET_PDEATHSIG: SIGKILL this process when its parent dies
+  (a worker that ignores SIGTERM must not outlive a killed run)."""
+  try:
+    libc = ctypes.CDLL(ctypes.util.find_library('c'), use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+  except (OSError, AttributeError):  # not Linux: workers end as grain ends them
+    pass
+
+
+class GlobalPosition(grain.transforms.Map):
+  """This process's j-th example -> its position in the run's stream: the
+  process reads part `process_index` of every global batch."""
+
+  def __init__(self, batch_size: int, process_index: int, process_count: int):
+    self.global_batch = batch_size
+    self.local_batch = batch_size // process_count
+    self.offset = process_index * self.local_batch
+
+  def map(self, j):
+    batch, within = divmod(j, self.local_batch)
+    return batch * self.global_batch + self.offset + within
+
+
+def train_dataset(source, config, process_index: int, process_count: int,
+                  first_step: int = 0) -> grain.IterDataset:
+  """Endless augmented batches of `batch_size / process_count`, from global
+  batch `first_step` on (a resumed run passes the step it restored).
 
   Examples come in a new random order every epoch or, with
   config.class_balance == 'sampling', with every class drawn equally often.
   """
-  batch_size = config.batch_size // process_count
-  shard = grain.MapDataset.source(source)[process_index::process_count]
-  if len(shard) < batch_size:
-    raise ValueError(f'The training split has {len(shard)} examples for this '
-                     f'process, fewer than one batch ({batch_size}).')
+  if len(source) < config.batch_size:
+    raise ValueError(f'The training split has {len(source)} examples, fewer '
+                     f'than one batch ({config.batch_size}).')
   if config.class_balance == 'sampling':
-    ds = (grain.MapDataset.range(len(shard)).seed(config.seed).repeat(None)
-          .random_map(BalancedIndex(read_labels(shard))).map(Lookup(shard)))
+    stream = (grain.MapDataset.range(len(source)).seed(config.seed)
+              .repeat(None).random_map(BalancedIndex(read_labels(source)))
+              .map(Lookup(source)))
   else:  # reshuffled with a new permutation every epoch
-    ds = shard.seed(config.seed).shuffle().repeat(None)
-  ds = (ds.random_map(TrainPreprocess(config.image_size, config.augment))
+    stream = grain.MapDataset.source(source).seed(config.seed).shuffle(
+        ).repeat(None)
+  stream = stream.random_map(TrainPreprocess(config.image_size,
+                                             config.augment))
+  local_batch = config.batch_size // process_count
+  ds = (grain.MapDataset.range(first_step * local_batch, sys.maxsize)
+        .map(GlobalPosition(config.batch_size, process_index, process_count))
+        .map(Lookup(stream))
         # Batch by index before parallel reading, so batch i holds the same
         # examples whatever the worker and thread counts.
-        .batch(batch_size, drop_remainder=True))
+        .batch(local_batch, drop_remainder=True))
   return _maybe_multiprocess(ds.to_iter_dataset(_read_options(config.input)),
                              config.input)
 

@@ -1,8 +1,11 @@
 """The training loop: resume or start, train, validate, checkpoint, log.
 
 WORKDIR receives checkpoints/ (Orbax), metrics.jsonl, config.json and the
-W&B run files. Validation runs every config.eval_every_steps and before every
-checkpoint, so each checkpoint is ranked by config.best_metric.
+W&B run files; WORKDIR/lock keeps a second run out while this one trains. A
+resume must keep the config of the run (run_config.resume_changes) but for
+the keys it is explicitly allowed to change. Validation runs every
+config.eval_every_steps and before every checkpoint, so each checkpoint is
+ranked by config.best_metric.
 
 SIGTERM or SIGINT stops at the end of the current step with a checkpoint. A
 non-finite loss raises NonFiniteLoss with nothing saved (unless
@@ -10,12 +13,14 @@ config.skip_nonfinite_steps), and a checkpoint that cannot be written raises
 checkpoints.SaveError; earlier checkpoints are left as they were.
 """
 
+import contextlib
 import os
 import sys
 import time
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 import tqdm
 
@@ -26,6 +31,7 @@ from skinjax.data import pipeline
 from skinjax.evaluation import metrics as metrics_lib
 from skinjax.evaluation import outputs
 from skinjax.parallel import sharding
+from skinjax.run_folder import lock
 from skinjax.run_folder import tracking
 from skinjax.training import checkpoints
 from skinjax.training import loss
@@ -56,20 +62,58 @@ def _is_due(step: int, every: int, last_step: int) -> bool:
   return step % every == 0 or step == last_step
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
+def train_and_evaluate(config, workdir: str, allow_change=()) -> dict:
   """Trains to config.num_train_steps; returns the last validation metrics
-  ({} when stopped early by a signal)."""
+  ({} when stopped early by a signal). `allow_change`: config keys a resume
+  may change although the run would not continue exactly."""
   os.makedirs(workdir, exist_ok=True)
+  with contextlib.ExitStack() as stack:
+    _hold_run_folder(stack, workdir)
+    return _train(config, workdir, allow_change, stack)
+
+
+def _hold_run_folder(stack, workdir: str) -> None:
+  """Process 0 takes WORKDIR/lock for the run; every process raises
+  RunFolderLocked if it could not."""
+  message = ''
+  if jax.process_index() == 0:
+    try:
+      stack.enter_context(lock.hold(workdir))
+    except lock.RunFolderLocked as e:
+      message = str(e)
+  if jax.process_count() > 1:
+    refused = multihost_utils.process_allgather(np.asarray(bool(message)))
+    if refused[0] and not message:
+      message = f'process 0 found {workdir} in use by another run'
+  if message:
+    raise lock.RunFolderLocked(message)
+
+
+def _resume_changes(config, workdir: str, allow_change) -> dict:
+  """The config changes of a resume (refused ones raise ConfigDrift); {} for
+  a new run."""
+  folder = checkpoints.checkpoint_dir(workdir)
+  has_checkpoints = os.path.isdir(folder) and any(
+      name.isdigit() for name in os.listdir(folder))
+  if not has_checkpoints:
+    return {}
+  if not os.path.exists(os.path.join(workdir, run_config.CONFIG_FILE)):
+    logging.warning('%s has checkpoints but no %s: the config of the resumed '
+                    'run cannot be checked.', workdir, run_config.CONFIG_FILE)
+    return {}
+  return run_config.resume_changes(workdir, config, allow_change)
+
+
+def _train(config, workdir: str, allow_change, stack) -> dict:
   mesh = sharding.create_mesh()
   process_index, process_count = jax.process_index(), jax.process_count()
   is_primary = process_index == 0
+  changes = _resume_changes(config, workdir, allow_change)
 
   builder = data.load_builder(config.dataset)
   class_names = builder.info.features['label'].names
   _check_best_metric(config.best_metric, len(class_names))
   train_source = pipeline.data_source(builder, config.dataset.train_split)
-  train_iter = iter(pipeline.train_dataset(train_source, config, process_index,
-                                           process_count))
   class_weights = None
   if config.class_balance == 'loss_weights':
     class_weights = loss.balanced_class_weights(
@@ -86,7 +130,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   latest, state = checkpoints.restore_latest(
       manager, state_lib.abstract_train_state(
           model, tx, config.image_size, sharding.replicated(mesh),
-          config.ema_decay > 0), train_iter)
+          config.ema_decay > 0))
   if latest is None:
     state = state_lib.initial_state(config, model, tx, mesh)
     if config.model.init_from:
@@ -95,8 +139,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
     print(f'Resuming from checkpoint step {latest} '
           f'({manager.directory / str(latest)}).', flush=True)
   start_step = int(jax.device_get(state.step))
+  train_iter = iter(pipeline.train_dataset(train_source, config, process_index,
+                                           process_count, start_step))
+  stack.callback(train_iter.close)  # stops its worker processes
 
   if is_primary:
+    if latest is not None and changes:
+      run_config.record_changes(workdir, start_step, changes)
+      for key, (old, new) in changes.items():
+        print(f'Resuming with config.{key}: {old!r} -> {new!r}.', flush=True)
     run_config.write(config, workdir)
   writer = tracking.MetricWriter(workdir, config.wandb, config.to_dict(),
                                  start_step, active=is_primary)
@@ -167,12 +218,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
       validation = _validate(state, eval_step, eval_data, mesh, class_names,
                              writer, step, progress)
       if checkpoint_due:
-        checkpoints.save(manager, state, train_iter, metrics={
+        checkpoints.save(manager, state, metrics={
             k: validation[k] for k in metrics_lib.CHECKPOINT_METRICS
             if validation[k] is not None})
       excluded += time.perf_counter() - pause_start
     if stopped:
-      checkpoints.save(manager, state, train_iter)
+      checkpoints.save(manager, state)
       break
   progress.close()
   checkpoints.wait_until_finished(manager)

@@ -1,8 +1,13 @@
 """Preemption: SIGTERM or SIGINT ends training cleanly at a step boundary.
 
 The training loop asks `stop_requested(step)` after every step; when it says
-yes, the loop saves a checkpoint (with the data iterator's position) and
-returns, so the process exits 0 and the same command resumes exactly.
+yes, the loop saves a checkpoint and returns, so the process exits 0 and the same command resumes exactly.
+
+A second SIGINT (Ctrl-C pressed again) ends the process at once, without a
+checkpoint: the last complete one stays, and Orbax never lists a half-written
+one. Data workers never act on either signal, though a terminal or SLURM
+sends them to the whole process group (skinjax.data.pipeline): they start
+with both blocked, ignore them, and end with the training process.
 
 With several processes, every one must stop at the same step or the next
 collective would hang. JAX's preemption service (part of jax.distributed)
@@ -12,6 +17,7 @@ turned into a SIGTERM to join it.
 
 import os
 import signal
+import threading
 
 import jax
 from jax.experimental import multihost_utils
@@ -19,18 +25,40 @@ from jax.experimental import multihost_utils
 
 def install_handlers():
   """Catches SIGTERM and SIGINT from now on; returns `stop_requested(step)`."""
-  if jax.process_count() > 1:
-    signal.signal(signal.SIGINT,
-                  lambda *_: os.kill(os.getpid(), signal.SIGTERM))
-    return multihost_utils.reached_preemption_sync_point
   received = []
 
-  def handler(signum, _):
-    if not received:  # launch.sh passes a Ctrl-C on: it may come twice
+  def note(signum):
+    if not received:  # launch.sh passes a Ctrl-C on as SIGTERM too
       print(f'\nReceived {signal.Signals(signum).name}: finishing this step, '
             'then saving a checkpoint and exiting.', flush=True)
     received.append(signum)
 
-  signal.signal(signal.SIGTERM, handler)
-  signal.signal(signal.SIGINT, handler)
+  def on_sigint(signum, _):
+    if signal.SIGINT in received:
+      print('\nReceived SIGINT again: exiting now, without a checkpoint.',
+            flush=True)
+      signal.signal(signal.SIGINT, signal.SIG_DFL)
+      os.kill(os.getpid(), signal.SIGINT)
+      return
+    note(signum)
+    if jax.process_count() > 1:
+      os.kill(os.getpid(), signal.SIGTERM)  # to the preemption service
+
+  signal.signal(signal.SIGINT, on_sigint)
+  _block_in_new_processes()
+  if jax.process_count() > 1:
+    return multihost_utils.reached_preemption_sync_point
+  signal.signal(signal.SIGTERM, lambda signum, _: note(signum))
   return lambda step: bool(received)
+
+
+def _block_in_new_processes() -> None:
+  """Blocks SIGINT and SIGTERM in this thread, the one that starts the data
+  workers: a worker inherits the block, so a signal sent to the process
+  group while it starts up (seconds, before it can ignore them) waits
+  instead of killing it. This process still receives them, in a thread
+  kept for that, and handles them as before: Python runs signal handlers in
+  the main thread whichever thread the signal arrived in."""
+  threading.Thread(target=threading.Event().wait, name='skinjax-signals',
+                   daemon=True).start()
+  signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
