@@ -1,5 +1,6 @@
 """Real-dataset builders, prepared from trees the tests write in each layout."""
 
+import collections
 import csv
 import io
 import json
@@ -76,7 +77,9 @@ def test_dermnet_counts_labels_and_report(dermnet_tree, tmp_path):
   # train + validation: acne 10 + 5 usable awkward files, eczema 10, hair
   # loss 4; dup.jpg and dup_as_png.png are dropped from train because the
   # same photo is in test. test: 3 + 3 + dup.jpg.
-  assert report['examples'] == {'train': 26, 'validation': 3, 'test': 7}
+  examples = report['examples']
+  assert examples['train'] + examples['validation'] == 29
+  assert examples['test'] == 7
   assert sorted(s['file'].rsplit('/', 1)[1] for s in report['skipped']) == [
       'corrupt.jpg', 'empty.jpg', 'notes.txt', 'truncated.jpg']
   reasons = {s['file'].rsplit('/', 1)[1]: s['reason'] for s in report['skipped']}
@@ -114,17 +117,46 @@ def test_awkward_images_are_upright_8_bit_rgb(dermnet_tree, tmp_path):
   assert 100 < np.median(ramp) < 155
 
 
-def test_validation_is_stratified_and_deterministic(dermnet_tree, tmp_path):
+def _carved(builder, from_tree=''):
+  """(label, split) of every example, or with `from_tree` of those whose id
+  starts with it: the examples splits were carved from."""
+  return [(e['label'], split) for split in builder.info.splits
+          for e in _examples(builder, split)
+          if e['id'].decode().startswith(from_tree)]
+
+
+def _within_tolerance(groups, fractions):
+  """Every class's share of each carved split, counted in `groups` ((label,
+  split) pairs, one per group), is within the tolerance splits.py states: 4
+  binomial standard deviations of its fraction. Returns the largest
+  deviation, in standard deviations."""
+  by_class = collections.defaultdict(collections.Counter)
+  for label, split in groups:
+    by_class[label][split] += 1
+  worst = 0.0
+  for label, counts in by_class.items():
+    total = sum(counts.values())
+    for split, fraction in fractions.items():
+      spread = (fraction * (1 - fraction) / total) ** 0.5
+      deviation = abs(counts[split] / total - fraction) / spread
+      assert deviation <= 4, (label, split, counts[split], total)
+      worst = max(worst, deviation)
+  return worst
+
+
+def test_validation_is_deterministic_nested_and_within_tolerance(
+    dermnet_tree, tmp_path):
   first = _prepare('dermnet/23', tmp_path / 'a', dermnet_tree)
   again = _prepare('dermnet/23', tmp_path / 'b', dermnet_tree)
-  ids = lambda b: sorted(e['id'] for e in _examples(b, 'validation'))
-  assert ids(first) == ids(again)
-  per_class = first.info.metadata['class_counts']['validation']
-  assert per_class['acne_rosacea'] == 2 and per_class['eczema'] == 1
+  ids = lambda b: {e['id'].decode() for e in _examples(b, 'validation')}
+  assert ids(first) == ids(again) and ids(first)
+  assert all(i.startswith('train/') for i in ids(first))  # carved from train
+  _within_tolerance(_carved(first, 'train/'), {'validation': 0.1})
   other = _prepare('dermnet/23', tmp_path / 'c', dermnet_tree,
                    validation_fraction=0.3)
   assert other.builder_config.name == '23-val0.3'
-  assert sum(other.info.metadata['class_counts']['validation'].values()) == 8
+  assert ids(first) < ids(other)  # a larger fraction only adds photos
+  _within_tolerance(_carved(other, 'train/'), {'validation': 0.3})
 
 
 def test_prepared_dermnet_feeds_worker_processes(dermnet_tree, tmp_path):
@@ -222,8 +254,11 @@ def test_ham10000_splits_by_lesion(tmp_path, layout):
   assert sum(np.isnan(ages)) == 1
   report = _report(builder)
   assert report['metadata_rows_without_image'] == ['ISIC_9999999']
-  test_counts = builder.info.metadata['class_counts']['test']
-  assert all(test_counts[dx] >= 1 for dx in names)  # stratified
+  lesions = {(e['lesion_id'], e['label'], split)
+             for split in ('train', 'validation', 'test')
+             for e in _examples(builder, split)}
+  _within_tolerance([(label, split) for _, label, split in lesions],
+                    {'test': 0.2, 'validation': 0.1})
 
 
 def _rewrite_metadata(root, rows, encoding='utf-8', fieldnames=None):
@@ -299,9 +334,12 @@ def test_image_folder_classes_from_folders(tmp_path, with_splits):
                      tmp_path / 'clinic')
   assert builder.info.features['label'].names == ['Hives', 'Ringworm']
   sizes = {s: builder.info.splits[s].num_examples for s in builder.info.splits}
-  expected = ({'train': 18, 'validation': 2, 'test': 4} if with_splits
-              else {'train': 14, 'validation': 2, 'test': 4})
-  assert sizes == expected
+  assert sum(sizes.values()) == 24 if with_splits else 20
+  if with_splits:  # the tree's test split stays; validation is carved
+    assert sizes['test'] == 4
+    _within_tolerance(_carved(builder, 'train/'), {'validation': 0.1})
+  else:
+    _within_tolerance(_carved(builder), {'test': 0.2, 'validation': 0.1})
 
 
 def test_class_balanced_sampling_draws_classes_equally():

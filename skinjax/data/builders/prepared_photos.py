@@ -18,6 +18,12 @@ from skinjax.data.prepare import decode
 from skinjax.data.prepare import files
 
 
+# The release note of the version that carves splits by hash.
+STABLE_SPLITS = ('Carved splits by a keyed hash of each group (lesion, '
+                 'duplicates, else file bytes) and split_seed: adding or '
+                 'removing photos moves no other photo between splits.')
+
+
 @dataclasses.dataclass
 class PreparedPhotosConfig(tfds.core.BuilderConfig):
   """How a collection is prepared; non-default values get their own folder."""

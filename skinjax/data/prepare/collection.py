@@ -12,8 +12,10 @@ them to `prepare_splits`, which
   * finds exact duplicates (duplicates.py: same decoded pixels), keeps a
     duplicate out of the training split when a copy is in a held-out split,
     and keeps duplicates together when carving new splits;
-  * carves validation/test splits (splits.py), stratified by class and
-    grouped (e.g. by lesion), so no group crosses splits;
+  * carves validation/test splits (splits.py) by a keyed hash of each
+    group (a lesion, a set of duplicates, else the file's bytes), so a
+    photo's split never moves when others are added or removed, no group
+    crosses splits, and classes are stratified within binomial spread;
   * writes `prepare_report.json` beside the prepared files and records class
     counts in the dataset info.
 """
@@ -44,17 +46,20 @@ class Candidate:
   group: str = ''  # examples of one group never cross splits; '' = the file
   features: tuple = ()  # extra (name, value) pairs stored with the example
 
-  @property
-  def group_key(self):
-    return self.group or str(self.file)
-
 
 @dataclasses.dataclass(frozen=True)
 class Prepared:
   candidate: Candidate
   image: bytes  # JPEG
   pixel_digest: str
-  file_digest: str = ''  # tells byte-identical copies from re-encodes
+  file_digest: str  # tells byte-identical copies from re-encodes
+
+  @property
+  def group_key(self) -> str:
+    """What decides the split: the group, else the file's bytes (not its
+    name or folder, so a moved, renamed or relabelled photo keeps its
+    split, and so do the photos of a zip and of its extracted folder)."""
+    return self.candidate.group or self.file_digest
 
 
 def _prepare_one(job):
