@@ -6,16 +6,21 @@ import io
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 from PIL import Image
 import pytest
 
-from helpers import dataset_config, run_module
+from helpers import REPO, dataset_config, run_module
 import image_trees
 from skinjax import data
 from skinjax.config import defaults
 from skinjax.data import pipeline
+from skinjax.data import prepared_folders
 from skinjax.data.builders import dermnet
 from skinjax.data.prepare import collection
 from skinjax.data.prepare import files
@@ -391,3 +396,67 @@ def test_train_names_a_missing_collection_in_one_line(tmp_path):
   assert result.returncode == 1
   assert lines[-1] == (f"error: dataset.manual_dir {tmp_path / 'nowhere'} "
                        'does not exist')
+
+
+def _start_preparing(data_dir, manual_dir):
+  return subprocess.Popen(
+      [sys.executable, '-m', 'tests.prepare_collection', str(data_dir),
+       str(manual_dir)], cwd=REPO, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _incomplete(folder):
+  return sorted(folder.glob('incomplete.*')) if folder.exists() else []
+
+
+def _wait_for_decoding(folder, proc):
+  """Waits until a build has started; returns its incomplete folder."""
+  deadline = time.time() + 120
+  while not _incomplete(folder):
+    assert proc.poll() is None, proc.communicate()
+    assert time.time() < deadline
+    time.sleep(0.01)
+  return _incomplete(folder)[0]
+
+
+def test_a_killed_preparation_is_redone_and_cleaned(tmp_path):
+  """Done means: SIGKILL while preparing, then the same command: a complete
+  dataset, and nothing of the killed build left."""
+  clinic = tmp_path / 'clinic'
+  image_trees.write_class_tree(str(clinic), {'': {'Acne': 30, 'Hives': 30}})
+  folder = tmp_path / 'tfds' / 'image_folder' / 'clinic'
+  proc = _start_preparing(tmp_path / 'tfds', clinic)
+  killed = _wait_for_decoding(folder, proc)
+  os.killpg(proc.pid, signal.SIGKILL)
+  proc.wait()
+  assert _incomplete(folder) == [killed]  # what tfds alone would leave
+  again = _start_preparing(tmp_path / 'tfds', clinic)
+  stdout, stderr = again.communicate(timeout=300)
+  assert again.returncode == 0, stderr[-3000:]
+  assert 'Removed 1 left-over incomplete preparation(s)' in stdout
+  assert not _incomplete(folder)
+  builder = data.get_builder(dataset_config('image_folder/clinic',
+                                            tmp_path / 'tfds', clinic))
+  labels = collections.Counter(label for label, _ in _carved(builder))
+  assert labels == {0: 30, 1: 30}
+
+
+def test_a_live_preparation_is_waited_for_not_removed(tmp_path):
+  """While a live build holds a dataset (here this process, holding its lock
+  and an incomplete folder), another waits and leaves its folder alone."""
+  clinic = tmp_path / 'clinic'
+  image_trees.write_class_tree(str(clinic), {'': {'Acne': 5, 'Hives': 5}})
+  builder = data.get_builder(dataset_config('image_folder/clinic',
+                                            tmp_path / 'tfds', clinic))
+  live = tmp_path / 'tfds' / 'image_folder' / 'clinic' / (
+      f'incomplete.LIVE00_{builder.version}')
+  with prepared_folders.exclusive(builder):
+    live.mkdir()
+    proc = _start_preparing(tmp_path / 'tfds', clinic)
+    assert proc.stdout.readline().startswith(
+        'Waiting for another process preparing')
+    assert live.is_dir()
+  stdout, stderr = proc.communicate(timeout=300)
+  assert proc.returncode == 0, stderr[-3000:]
+  assert 'Removed 1 left-over' in stdout  # once its holder was gone
+  assert not _incomplete(live.parent)

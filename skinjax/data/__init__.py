@@ -17,6 +17,7 @@ from skinjax.data.builders import dermnet
 from skinjax.data.builders import ham10000
 from skinjax.data.builders import image_folder
 from skinjax.data.builders import prepared_photos
+from skinjax.data import prepared_folders
 from skinjax.data.builders import synthetic_lesions
 from skinjax.data.prepare import files
 
@@ -59,13 +60,14 @@ def prepare(builder: tfds.core.DatasetBuilder, manual_dir: str = '') -> None:
 
   `manual_dir` is a folder or a single archive of the user's files. tfds
   writes into a temporary folder and renames it when complete, so an
-  interrupted preparation is redone rather than half-used.
+  interrupted preparation is redone rather than half-used; one process
+  prepares a dataset at a time, and removes what killed ones left.
   """
   if builder.is_prepared():
     return
-  name = f'{builder.name}/{builder.builder_config.name}'
+  name = _full_name(builder)
   needs_files = builder.MANUAL_DOWNLOAD_INSTRUCTIONS
-  path = os.path.abspath(os.path.expanduser(manual_dir)) if manual_dir else ''
+  path = _manual_path(manual_dir)
   if needs_files:
     expected = ' '.join(needs_files.split())
     if not path:
@@ -77,14 +79,19 @@ def prepare(builder: tfds.core.DatasetBuilder, manual_dir: str = '') -> None:
     if os.path.isdir(path) and not os.listdir(path):
       raise files.CollectionError(
           f'dataset.manual_dir {path} is empty; expected {expected}')
-  print(f'Preparing {name} in {builder.data_dir} (first use only).',
-        flush=True)
-  with tempfile.TemporaryDirectory() as folder:
-    if os.path.isfile(path):  # an archive; tfds wants a folder around it
-      os.symlink(path, os.path.join(folder, os.path.basename(path)))
-      path = folder
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=path or None))
+  with prepared_folders.exclusive(builder):
+    prepared_folders.remove_leftovers(builder)
+    if builder.is_prepared():  # by the process this one waited for
+      return
+    print(f'Preparing {name} in {builder.data_dir} (first use only).',
+          flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+      if os.path.isfile(path):  # an archive; tfds wants a folder around it
+        os.symlink(path, os.path.join(folder, os.path.basename(path)))
+        path = folder
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(
+              manual_dir=path or None))
 
 
 def load_builder(dataset_config) -> tfds.core.DatasetBuilder:
@@ -94,3 +101,11 @@ def load_builder(dataset_config) -> tfds.core.DatasetBuilder:
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices('skinjax dataset prepared')
   return get_builder(dataset_config)
+
+
+def _full_name(builder) -> str:
+  return f'{builder.name}/{builder.builder_config.name}'
+
+
+def _manual_path(manual_dir: str) -> str:
+  return os.path.abspath(os.path.expanduser(manual_dir)) if manual_dir else ''
