@@ -24,6 +24,7 @@ from skinjax.data import prepared_folders
 from skinjax.data.builders import dermnet
 from skinjax.data.prepare import collection
 from skinjax.data.prepare import files
+from skinjax.data.prepare import sources
 
 _DERMNET = dict(dermnet.CATEGORIES)
 _ACNE = _DERMNET['acne_rosacea']
@@ -398,6 +399,85 @@ def test_train_names_a_missing_collection_in_one_line(tmp_path):
                        'does not exist')
 
 
+def _add_photos(root, per_class, seed):
+  """`per_class` new photos in every class folder of `root`."""
+  for name in sorted(os.listdir(root)):
+    for i in range(per_class):
+      seed += 1
+      image_trees.write(os.path.join(root, name, f'new_{seed}.jpg'),
+                        image_trees.encode(image_trees.photo(seed)))
+
+
+def _split_of_each_photo(builder):
+  return {e['id'].decode(): split for split in builder.info.splits
+          for e in _examples(builder, split)}
+
+
+def test_added_photos_move_no_earlier_photo(tmp_path, capsys):
+  """Done means: 10% more photos, re-prepared: every earlier photo stays in
+  its split, and classes stay within the stated tolerance."""
+  clinic = tmp_path / 'clinic'
+  image_trees.write_class_tree(str(clinic), {'': {'Acne': 40, 'Eczema': 40,
+                                                  'Hives': 40}})
+  config = dataset_config('image_folder/clinic', tmp_path / 'tfds', clinic)
+  before = _split_of_each_photo(data.load_builder(config))
+  fractions = {'test': 0.2, 'validation': 0.1}
+  _within_tolerance(_carved(data.load_builder(config)), fractions)
+  _add_photos(str(clinic), 4, seed=1000)
+  capsys.readouterr()
+  builder = data.load_builder(config, reprepare=True)
+  assert 'files 12 added; preparing it again.' in capsys.readouterr().out
+  after = _split_of_each_photo(builder)
+  assert len(after) == 132 and before.keys() < after.keys()
+  moved = [i for i in before if after[i] != before[i]]
+  assert not moved
+  _within_tolerance(_carved(builder), fractions)
+
+
+def test_a_changed_manual_dir_is_told_in_one_line_at_start(tmp_path, capsys):
+  clinic = tmp_path / 'clinic'
+  image_trees.write_class_tree(str(clinic), {'': {'Acne': 6, 'Hives': 6}})
+  config = dataset_config('image_folder/clinic', tmp_path / 'tfds', clinic)
+  data.load_builder(config)
+  capsys.readouterr()
+  data.load_builder(config)
+  assert 'manual_dir' not in capsys.readouterr().err  # unchanged: silent
+  _add_photos(str(clinic), 1, seed=500)
+  os.remove(clinic / 'Acne' / 'img_0.jpg')
+  image_trees.write(str(clinic / 'Hives' / 'img_0.jpg'),
+                    image_trees.encode(image_trees.photo(777)))
+  builder = data.load_builder(config)
+  told = [line for line in capsys.readouterr().err.splitlines()
+          if 'manual_dir' in line]
+  assert told == [
+      f'warning: dataset.manual_dir {clinic} has changed since '
+      'image_folder/clinic was prepared from it: files 2 added, 1 removed, '
+      '1 changed (size or time); using it as prepared (train with '
+      'dataset.reprepare=True to prepare it again)']
+  assert sum(s.num_examples for s in builder.info.splits.values()) == 12
+
+
+def test_sources_of_an_archive_match_through_a_link(tmp_path):
+  """A zip given as manual_dir is prepared through a link to it in a
+  temporary folder; both name it alike, so a later start can compare."""
+  image_trees.write_class_tree(str(tmp_path / 'tree'), {'': {'Acne': 2}})
+  archive = shutil.make_archive(str(tmp_path / 'clinic'), 'zip',
+                                root_dir=tmp_path / 'tree')
+  (tmp_path / 'link').mkdir()
+  os.symlink(archive, tmp_path / 'link' / 'clinic.zip')
+  direct = sources.snapshot(archive, files.list_files(archive))
+  linked = str(tmp_path / 'link')
+  assert sources.snapshot(linked, files.list_files(linked)) == direct
+  assert list(direct) == ['clinic.zip']
+
+
+def test_a_bare_image_folder_is_refused(tmp_path):
+  with pytest.raises(files.CollectionError,
+                     match=r"config.dataset.name='image_folder': name the "
+                     r"collection, e.g. 'image_folder/myclinic'"):
+    data.get_builder(dataset_config('image_folder', tmp_path, tmp_path))
+
+
 def _start_preparing(data_dir, manual_dir):
   return subprocess.Popen(
       [sys.executable, '-m', 'tests.prepare_collection', str(data_dir),
@@ -410,13 +490,17 @@ def _incomplete(folder):
 
 
 def _wait_for_decoding(folder, proc):
-  """Waits until a build has started; returns its incomplete folder."""
+  """Waits until a build has recorded its files (it decodes them next);
+  returns its incomplete folder."""
   deadline = time.time() + 120
-  while not _incomplete(folder):
+  while True:
+    started = [p for p in _incomplete(folder)
+               if (p / sources.RECORD_FILE).exists()]
+    if started:
+      return started[0]
     assert proc.poll() is None, proc.communicate()
     assert time.time() < deadline
     time.sleep(0.01)
-  return _incomplete(folder)[0]
 
 
 def test_a_killed_preparation_is_redone_and_cleaned(tmp_path):

@@ -29,6 +29,10 @@ def get_config():
   config.dataset.validation_fraction = 0.1  # carved from train if it has none
   config.dataset.test_fraction = 0.2  # carved from train if there is no test
   config.dataset.split_seed = 0  # fixed apart from `seed`: same test set
+  # When manual_dir's files have changed since the collection was prepared
+  # (a start says so in one line), train prepares it again instead of
+  # using it as prepared. Evaluate and predict never re-prepare.
+  config.dataset.reprepare = False
   config.dataset.train_split = 'train'
   config.dataset.eval_split = 'validation'  # evaluated during training
 

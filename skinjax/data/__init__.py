@@ -6,6 +6,7 @@ datasets are prepared from files the user already has
 """
 
 import os
+import sys
 import tempfile
 
 import jax
@@ -20,6 +21,7 @@ from skinjax.data.builders import prepared_photos
 from skinjax.data import prepared_folders
 from skinjax.data.builders import synthetic_lesions
 from skinjax.data.prepare import files
+from skinjax.data.prepare import sources
 
 DATASETS = {
     'dermamnist': dermamnist.Dermamnist,
@@ -35,14 +37,20 @@ def get_builder(dataset_config) -> tfds.core.DatasetBuilder:
 
   For collections prepared from image files, the preparation settings of
   `dataset_config` (short side, split fractions, split seed) select the
-  builder config, so differently prepared data never share a folder.
+  builder config, so differently prepared data never share a folder; a
+  builder with no configs of its own (image_folder) needs the collection
+  named, so two collections never share one either.
   """
   base, _, variant = dataset_config.name.partition('/')
   builder_cls = DATASETS[base]
   builder_config = variant or None
   if issubclass(builder_cls, prepared_photos.PreparedPhotosBuilder):
     known = {c.name: c for c in builder_cls.BUILDER_CONFIGS}
-    variant = variant or next(iter(known), 'default')
+    if not (variant or known):
+      raise files.CollectionError(
+          f'config.dataset.name={base!r}: name the collection, e.g. '
+          f"'{base}/myclinic'; each name is prepared in its own folder")
+    variant = variant or next(iter(known))
     builder_config = prepared_photos.configure(
         known.get(variant, prepared_photos.PreparedPhotosConfig(name=variant)),
         dataset_config)
@@ -94,10 +102,39 @@ def prepare(builder: tfds.core.DatasetBuilder, manual_dir: str = '') -> None:
               manual_dir=path or None))
 
 
-def load_builder(dataset_config) -> tfds.core.DatasetBuilder:
-  """The configured dataset, prepared by process 0 on first use."""
+def stale(builder: tfds.core.DatasetBuilder, manual_dir: str) -> str:
+  """One line saying how `manual_dir` differs from what the prepared
+  dataset was made from; '' if it does not, or if there is nothing to
+  compare (not prepared, no manual_dir, or it is gone: the prepared data is
+  all there is). Cheap enough for every start: stat calls only."""
+  path = _manual_path(manual_dir)
+  if not (builder.is_prepared() and path and os.path.exists(path)):
+    return ''
+  change = sources.changes(builder.data_dir, path)
+  return change and (f'dataset.manual_dir {path} has changed since '
+                     f'{_full_name(builder)} was prepared from it: {change}')
+
+
+def load_builder(dataset_config, reprepare: bool = False
+                 ) -> tfds.core.DatasetBuilder:
+  """The configured dataset, prepared by process 0 on first use.
+
+  When its manual_dir has changed since, one line says so; with `reprepare`
+  it is prepared again from the files as they are now, else used as it was
+  prepared.
+  """
   if jax.process_index() == 0:
-    prepare(get_builder(dataset_config), dataset_config.manual_dir)
+    builder = get_builder(dataset_config)
+    change = stale(builder, dataset_config.manual_dir)
+    if change and reprepare:
+      print(f'{change}; preparing it again.', flush=True)
+      prepared_folders.discard(builder)
+      builder = get_builder(dataset_config)
+    elif change:
+      print(f'warning: {change}; using it as prepared (train with '
+            'dataset.reprepare=True to prepare it again)', file=sys.stderr,
+            flush=True)
+    prepare(builder, dataset_config.manual_dir)
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices('skinjax dataset prepared')
   return get_builder(dataset_config)

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import tempfile
 
 from tensorflow_datasets.core import constants
 
@@ -52,3 +53,14 @@ def remove_leftovers(builder) -> None:
   if leftovers:
     print(f'Removed {len(leftovers)} left-over incomplete preparation(s) '
           f'in {folder}.', flush=True)
+
+
+def discard(builder) -> None:
+  """Removes the prepared data of `builder`. It is first renamed to a
+  left-over (atomic), so a kill midway never leaves a half-removed folder
+  that still looks prepared."""
+  with exclusive(builder):
+    folder = _folder(builder)
+    aside = tempfile.mkdtemp(prefix=constants.INCOMPLETE_PREFIX, dir=folder)
+    os.rename(builder.data_dir, os.path.join(aside, 'discarded'))
+    shutil.rmtree(aside)

@@ -64,7 +64,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   process_index, process_count = jax.process_index(), jax.process_count()
   is_primary = process_index == 0
 
-  builder = data.load_builder(config.dataset)
+  builder = data.load_builder(config.dataset, config.dataset.reprepare)
   class_names = builder.info.features['label'].names
   _check_best_metric(config.best_metric, len(class_names))
   train_source = pipeline.data_source(builder, config.dataset.train_split)

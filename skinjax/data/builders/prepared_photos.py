@@ -16,12 +16,14 @@ import tensorflow_datasets as tfds
 from skinjax.data.prepare import collection
 from skinjax.data.prepare import decode
 from skinjax.data.prepare import files
+from skinjax.data.prepare import sources
 
 
 # The release note of the version that carves splits by hash.
 STABLE_SPLITS = ('Carved splits by a keyed hash of each group (lesion, '
                  'duplicates, else file bytes) and split_seed: adding or '
-                 'removing photos moves no other photo between splits.')
+                 'removing photos moves no other photo between splits. '
+                 'Records the files it was prepared from.')
 
 
 @dataclasses.dataclass
@@ -96,6 +98,7 @@ class PreparedPhotosBuilder(tfds.core.GeneratorBasedBuilder,
   def _split_generators(self, dl_manager):
     root = str(dl_manager.manual_dir)
     listing = files.list_files(root)
+    sources.record(self.data_dir, root, listing)  # before decoding takes time
     candidates, carve, notes = self._find_candidates(root, listing.files)
     splits = collection.prepare_splits(
         self, candidates, root=root, carve=carve,
