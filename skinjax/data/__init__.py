@@ -13,12 +13,12 @@ import jax
 from jax.experimental import multihost_utils
 import tensorflow_datasets as tfds
 
+from skinjax.data import prepared_folders
 from skinjax.data.builders import dermamnist
 from skinjax.data.builders import dermnet
 from skinjax.data.builders import ham10000
 from skinjax.data.builders import image_folder
 from skinjax.data.builders import prepared_photos
-from skinjax.data import prepared_folders
 from skinjax.data.builders import synthetic_lesions
 from skinjax.data.prepare import files
 from skinjax.data.prepare import sources
@@ -106,7 +106,8 @@ def stale(builder: tfds.core.DatasetBuilder, manual_dir: str) -> str:
   """One line saying how `manual_dir` differs from what the prepared
   dataset was made from; '' if it does not, or if there is nothing to
   compare (not prepared, no manual_dir, or it is gone: the prepared data is
-  all there is). Cheap enough for every start: stat calls only."""
+  all there is). Cheap enough for every start: stat calls and zip
+  directories, nothing decoded."""
   path = _manual_path(manual_dir)
   if not (builder.is_prepared() and path and os.path.exists(path)):
     return ''

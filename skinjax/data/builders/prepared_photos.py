@@ -20,7 +20,7 @@ from skinjax.data.prepare import sources
 
 
 # The release note of the version that carves splits by hash.
-STABLE_SPLITS = ('Carved splits by a keyed hash of each group (lesion, '
+STABLE_SPLITS = ('Splits carved by a keyed hash of each group (lesion, '
                  'duplicates, else file bytes) and split_seed: adding or '
                  'removing photos moves no other photo between splits. '
                  'Records the files it was prepared from.')
