@@ -4,6 +4,9 @@ RGBA, 16-bit, EXIF-rotated and duplicated."""
 
 import io
 import os
+import struct
+import zipfile
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -70,15 +73,50 @@ def write_class_tree(root, splits, seed=0):
   return seed
 
 
-def decompression_bomb(side=30_000):
-  """A PNG header claiming side x side pixels (far beyond PIL's limit) with
-  a few bytes of data: opening it must be refused, not attempted."""
-  import struct  # pylint: disable=g-import-not-at-top
-  import zlib  # pylint: disable=g-import-not-at-top
-
+def _grey_png(width, height, bit_depth, compressed_rows):
   def chunk(kind, body):
     return (struct.pack('>I', len(body)) + kind + body +
             struct.pack('>I', zlib.crc32(kind + body)))
-  header = struct.pack('>IIBBBBB', side, side, 1, 0, 0, 0, 0)  # 1-bit grey
+  header = struct.pack('>IIBBBBB', width, height, bit_depth, 0, 0, 0, 0)
   return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) +
-          chunk(b'IDAT', zlib.compress(b'\0' * 64)) + chunk(b'IEND', b''))
+          chunk(b'IDAT', compressed_rows) + chunk(b'IEND', b''))
+
+
+def decompression_bomb(side=30_000):
+  """A PNG header claiming side x side pixels (far beyond PIL's limit) with
+  a few bytes of data: opening it must be refused, not attempted."""
+  return _grey_png(side, side, 1, zlib.compress(b'\0' * 64))
+
+
+def pixel_bomb(width, height):
+  """A valid 8-bit grey PNG of width x height black pixels, hundreds of
+  times smaller than its pixels (100 Mpx: about 100 KB), written a row at a
+  time so that the test never holds them."""
+  compressor = zlib.compressobj(9)
+  row = bytes(width + 1)  # filter byte, then the pixels
+  data = b''.join(compressor.compress(row) for _ in range(height))
+  return _grey_png(width, height, 8, data + compressor.flush())
+
+
+def zip_bomb(path, member, inflated_bytes):
+  """A zip at `path` whose `member` inflates to `inflated_bytes` of zeros
+  (about 1,000 times its compressed size), streamed, never held whole."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  block = bytes(2**20)
+  with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as archive:
+    with archive.open(member, 'w', force_zip64=True) as f:
+      for start in range(0, inflated_bytes, len(block)):
+        f.write(block[:inflated_bytes - start])
+
+
+def lying_zip(path, member, data, declared_bytes,
+              compression=zipfile.ZIP_STORED):
+  """A zip whose directory declares `declared_bytes` uncompressed for a
+  member that holds `data`: a header that lies."""
+  buffer = io.BytesIO()
+  with zipfile.ZipFile(buffer, 'w', compression) as archive:
+    archive.writestr(member, data)
+  raw = bytearray(buffer.getvalue())
+  directory = raw.rindex(b'PK\x01\x02')  # the member's central record
+  raw[directory + 24:directory + 28] = struct.pack('<I', declared_bytes)
+  write(path, bytes(raw))

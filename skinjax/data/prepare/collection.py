@@ -63,7 +63,7 @@ def _prepare_one(job):
     data = candidate.file.read()
     image, pixel_digest = decode.normalise_image(data, max_short_side,
                                                  quality)
-  except decode.BadImageError as e:
+  except (decode.BadImageError, files.FileTooLarge) as e:
     return candidate, str(e)
   except (OSError, zipfile.BadZipFile) as e:
     return candidate, f'unreadable: {e}'
