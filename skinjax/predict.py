@@ -65,8 +65,9 @@ def main(argv):
 def predict(config, patterns) -> None:
   checks.validate_here(config, batch_keys=('eval_batch_size',))
   paths = scoring_photos.expand_paths(patterns)
-  loaded, failed = scoring_photos.load_images(paths,
-                                              config.dataset.max_short_side)
+  loaded, failed = scoring_photos.load_images(
+      paths, config.dataset.max_short_side,
+      max_pixels=config.dataset.max_image_pixels)
   for path, reason in failed:
     print(f'skipped {path}: {reason}', file=sys.stderr)
   if not loaded:

@@ -127,6 +127,14 @@ def test_validation_is_stratified_and_deterministic(dermnet_tree, tmp_path):
   assert sum(other.info.metadata['class_counts']['validation'].values()) == 8
 
 
+def test_a_pixel_limit_of_its_own_is_prepared_into_a_folder_of_its_own(
+    tmp_path):
+  name = lambda **o: data.get_builder(dataset_config(
+      'image_folder/clinic', tmp_path, tmp_path, **o)).builder_config.name
+  assert name() == 'clinic'  # the schema's default is the builders'
+  assert name(max_image_pixels=10**8) == 'clinic-max100000000pixels'
+
+
 def test_prepared_dermnet_feeds_worker_processes(dermnet_tree, tmp_path):
   # grain pickles the data source, builder and its config, into each worker.
   builder = _prepare('dermnet/23', tmp_path, dermnet_tree)
