@@ -9,7 +9,8 @@ classes with temperature-scaled probabilities, flagged 'uncertain' when the
 top probability is below the selective-prediction threshold fitted on
 validation (see skinjax.evaluate). The config is the run's own config.json
 (only evaluation-time keys may be changed, as in evaluate). A file that
-cannot be read is reported and skipped.
+cannot be read is reported and skipped, as is a photo of more pixels than
+--config.dataset.max_image_pixels.
 
 The output supports a clinician's judgement; it is not a diagnosis.
 """

@@ -71,6 +71,11 @@ def _prepare_one(job):
                   hashlib.sha256(data).hexdigest())
 
 
+def worker_count() -> int:
+  """Decoding processes: one per core, at most 16."""
+  return max(1, min(len(os.sched_getaffinity(0)), 16))
+
+
 def prepare_images(candidates, max_short_side: int, quality: int, *,
                    max_pixels: int):
   """Decodes and re-encodes every candidate in parallel processes, each
@@ -78,11 +83,10 @@ def prepare_images(candidates, max_short_side: int, quality: int, *,
 
   Returns (prepared, skipped) where skipped is a list of (file, reason).
   """
-  workers = max(1, min(len(os.sched_getaffinity(0)), 16))
   jobs = [(c, max_short_side, quality, max_pixels) for c in candidates]
   prepared, skipped = [], []
   with concurrent.futures.ProcessPoolExecutor(
-      workers, mp_context=multiprocessing.get_context('spawn')) as pool:
+      worker_count(), mp_context=multiprocessing.get_context('spawn')) as pool:
     for result in pool.map(_prepare_one, jobs, chunksize=32):
       if isinstance(result, Prepared):
         prepared.append(result)

@@ -23,7 +23,7 @@ JPEG_QUALITY = 90
 IMAGE_FORMATS = ('JPEG', 'PNG', 'TIFF', 'WEBP', 'BMP', 'GIF')
 # Photos with more pixels are refused from their header, undecoded: 50 Mpx
 # holds full-frame clinical cameras and phones' full-resolution modes, and
-# decodes in at most ~600 MiB (config: dataset.max_image_pixels).
+# decodes in at most ~600 MB (config: dataset.max_image_pixels).
 MAX_IMAGE_PIXELS = 50_000_000
 # PIL itself refuses larger images as decompression bombs, whatever the limit.
 PIL_PIXEL_CEILING = 2 * Image.MAX_IMAGE_PIXELS
