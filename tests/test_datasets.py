@@ -81,7 +81,7 @@ def test_dermnet_counts_labels_and_report(dermnet_tree, tmp_path):
       'corrupt.jpg', 'empty.jpg', 'notes.txt', 'truncated.jpg']
   reasons = {s['file'].rsplit('/', 1)[1]: s['reason'] for s in report['skipped']}
   assert reasons['empty.jpg'] == 'empty file'
-  assert reasons['notes.txt'] == 'not an image'
+  assert reasons['notes.txt'].startswith('not an image in a supported format')
   assert 'truncated' in reasons['truncated.jpg']
   assert report['unknown_folders_ignored'] == ['Mystery Rash']
   assert len(report['category_folders_missing']) == 20
