@@ -270,6 +270,11 @@ def test_ham10000_metadata_problems_are_one_line_naming_the_file(tmp_path):
   with pytest.raises(files.CollectionError,
                      match=f'{csv_path}: not UTF-8 text'):
     _prepare('ham10000', tmp_path / 'b', root)
+  with open(csv_path, 'wb') as f:
+    f.truncate(300 * 2**20)  # sparse
+  with pytest.raises(files.CollectionError,
+                     match=f'{csv_path}: 300.0 MiB: larger than any photo'):
+    _prepare('ham10000', tmp_path / 'b2', root)
   _rewrite_metadata(root, rows)
   os.makedirs(os.path.join(root, 'old'))
   shutil.copy(csv_path, os.path.join(root, 'old'))
