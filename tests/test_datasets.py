@@ -90,7 +90,7 @@ def test_dermnet_counts_labels_and_report(dermnet_tree, tmp_path):
       'corrupt.jpg', 'empty.jpg', 'notes.txt', 'truncated.jpg']
   reasons = {s['file'].rsplit('/', 1)[1]: s['reason'] for s in report['skipped']}
   assert reasons['empty.jpg'] == 'empty file'
-  assert reasons['notes.txt'] == 'not an image'
+  assert reasons['notes.txt'].startswith('not an image in a supported format')
   assert 'truncated' in reasons['truncated.jpg']
   assert report['unknown_folders_ignored'] == ['Mystery Rash']
   assert len(report['category_folders_missing']) == 20
@@ -159,6 +159,14 @@ def test_validation_is_deterministic_nested_and_within_tolerance(
   assert other.builder_config.name == '23-val0.3'
   assert ids(first) < ids(other)  # a larger fraction only adds photos
   _within_tolerance(_carved(other, 'train/'), {'validation': 0.3})
+
+
+def test_a_pixel_limit_of_its_own_is_prepared_into_a_folder_of_its_own(
+    tmp_path):
+  name = lambda **o: data.get_builder(dataset_config(
+      'image_folder/clinic', tmp_path, tmp_path, **o)).builder_config.name
+  assert name() == 'clinic'  # the schema's default is the builders'
+  assert name(max_image_pixels=10**8) == 'clinic-max100000000pixels'
 
 
 def test_prepared_dermnet_feeds_worker_processes(dermnet_tree, tmp_path):
@@ -299,6 +307,11 @@ def test_ham10000_metadata_problems_are_one_line_naming_the_file(tmp_path):
   with pytest.raises(files.CollectionError,
                      match=f'{csv_path}: not UTF-8 text'):
     _prepare('ham10000', tmp_path / 'b', root)
+  with open(csv_path, 'wb') as f:
+    f.truncate(300 * 2**20)  # sparse
+  with pytest.raises(files.CollectionError,
+                     match=f'{csv_path}: 300.0 MiB: larger than any photo'):
+    _prepare('ham10000', tmp_path / 'b2', root)
   _rewrite_metadata(root, rows)
   os.makedirs(os.path.join(root, 'old'))
   shutil.copy(csv_path, os.path.join(root, 'old'))

@@ -135,6 +135,8 @@ def _read_metadata(csv_files, root: str) -> list:
   except UnicodeDecodeError as e:
     raise files.CollectionError(
         f'{file}: not UTF-8 text ({e.reason} at byte {e.start})') from None
+  except files.FileTooLarge as e:
+    raise files.CollectionError(f'{file}: {e}') from None
   reader = csv.DictReader(io.StringIO(text))
   missing = [c for c in _COLUMNS if c not in (reader.fieldnames or ())]
   if missing:

@@ -63,12 +63,12 @@ class Prepared:
 
 
 def _prepare_one(job):
-  candidate, max_short_side, quality = job
+  candidate, max_short_side, quality, max_pixels = job
   try:
     data = candidate.file.read()
-    image, pixel_digest = decode.normalise_image(data, max_short_side,
-                                                 quality)
-  except decode.BadImageError as e:
+    image, pixel_digest = decode.normalise_image(
+        data, max_short_side, quality, max_pixels=max_pixels)
+  except (decode.BadImageError, files.FileTooLarge) as e:
     return candidate, str(e)
   except (OSError, zipfile.BadZipFile) as e:
     return candidate, f'unreadable: {e}'
@@ -76,16 +76,22 @@ def _prepare_one(job):
                   hashlib.sha256(data).hexdigest())
 
 
-def prepare_images(candidates, max_short_side: int, quality: int):
-  """Decodes and re-encodes every candidate in parallel processes.
+def worker_count() -> int:
+  """Decoding processes: one per core, at most 16."""
+  return max(1, min(len(os.sched_getaffinity(0)), 16))
+
+
+def prepare_images(candidates, max_short_side: int, quality: int, *,
+                   max_pixels: int):
+  """Decodes and re-encodes every candidate in parallel processes, each
+  holding one photo at a time (see decode.py for what one costs).
 
   Returns (prepared, skipped) where skipped is a list of (file, reason).
   """
-  workers = max(1, min(len(os.sched_getaffinity(0)), 16))
-  jobs = [(c, max_short_side, quality) for c in candidates]
+  jobs = [(c, max_short_side, quality, max_pixels) for c in candidates]
   prepared, skipped = [], []
   with concurrent.futures.ProcessPoolExecutor(
-      workers, mp_context=multiprocessing.get_context('spawn')) as pool:
+      worker_count(), mp_context=multiprocessing.get_context('spawn')) as pool:
     for result in pool.map(_prepare_one, jobs, chunksize=32):
       if isinstance(result, Prepared):
         prepared.append(result)
@@ -109,7 +115,8 @@ def prepare_splits(builder, candidates, *, root: str, carve: dict,
   config = builder.builder_config
   class_names = builder.info.features['label'].names
   prepared, skipped = prepare_images(candidates, config.max_short_side,
-                                     config.jpeg_quality)
+                                     config.jpeg_quality,
+                                     max_pixels=config.max_image_pixels)
   if not prepared:
     raise files.CollectionError(f'None of the {len(candidates)} files under {root} '
                           f'is a readable image; first: {skipped[0]}')
@@ -121,8 +128,8 @@ def prepare_splits(builder, candidates, *, root: str, carve: dict,
       'dataset': f'{builder.name}/{config.name}',
       'manual_dir': str(root),
       'settings': {k: getattr(config, k) for k in (
-          'max_short_side', 'jpeg_quality', 'validation_fraction',
-          'test_fraction', 'split_seed')},
+          'max_short_side', 'max_image_pixels', 'jpeg_quality',
+          'validation_fraction', 'test_fraction', 'split_seed')},
       'files_considered': len(candidates),
       'examples': {s: sum(c.values()) for s, c in counts.items()},
       'class_counts': counts,
