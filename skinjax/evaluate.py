@@ -58,7 +58,8 @@ def _image_dir_source(config, class_names):
   label_map = (scoring_photos.read_label_map(_LABEL_MAP.value)
                if _LABEL_MAP.value else None)
   examples, found = scoring_photos.load_tree(
-      _IMAGE_DIR.value, class_names, config.dataset.max_short_side, label_map)
+      _IMAGE_DIR.value, class_names, config.dataset.max_short_side, label_map,
+      max_pixels=config.dataset.max_image_pixels)
   for folder, count in found['unmatched_folders'].items():
     print(f'skipped folder {folder!r} ({count} files): no class of the model '
           'has this name; map it with --label_map', file=sys.stderr)

@@ -9,7 +9,8 @@ classes with temperature-scaled probabilities, flagged 'uncertain' when the
 top probability is below the selective-prediction threshold fitted on
 validation (see skinjax.evaluate). The config is the run's own config.json
 (only evaluation-time keys may be changed, as in evaluate). A file that
-cannot be read is reported and skipped.
+cannot be read is reported and skipped, as is a photo of more pixels than
+--config.dataset.max_image_pixels.
 
 The output supports a clinician's judgement; it is not a diagnosis.
 """
@@ -65,8 +66,9 @@ def main(argv):
 def predict(config, patterns) -> None:
   checks.validate_here(config, batch_keys=('eval_batch_size',))
   paths = scoring_photos.expand_paths(patterns)
-  loaded, failed = scoring_photos.load_images(paths,
-                                              config.dataset.max_short_side)
+  loaded, failed = scoring_photos.load_images(
+      paths, config.dataset.max_short_side,
+      max_pixels=config.dataset.max_image_pixels)
   for path, reason in failed:
     print(f'skipped {path}: {reason}', file=sys.stderr)
   if not loaded:

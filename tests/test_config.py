@@ -133,6 +133,9 @@ def test_every_shipped_config_is_valid(path):
      'validation_fraction \\+ test_fraction = 1'),
     ({'dataset.name': 'ham10000', 'dataset.max_short_side': 64,
       'image_size': 224}, 'image_size=224: larger than the photos'),
+    ({'dataset.max_image_pixels': 0}, r'max_image_pixels=0: must be in \[1, '),
+    ({'dataset.max_image_pixels': 200_000_000},
+     'max_image_pixels=200000000: .*PIL refuses'),
 ])
 def test_values_that_would_silently_do_the_wrong_thing_are_refused(
     overrides, named):

@@ -1,23 +1,30 @@
 """Real-dataset builders, prepared from trees the tests write in each layout."""
 
+import collections
 import csv
 import io
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 from PIL import Image
 import pytest
 
-from helpers import dataset_config, run_module
+from helpers import REPO, dataset_config, run_module
 import image_trees
 from skinjax import data
 from skinjax.config import defaults
 from skinjax.data import pipeline
+from skinjax.data import prepared_folders
 from skinjax.data.builders import dermnet
 from skinjax.data.prepare import collection
 from skinjax.data.prepare import files
+from skinjax.data.prepare import sources
 
 _DERMNET = dict(dermnet.CATEGORIES)
 _ACNE = _DERMNET['acne_rosacea']
@@ -76,12 +83,14 @@ def test_dermnet_counts_labels_and_report(dermnet_tree, tmp_path):
   # train + validation: acne 10 + 5 usable awkward files, eczema 10, hair
   # loss 4; dup.jpg and dup_as_png.png are dropped from train because the
   # same photo is in test. test: 3 + 3 + dup.jpg.
-  assert report['examples'] == {'train': 26, 'validation': 3, 'test': 7}
+  examples = report['examples']
+  assert examples['train'] + examples['validation'] == 29
+  assert examples['test'] == 7
   assert sorted(s['file'].rsplit('/', 1)[1] for s in report['skipped']) == [
       'corrupt.jpg', 'empty.jpg', 'notes.txt', 'truncated.jpg']
   reasons = {s['file'].rsplit('/', 1)[1]: s['reason'] for s in report['skipped']}
   assert reasons['empty.jpg'] == 'empty file'
-  assert reasons['notes.txt'] == 'not an image'
+  assert reasons['notes.txt'].startswith('not an image in a supported format')
   assert 'truncated' in reasons['truncated.jpg']
   assert report['unknown_folders_ignored'] == ['Mystery Rash']
   assert len(report['category_folders_missing']) == 20
@@ -114,17 +123,50 @@ def test_awkward_images_are_upright_8_bit_rgb(dermnet_tree, tmp_path):
   assert 100 < np.median(ramp) < 155
 
 
-def test_validation_is_stratified_and_deterministic(dermnet_tree, tmp_path):
+def _carved(builder, from_tree=''):
+  """(label, split) of every example, or with `from_tree` of those whose id
+  starts with it: the examples splits were carved from."""
+  return [(e['label'], split) for split in builder.info.splits
+          for e in _examples(builder, split)
+          if e['id'].decode().startswith(from_tree)]
+
+
+def _within_tolerance(groups, fractions):
+  """Every class's share of each carved split, counted in `groups` ((label,
+  split) pairs, one per group), is within the tolerance splits.py states: 4
+  binomial standard deviations of its fraction."""
+  by_class = collections.defaultdict(collections.Counter)
+  for label, split in groups:
+    by_class[label][split] += 1
+  for label, counts in by_class.items():
+    total = sum(counts.values())
+    for split, fraction in fractions.items():
+      spread = (fraction * (1 - fraction) / total) ** 0.5
+      deviation = abs(counts[split] / total - fraction) / spread
+      assert deviation <= 4, (label, split, counts[split], total)
+
+
+def test_validation_is_deterministic_nested_and_within_tolerance(
+    dermnet_tree, tmp_path):
   first = _prepare('dermnet/23', tmp_path / 'a', dermnet_tree)
   again = _prepare('dermnet/23', tmp_path / 'b', dermnet_tree)
-  ids = lambda b: sorted(e['id'] for e in _examples(b, 'validation'))
-  assert ids(first) == ids(again)
-  per_class = first.info.metadata['class_counts']['validation']
-  assert per_class['acne_rosacea'] == 2 and per_class['eczema'] == 1
+  ids = lambda b: {e['id'].decode() for e in _examples(b, 'validation')}
+  assert ids(first) == ids(again) and ids(first)
+  assert all(i.startswith('train/') for i in ids(first))  # carved from train
+  _within_tolerance(_carved(first, 'train/'), {'validation': 0.1})
   other = _prepare('dermnet/23', tmp_path / 'c', dermnet_tree,
                    validation_fraction=0.3)
   assert other.builder_config.name == '23-val0.3'
-  assert sum(other.info.metadata['class_counts']['validation'].values()) == 8
+  assert ids(first) < ids(other)  # a larger fraction only adds photos
+  _within_tolerance(_carved(other, 'train/'), {'validation': 0.3})
+
+
+def test_a_pixel_limit_of_its_own_is_prepared_into_a_folder_of_its_own(
+    tmp_path):
+  name = lambda **o: data.get_builder(dataset_config(
+      'image_folder/clinic', tmp_path, tmp_path, **o)).builder_config.name
+  assert name() == 'clinic'  # the schema's default is the builders'
+  assert name(max_image_pixels=10**8) == 'clinic-max100000000pixels'
 
 
 def test_prepared_dermnet_feeds_worker_processes(dermnet_tree, tmp_path):
@@ -222,8 +264,11 @@ def test_ham10000_splits_by_lesion(tmp_path, layout):
   assert sum(np.isnan(ages)) == 1
   report = _report(builder)
   assert report['metadata_rows_without_image'] == ['ISIC_9999999']
-  test_counts = builder.info.metadata['class_counts']['test']
-  assert all(test_counts[dx] >= 1 for dx in names)  # stratified
+  lesions = {(e['lesion_id'], e['label'], split)
+             for split in ('train', 'validation', 'test')
+             for e in _examples(builder, split)}
+  _within_tolerance([(label, split) for _, label, split in lesions],
+                    {'test': 0.2, 'validation': 0.1})
 
 
 def _rewrite_metadata(root, rows, encoding='utf-8', fieldnames=None):
@@ -262,6 +307,11 @@ def test_ham10000_metadata_problems_are_one_line_naming_the_file(tmp_path):
   with pytest.raises(files.CollectionError,
                      match=f'{csv_path}: not UTF-8 text'):
     _prepare('ham10000', tmp_path / 'b', root)
+  with open(csv_path, 'wb') as f:
+    f.truncate(300 * 2**20)  # sparse
+  with pytest.raises(files.CollectionError,
+                     match=f'{csv_path}: 300.0 MiB: larger than any photo'):
+    _prepare('ham10000', tmp_path / 'b2', root)
   _rewrite_metadata(root, rows)
   os.makedirs(os.path.join(root, 'old'))
   shutil.copy(csv_path, os.path.join(root, 'old'))
@@ -299,9 +349,12 @@ def test_image_folder_classes_from_folders(tmp_path, with_splits):
                      tmp_path / 'clinic')
   assert builder.info.features['label'].names == ['Hives', 'Ringworm']
   sizes = {s: builder.info.splits[s].num_examples for s in builder.info.splits}
-  expected = ({'train': 18, 'validation': 2, 'test': 4} if with_splits
-              else {'train': 14, 'validation': 2, 'test': 4})
-  assert sizes == expected
+  assert sum(sizes.values()) == 24 if with_splits else 20
+  if with_splits:  # the tree's test split stays; validation is carved
+    assert sizes['test'] == 4
+    _within_tolerance(_carved(builder, 'train/'), {'validation': 0.1})
+  else:
+    _within_tolerance(_carved(builder), {'test': 0.2, 'validation': 0.1})
 
 
 def test_class_balanced_sampling_draws_classes_equally():
@@ -353,3 +406,150 @@ def test_train_names_a_missing_collection_in_one_line(tmp_path):
   assert result.returncode == 1
   assert lines[-1] == (f"error: dataset.manual_dir {tmp_path / 'nowhere'} "
                        'does not exist')
+
+
+def _add_photos(root, per_class, seed):
+  """`per_class` new photos in every class folder of `root`."""
+  for name in sorted(os.listdir(root)):
+    for i in range(per_class):
+      seed += 1
+      image_trees.write(os.path.join(root, name, f'new_{seed}.jpg'),
+                        image_trees.encode(image_trees.photo(seed)))
+
+
+def _split_of_each_photo(builder):
+  return {e['id'].decode(): split for split in builder.info.splits
+          for e in _examples(builder, split)}
+
+
+def test_added_photos_move_no_earlier_photo(tmp_path, capsys):
+  """Done means: 10% more photos, re-prepared: every earlier photo stays in
+  its split, and classes stay within the stated tolerance."""
+  clinic = tmp_path / 'clinic'
+  image_trees.write_class_tree(str(clinic), {'': {'Acne': 40, 'Eczema': 40,
+                                                  'Hives': 40}})
+  config = dataset_config('image_folder/clinic', tmp_path / 'tfds', clinic)
+  before = _split_of_each_photo(data.load_builder(config))
+  fractions = {'test': 0.2, 'validation': 0.1}
+  _within_tolerance(_carved(data.load_builder(config)), fractions)
+  _add_photos(str(clinic), 4, seed=1000)
+  capsys.readouterr()
+  builder = data.load_builder(config, reprepare=True)
+  assert 'files 12 added; preparing it again.' in capsys.readouterr().out
+  after = _split_of_each_photo(builder)
+  assert len(after) == 132 and before.keys() < after.keys()
+  moved = [i for i in before if after[i] != before[i]]
+  assert not moved
+  _within_tolerance(_carved(builder), fractions)
+
+
+def test_a_changed_manual_dir_is_told_in_one_line_at_start(tmp_path, capsys):
+  clinic = tmp_path / 'clinic'
+  image_trees.write_class_tree(str(clinic), {'': {'Acne': 6, 'Hives': 6}})
+  config = dataset_config('image_folder/clinic', tmp_path / 'tfds', clinic)
+  data.load_builder(config)
+  capsys.readouterr()
+  data.load_builder(config)
+  assert 'manual_dir' not in capsys.readouterr().err  # unchanged: silent
+  _add_photos(str(clinic), 1, seed=500)
+  os.remove(clinic / 'Acne' / 'img_0.jpg')
+  image_trees.write(str(clinic / 'Hives' / 'img_0.jpg'),
+                    image_trees.encode(image_trees.photo(777)))
+  builder = data.load_builder(config)
+  told = [line for line in capsys.readouterr().err.splitlines()
+          if 'manual_dir' in line]
+  assert told == [
+      f'warning: dataset.manual_dir {clinic} has changed since '
+      'image_folder/clinic was prepared from it: files 2 added, 1 removed, '
+      '1 changed (size or time); using it as prepared (train with '
+      'dataset.reprepare=True to prepare it again)']
+  assert sum(s.num_examples for s in builder.info.splits.values()) == 12
+
+
+def test_sources_of_an_archive_match_through_a_link(tmp_path):
+  """A zip given as manual_dir is prepared through a link to it in a
+  temporary folder; both name it alike, so a later start can compare."""
+  image_trees.write_class_tree(str(tmp_path / 'tree'), {'': {'Acne': 2}})
+  archive = shutil.make_archive(str(tmp_path / 'clinic'), 'zip',
+                                root_dir=tmp_path / 'tree')
+  (tmp_path / 'link').mkdir()
+  os.symlink(archive, tmp_path / 'link' / 'clinic.zip')
+  direct = sources.snapshot(archive, files.list_files(archive))
+  linked = str(tmp_path / 'link')
+  assert sources.snapshot(linked, files.list_files(linked)) == direct
+  assert list(direct) == ['clinic.zip']
+
+
+def test_a_bare_image_folder_is_refused(tmp_path):
+  with pytest.raises(files.CollectionError,
+                     match=r"config.dataset.name='image_folder': name the "
+                     r"collection, e.g. 'image_folder/myclinic'"):
+    data.get_builder(dataset_config('image_folder', tmp_path, tmp_path))
+
+
+def _start_preparing(data_dir, manual_dir):
+  return subprocess.Popen(
+      [sys.executable, '-m', 'tests.prepare_collection', str(data_dir),
+       str(manual_dir)], cwd=REPO, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _incomplete(folder):
+  return sorted(folder.glob('incomplete.*')) if folder.exists() else []
+
+
+def _wait_for_decoding(folder, proc):
+  """Waits until a build has recorded its files (it decodes them next);
+  returns its incomplete folder."""
+  deadline = time.time() + 120
+  while True:
+    started = [p for p in _incomplete(folder)
+               if (p / sources.RECORD_FILE).exists()]
+    if started:
+      return started[0]
+    assert proc.poll() is None, proc.communicate()
+    assert time.time() < deadline
+    time.sleep(0.01)
+
+
+def test_a_killed_preparation_is_redone_and_cleaned(tmp_path):
+  """Done means: SIGKILL while preparing, then the same command: a complete
+  dataset, and nothing of the killed build left."""
+  clinic = tmp_path / 'clinic'
+  image_trees.write_class_tree(str(clinic), {'': {'Acne': 30, 'Hives': 30}})
+  folder = tmp_path / 'tfds' / 'image_folder' / 'clinic'
+  proc = _start_preparing(tmp_path / 'tfds', clinic)
+  killed = _wait_for_decoding(folder, proc)
+  os.killpg(proc.pid, signal.SIGKILL)
+  proc.wait()
+  assert _incomplete(folder) == [killed]  # what tfds alone would leave
+  again = _start_preparing(tmp_path / 'tfds', clinic)
+  stdout, stderr = again.communicate(timeout=300)
+  assert again.returncode == 0, stderr[-3000:]
+  assert 'Removed 1 left-over incomplete preparation(s)' in stdout
+  assert not _incomplete(folder)
+  builder = data.get_builder(dataset_config('image_folder/clinic',
+                                            tmp_path / 'tfds', clinic))
+  labels = collections.Counter(label for label, _ in _carved(builder))
+  assert labels == {0: 30, 1: 30}
+
+
+def test_a_live_preparation_is_waited_for_not_removed(tmp_path):
+  """While a live build holds a dataset (here this process, holding its lock
+  and an incomplete folder), another waits and leaves its folder alone."""
+  clinic = tmp_path / 'clinic'
+  image_trees.write_class_tree(str(clinic), {'': {'Acne': 5, 'Hives': 5}})
+  builder = data.get_builder(dataset_config('image_folder/clinic',
+                                            tmp_path / 'tfds', clinic))
+  live = tmp_path / 'tfds' / 'image_folder' / 'clinic' / (
+      f'incomplete.LIVE00_{builder.version}')
+  with prepared_folders.exclusive(builder):
+    live.mkdir()
+    proc = _start_preparing(tmp_path / 'tfds', clinic)
+    assert proc.stdout.readline().startswith(
+        'Waiting for another process preparing')
+    assert live.is_dir()
+  stdout, stderr = proc.communicate(timeout=300)
+  assert proc.returncode == 0, stderr[-3000:]
+  assert 'Removed 1 left-over' in stdout  # once its holder was gone
+  assert not _incomplete(live.parent)

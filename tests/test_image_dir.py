@@ -6,9 +6,15 @@ import os
 import pytest
 
 import image_trees
+from skinjax.data.prepare import decode
 from skinjax.data.prepare import scoring_photos
 
 _CLASSES = ['acne', 'eczema', 'psoriasis']
+
+
+def _load_tree(root):
+  return scoring_photos.load_tree(str(root), _CLASSES, max_short_side=16,
+                                  max_pixels=decode.MAX_IMAGE_PIXELS)
 
 
 def test_folders_match_class_names_ignoring_case_or_through_the_map():
@@ -45,7 +51,7 @@ def test_tree_loads_matched_folders_and_reports_the_rest(tmp_path):
                     image_trees.decompression_bomb())
   image_trees.write(os.path.join(root, 'loose.jpg'),
                     image_trees.encode(image_trees.photo(1)))
-  examples, report = scoring_photos.load_tree(root, _CLASSES, max_short_side=16)
+  examples, report = _load_tree(root)
   labels = sorted(e['label'] for e in examples)
   assert labels == [0] * 3 + [1] * (2 + image_trees.USABLE_AWKWARD)
   assert report['unmatched_folders'] == {'unknown': 4}
@@ -61,8 +67,28 @@ def test_tree_loads_matched_folders_and_reports_the_rest(tmp_path):
 def test_a_tree_without_any_class_folder_is_refused_with_its_path(tmp_path):
   image_trees.write_class_tree(str(tmp_path), {'': {'other': 1}})
   with pytest.raises(scoring_photos.PhotoFolderError, match=str(tmp_path)):
-    scoring_photos.load_tree(str(tmp_path), _CLASSES, max_short_side=16)
+    _load_tree(tmp_path)
   missing = tmp_path / 'nowhere'
   with pytest.raises(scoring_photos.PhotoFolderError,
                      match=f'^{missing} does not exist$'):
-    scoring_photos.load_tree(str(missing), _CLASSES, max_short_side=16)
+    _load_tree(missing)
+
+
+def test_photos_to_score_are_loaded_within_the_limits(tmp_path):
+  """predict's loading: each file too large, in too many pixels or in no
+  photo format is reported with its reason; the photos are scored."""
+  image_trees.write(str(tmp_path / 'a.jpg'),
+                    image_trees.encode(image_trees.photo(1)))
+  image_trees.write(str(tmp_path / 'pixels.png'),
+                    image_trees.pixel_bomb(3000, 3000))
+  image_trees.write(str(tmp_path / 'portrait.jpg'),
+                    image_trees.encode(image_trees.photo(2), 'PPM'))
+  with open(tmp_path / 'huge.tif', 'wb') as f:
+    f.truncate(2**30)  # sparse
+  paths = scoring_photos.expand_paths([str(tmp_path)])
+  loaded, failed = scoring_photos.load_images(paths, 16, max_pixels=8_000_000)
+  assert [os.path.basename(p) for p, _ in loaded] == ['a.jpg']
+  reasons = {os.path.basename(p): r for p, r in failed}
+  assert reasons['pixels.png'].startswith('too many pixels: 3000x3000')
+  assert reasons['portrait.jpg'].startswith('not an image in a supported')
+  assert reasons['huge.tif'].startswith('1.0 GiB: larger than any photo')

@@ -11,6 +11,7 @@ import jax
 from skinjax import data
 from skinjax import models
 from skinjax.data.builders import prepared_photos
+from skinjax.data.prepare import decode
 from skinjax.evaluation import metrics
 from skinjax.evaluation import outputs
 from skinjax.models import pretrained
@@ -83,6 +84,11 @@ def validate(config) -> None:
     raise ConfigError(
         f'config.dataset.validation_fraction + test_fraction = {held_out:g}: '
         'must leave training data (< 1)')
+  if not 1 <= config.dataset.max_image_pixels <= decode.PIL_PIXEL_CEILING:
+    raise ConfigError(
+        f'config.dataset.max_image_pixels={config.dataset.max_image_pixels}: '
+        f'must be in [1, {decode.PIL_PIXEL_CEILING}] (PIL refuses larger '
+        'images as decompression bombs)')
   if (_prepares_photos(config.dataset.name) and
       config.image_size > config.dataset.max_short_side):
     raise ConfigError(

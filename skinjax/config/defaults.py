@@ -26,9 +26,17 @@ def get_config():
   # How photo collections are prepared (dermnet, ham10000, image_folder);
   # non-default values are prepared into their own folder.
   config.dataset.max_short_side = 256  # stored JPEGs are at most this small
+  # Photos with more pixels are skipped, and reported, from their header:
+  # decoding costs up to 12 bytes a pixel (600 MB at 50 Mpx) per worker.
+  # Also the limit of evaluate --image_dir and predict.
+  config.dataset.max_image_pixels = 50_000_000
   config.dataset.validation_fraction = 0.1  # carved from train if it has none
   config.dataset.test_fraction = 0.2  # carved from train if there is no test
   config.dataset.split_seed = 0  # fixed apart from `seed`: same test set
+  # When manual_dir's files have changed since the collection was prepared
+  # (a start says so in one line), train prepares it again instead of
+  # using it as prepared. Evaluate and predict never re-prepare.
+  config.dataset.reprepare = False
   config.dataset.train_split = 'train'
   config.dataset.eval_split = 'validation'  # evaluated during training
 

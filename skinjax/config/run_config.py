@@ -19,11 +19,11 @@ from skinjax.run_folder import atomic
 
 CONFIG_FILE = 'config.json'
 # Keys that change how a checkpoint is scored, never what it learnt: where
-# the data lies, test-time image size and crop, TTA, calibration settings,
-# batch size and workers of evaluation, W&B.
+# the data lies, the largest photo read, test-time image size and crop, TTA,
+# calibration settings, batch size and workers of evaluation, W&B.
 EVALUATION_KEYS = ('evaluation', 'eval_batch_size', 'image_size',
                    'augment.eval_crop_fraction', 'input', 'dataset.data_dir',
-                   'dataset.manual_dir', 'wandb')
+                   'dataset.manual_dir', 'dataset.max_image_pixels', 'wandb')
 # Keys a resumed run may change: they decide what is logged, validated and
 # kept, and where files are, never which weights the steps produce.
 RESUME_KEYS = ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',

@@ -110,7 +110,7 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
   is_primary = process_index == 0
   changes = _resume_changes(config, workdir, allow_change)
 
-  builder = data.load_builder(config.dataset)
+  builder = data.load_builder(config.dataset, config.dataset.reprepare)
   class_names = builder.info.features['label'].names
   _check_best_metric(config.best_metric, len(class_names))
   train_source = pipeline.data_source(builder, config.dataset.train_split)

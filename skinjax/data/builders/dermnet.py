@@ -6,7 +6,8 @@ point `dataset.manual_dir` at the zip or at the extracted folder. Two
 configs: `dermnet/23` (every category) and `dermnet/20` (the 20 classes of
 the original project: the 23 without hair loss, nail and scabies/Lyme).
 Categories absent from the files are reported, not fatal. The validation
-split is carved from `train`, stratified by class.
+split is carved from `train` by a stable hash of each photo's bytes
+(skinjax.data.prepare.splits): adding photos moves no other photo.
 """
 
 import tensorflow_datasets as tfds
@@ -52,8 +53,11 @@ _NOT_IN_20 = ('hair_loss', 'nail_disease', 'scabies_lyme_bites')
 class Dermnet(prepared_photos.PreparedPhotosBuilder):
   """DermNet clinical photographs, 23 or 20 categories."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'First release.'}
+  VERSION = tfds.core.Version('2.0.0')
+  RELEASE_NOTES = {
+      '1.0.0': 'First release.',
+      '2.0.0': prepared_photos.STABLE_SPLITS,
+  }
   BUILDER_CONFIGS = [
       prepared_photos.PreparedPhotosConfig(
           name='23', description='All 23 categories.'),

@@ -5,8 +5,9 @@ Prepared from files the user downloaded (Harvard Dataverse or Kaggle):
 (`HAM10000_images_part_1/`, `HAM10000_images_part_2/`, or their zips) or in
 a class-per-folder copy (`<dx>/<image_id>.jpg`). Labels come from the CSV.
 Several images show the same lesion, so train/validation/test are split by
-`lesion_id`, stratified by diagnosis: no lesion crosses splits. Age, sex and
-body site are kept as features.
+a stable hash of `lesion_id` (skinjax.data.prepare.splits): no lesion crosses
+splits or moves when others are added. Age, sex and body site are kept as
+features.
 """
 
 import csv
@@ -39,8 +40,11 @@ _COLUMNS = ('lesion_id', 'image_id', 'dx', 'dx_type', 'age', 'sex',
 class Ham10000(prepared_photos.PreparedPhotosBuilder):
   """HAM10000 dermoscopy, split by lesion."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'First release.'}
+  VERSION = tfds.core.Version('2.0.0')
+  RELEASE_NOTES = {
+      '1.0.0': 'First release.',
+      '2.0.0': prepared_photos.STABLE_SPLITS,
+  }
   BUILDER_CONFIGS = [prepared_photos.PreparedPhotosConfig(
       name='default', validation_fraction=0.1, test_fraction=0.2)]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
@@ -131,6 +135,8 @@ def _read_metadata(csv_files, root: str) -> list:
   except UnicodeDecodeError as e:
     raise files.CollectionError(
         f'{file}: not UTF-8 text ({e.reason} at byte {e.start})') from None
+  except files.FileTooLarge as e:
+    raise files.CollectionError(f'{file}: {e}') from None
   reader = csv.DictReader(io.StringIO(text))
   missing = [c for c in _COLUMNS if c not in (reader.fieldnames or ())]
   if missing:

@@ -7,8 +7,10 @@ and `dataset.manual_dir` pointing at either
   <manual_dir>/<class>/<image>                           (all becomes train)
 
 Class names are the folder names, sorted. Splits the tree does not have are
-carved from train (`dataset.validation_fraction`, `dataset.test_fraction`),
-stratified by class. Each <collection> name is prepared in its own folder.
+carved from train (`dataset.validation_fraction`, `dataset.test_fraction`)
+by a stable hash of each photo's bytes (skinjax.data.prepare.splits), so a
+photo keeps its split as the collection grows. Each <collection> name is
+prepared in its own folder; a bare `image_folder` is refused.
 """
 
 import tensorflow_datasets as tfds
@@ -24,8 +26,11 @@ _SPLIT_FOLDERS = {'train': 'train', 'validation': 'validation',
 class ImageFolder(prepared_photos.PreparedPhotosBuilder):
   """A user's class-per-folder photo collection."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'First release.'}
+  VERSION = tfds.core.Version('2.0.0')
+  RELEASE_NOTES = {
+      '1.0.0': 'First release.',
+      '2.0.0': prepared_photos.STABLE_SPLITS,
+  }
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   a folder with one sub-folder of images per class, optionally below
   train/, validation/ and test/ folders.

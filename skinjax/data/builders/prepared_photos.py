@@ -16,12 +16,21 @@ import tensorflow_datasets as tfds
 from skinjax.data.prepare import collection
 from skinjax.data.prepare import decode
 from skinjax.data.prepare import files
+from skinjax.data.prepare import sources
+
+
+# The release note of the version that carves splits by hash.
+STABLE_SPLITS = ('Splits carved by a keyed hash of each group (lesion, '
+                 'duplicates, else file bytes) and split_seed: adding or '
+                 'removing photos moves no other photo between splits. '
+                 'Records the files it was prepared from.')
 
 
 @dataclasses.dataclass
 class PreparedPhotosConfig(tfds.core.BuilderConfig):
   """How a collection is prepared; non-default values get their own folder."""
   max_short_side: int = 256
+  max_image_pixels: int = decode.MAX_IMAGE_PIXELS  # larger photos are skipped
   jpeg_quality: int = decode.JPEG_QUALITY
   validation_fraction: float = 0.1  # carved from train when it has none
   test_fraction: float = 0.2  # carved from train when there is no test split
@@ -33,15 +42,18 @@ def configure(builder_config: PreparedPhotosConfig, dataset_config):
 
   The name gains a suffix per setting that differs from the builder's
   default, so differently prepared data never share a folder:
-  'dermnet/23' vs 'dermnet/23-val0.2-512px'.
+  'dermnet/23' vs 'dermnet/23-val0.2-512px'. The pixel limit is one of
+  them: it decides which photos are kept.
   """
   changes = {k: dataset_config[k] for k in (
-      'max_short_side', 'validation_fraction', 'test_fraction', 'split_seed')
+      'max_short_side', 'max_image_pixels', 'validation_fraction',
+      'test_fraction', 'split_seed')
              if dataset_config[k] != getattr(builder_config, k)}
   if not changes:
     return builder_config
-  suffix = {'max_short_side': '{}px', 'validation_fraction': 'val{}',
-            'test_fraction': 'test{}', 'split_seed': 'split{}'}
+  suffix = {'max_short_side': '{}px', 'max_image_pixels': 'max{}pixels',
+            'validation_fraction': 'val{}', 'test_fraction': 'test{}',
+            'split_seed': 'split{}'}
   name = '-'.join([builder_config.name] +
                   [suffix[k].format(v) for k, v in changes.items()])
   return dataclasses.replace(builder_config, name=name, **changes)
@@ -90,6 +102,7 @@ class PreparedPhotosBuilder(tfds.core.GeneratorBasedBuilder,
   def _split_generators(self, dl_manager):
     root = str(dl_manager.manual_dir)
     listing = files.list_files(root)
+    sources.record(self.data_dir, root, listing)  # before decoding takes time
     candidates, carve, notes = self._find_candidates(root, listing.files)
     splits = collection.prepare_splits(
         self, candidates, root=root, carve=carve,

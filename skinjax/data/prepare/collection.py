@@ -12,8 +12,10 @@ them to `prepare_splits`, which
   * finds exact duplicates (duplicates.py: same decoded pixels), keeps a
     duplicate out of the training split when a copy is in a held-out split,
     and keeps duplicates together when carving new splits;
-  * carves validation/test splits (splits.py), stratified by class and
-    grouped (e.g. by lesion), so no group crosses splits;
+  * carves validation/test splits (splits.py) by a keyed hash of each
+    group (a lesion, a set of duplicates, else the file's bytes), so a
+    photo's split never moves when others are added or removed, no group
+    crosses splits, and classes are stratified within binomial spread;
   * writes `prepare_report.json` beside the prepared files and records class
     counts in the dataset info.
 """
@@ -44,26 +46,29 @@ class Candidate:
   group: str = ''  # examples of one group never cross splits; '' = the file
   features: tuple = ()  # extra (name, value) pairs stored with the example
 
-  @property
-  def group_key(self):
-    return self.group or str(self.file)
-
 
 @dataclasses.dataclass(frozen=True)
 class Prepared:
   candidate: Candidate
   image: bytes  # JPEG
   pixel_digest: str
-  file_digest: str = ''  # tells byte-identical copies from re-encodes
+  file_digest: str  # tells byte-identical copies from re-encodes
+
+  @property
+  def group_key(self) -> str:
+    """What decides the split: the group, else the file's bytes (not its
+    name or folder, so a moved, renamed or relabelled photo keeps its
+    split, and so do the photos of a zip and of its extracted folder)."""
+    return self.candidate.group or self.file_digest
 
 
 def _prepare_one(job):
-  candidate, max_short_side, quality = job
+  candidate, max_short_side, quality, max_pixels = job
   try:
     data = candidate.file.read()
-    image, pixel_digest = decode.normalise_image(data, max_short_side,
-                                                 quality)
-  except decode.BadImageError as e:
+    image, pixel_digest = decode.normalise_image(
+        data, max_short_side, quality, max_pixels=max_pixels)
+  except (decode.BadImageError, files.FileTooLarge) as e:
     return candidate, str(e)
   except (OSError, zipfile.BadZipFile) as e:
     return candidate, f'unreadable: {e}'
@@ -71,16 +76,22 @@ def _prepare_one(job):
                   hashlib.sha256(data).hexdigest())
 
 
-def prepare_images(candidates, max_short_side: int, quality: int):
-  """Decodes and re-encodes every candidate in parallel processes.
+def worker_count() -> int:
+  """Decoding processes: one per core, at most 16."""
+  return max(1, min(len(os.sched_getaffinity(0)), 16))
+
+
+def prepare_images(candidates, max_short_side: int, quality: int, *,
+                   max_pixels: int):
+  """Decodes and re-encodes every candidate in parallel processes, each
+  holding one photo at a time (see decode.py for what one costs).
 
   Returns (prepared, skipped) where skipped is a list of (file, reason).
   """
-  workers = max(1, min(len(os.sched_getaffinity(0)), 16))
-  jobs = [(c, max_short_side, quality) for c in candidates]
+  jobs = [(c, max_short_side, quality, max_pixels) for c in candidates]
   prepared, skipped = [], []
   with concurrent.futures.ProcessPoolExecutor(
-      workers, mp_context=multiprocessing.get_context('spawn')) as pool:
+      worker_count(), mp_context=multiprocessing.get_context('spawn')) as pool:
     for result in pool.map(_prepare_one, jobs, chunksize=32):
       if isinstance(result, Prepared):
         prepared.append(result)
@@ -104,7 +115,8 @@ def prepare_splits(builder, candidates, *, root: str, carve: dict,
   config = builder.builder_config
   class_names = builder.info.features['label'].names
   prepared, skipped = prepare_images(candidates, config.max_short_side,
-                                     config.jpeg_quality)
+                                     config.jpeg_quality,
+                                     max_pixels=config.max_image_pixels)
   if not prepared:
     raise files.CollectionError(f'None of the {len(candidates)} files under {root} '
                           f'is a readable image; first: {skipped[0]}')
@@ -116,8 +128,8 @@ def prepare_splits(builder, candidates, *, root: str, carve: dict,
       'dataset': f'{builder.name}/{config.name}',
       'manual_dir': str(root),
       'settings': {k: getattr(config, k) for k in (
-          'max_short_side', 'jpeg_quality', 'validation_fraction',
-          'test_fraction', 'split_seed')},
+          'max_short_side', 'max_image_pixels', 'jpeg_quality',
+          'validation_fraction', 'test_fraction', 'split_seed')},
       'files_considered': len(candidates),
       'examples': {s: sum(c.values()) for s, c in counts.items()},
       'class_counts': counts,

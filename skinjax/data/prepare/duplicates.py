@@ -12,7 +12,8 @@ def resolve_duplicates(prepared, class_names):
 
   Returns the kept examples and a report entry per image that occurs more
   than once. The groups of all copies of an image are merged (transitively),
-  so carving new splits keeps every copy, and its group, on one side.
+  so carving new splits keeps every copy, and its group, on one side; a
+  merged group is keyed by its smallest key, whatever the files' order.
   """
   by_pixels = collections.defaultdict(list)
   for item in prepared:
@@ -33,7 +34,9 @@ def resolve_duplicates(prepared, class_names):
     if len(copies) == 1:
       continue
     for c in keep[1:]:
-      parent[root(c.candidate.group_key)] = root(keep[0].candidate.group_key)
+      first, second = sorted((root(c.group_key), root(keep[0].group_key)))
+      if first != second:
+        parent[second] = first
     report.append({
         'files': [str(c.candidate.file) for c in copies],
         'identical_bytes': len({c.file_digest for c in copies}) == 1,
@@ -42,5 +45,5 @@ def resolve_duplicates(prepared, class_names):
         'dropped': [str(c.candidate.file) for c in copies if c not in keep],
     })
   kept = [dataclasses.replace(item, candidate=dataclasses.replace(
-      item.candidate, group=root(item.candidate.group_key))) for item in kept]
+      item.candidate, group=root(item.group_key))) for item in kept]
   return kept, report

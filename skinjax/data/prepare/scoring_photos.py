@@ -60,8 +60,8 @@ def match_folders(folders, class_names, label_map=None) -> tuple:
   return matched, unmatched
 
 
-def load_tree(root: str, class_names, max_short_side: int,
-              label_map=None) -> tuple:
+def load_tree(root: str, class_names, max_short_side: int, label_map=None, *,
+              max_pixels: int) -> tuple:
   """(examples, report) for every image in root/<class folder>/...
 
   `examples` is a list of {'image': JPEG bytes, 'label', 'id'}, a random-
@@ -87,8 +87,8 @@ def load_tree(root: str, class_names, max_short_side: int,
     raise PhotoFolderError(
         f'{root}: no folder matches a class of the model (folders: '
         f'{sorted(by_folder)}; classes: {list(class_names)})')
-  prepared, skipped = collection.prepare_images(candidates, max_short_side,
-                                                decode.JPEG_QUALITY)
+  prepared, skipped = collection.prepare_images(
+      candidates, max_short_side, decode.JPEG_QUALITY, max_pixels=max_pixels)
   examples = [{'image': p.image, 'label': p.candidate.label,
                'id': '/'.join(files.relative_parts(p.candidate.file, root))}
               for p in prepared]
@@ -104,12 +104,11 @@ def load_tree(root: str, class_names, max_short_side: int,
   return examples, report
 
 
-def load_image(path: str, max_short_side: int) -> bytes:
-  """One photo prepared like a dataset's; raises decode.BadImageError (or
-  OSError) with the reason when it cannot be used."""
-  with open(path, 'rb') as f:
-    data = f.read()
-  image, _ = decode.normalise_image(data, max_short_side, decode.JPEG_QUALITY)
+def load_image(path: str, max_short_side: int, *, max_pixels: int) -> bytes:
+  """One photo prepared like a dataset's; raises decode.BadImageError,
+  files.FileTooLarge (or OSError) with the reason when it cannot be used."""
+  image, _ = decode.normalise_image(files.FileRef(path).read(), max_short_side,
+                                    decode.JPEG_QUALITY, max_pixels=max_pixels)
   return image
 
 
@@ -129,14 +128,15 @@ def expand_paths(patterns) -> list:
   return list(dict.fromkeys(paths))
 
 
-def load_images(paths, max_short_side: int) -> tuple:
+def load_images(paths, max_short_side: int, *, max_pixels: int) -> tuple:
   """([(path, JPEG bytes)], [(path, reason)]): every file prepared like a
-  dataset photo, or the reason it could not be."""
+  dataset photo, one at a time, or the reason it could not be."""
   loaded, failed = [], []
   for path in paths:
     try:
-      loaded.append((path, load_image(path, max_short_side)))
-    except decode.BadImageError as e:
+      loaded.append((path, load_image(path, max_short_side,
+                                      max_pixels=max_pixels)))
+    except (decode.BadImageError, files.FileTooLarge) as e:
       failed.append((path, str(e)))
     except OSError as e:
       failed.append((path, f'unreadable: {e.strerror or e}'))
