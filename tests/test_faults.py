@@ -30,6 +30,7 @@ def _copy_run(reference, workdir, keep_steps):
       shutil.rmtree(path)
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_exits_0_and_the_run_resumes_exactly(
     reference_run, tmp_path):
   reference, flags, env = reference_run
@@ -51,6 +52,7 @@ def test_sigterm_checkpoints_exits_0_and_the_run_resumes_exactly(
                      saved_state(reference, 60, 'ema'))
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_is_skipped_and_the_run_resumes_on_two_devices(
     reference_run, tmp_path):
   """The largest file of checkpoint 60's arrays cut in half: a warning, and

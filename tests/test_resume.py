@@ -1,6 +1,7 @@
 """Resume you can trust: one owner per run folder, config drift refused
-before any compute, and a resume on another worker count, after Ctrl-C to
-the whole process group, that continues the exact trajectory."""
+before any compute, and resumes after Ctrl-C to the whole process group or
+SIGKILL, on another number of data workers, that continue the exact
+trajectory."""
 
 import glob
 import json
@@ -20,9 +21,6 @@ from helpers import (REPO, assert_same_leaves, records, saved_state,
 from skinjax.run_folder import lock
 
 
-_LONG = 5000  # steps: far more than run before SIGTERM stops it
-
-
 def _stopped_at(stdout):
   return int(stdout.split('Stopped at step ')[1].split()[0])
 
@@ -37,49 +35,43 @@ def _folder_snapshot(workdir):
   return snapshot
 
 
-@pytest.fixture(scope='module')
-def stopped_run(small_data_dir, tmp_path_factory):
-  """A run stopped by SIGTERM after its step-10 checkpoint; while it ran, a
-  second `train` in its folder was refused. Returns (workdir, flags, the
-  refused run's (returncode, stderr, seconds), the first run's stdout)."""
-  workdir = tmp_path_factory.mktemp('stopped')
-  flags = tiny_run_flags(small_data_dir, num_train_steps=_LONG)
-  first = start_training(workdir, flags)
-  wait_for(workdir / 'checkpoints' / '10', first)
-  started = time.perf_counter()
-  second = start_training(workdir, flags)
-  _, stderr = second.communicate(timeout=120)
-  refused = (second.returncode, stderr, time.perf_counter() - started)
-  assert first.poll() is None, 'the first run ended before it was stopped'
-  first.send_signal(signal.SIGTERM)
-  stdout, stderr = first.communicate(timeout=300)
-  assert first.returncode == 0, stderr[-3000:]
-  return workdir, flags, refused, stdout
+def _copy(run, tmp_path):
+  workdir = tmp_path / 'run'
+  shutil.copytree(run, workdir)
+  return workdir
 
 
-def test_a_second_run_in_a_live_folder_is_refused_naming_the_holder(
-    stopped_run):
-  workdir, _, (returncode, stderr, seconds), stdout = stopped_run
-  assert returncode == 1
-  [line] = [l for l in stderr.splitlines() if l.startswith('error: ')]
-  assert f'{workdir} is in use by another run (pid ' in line
-  assert f'on {socket.gethostname()}, started ' in line
-  print(f'second train refused after {seconds:.1f} s')
-  # The first run went on untouched: every step logged once, in order, up
-  # to where SIGTERM stopped it, and its last checkpoint restores.
-  stopped_at = _stopped_at(stdout)
-  logged = [r['step'] for r in records(workdir) if 'train/loss' in r]
-  assert logged == list(range(5, stopped_at + 1, 5))
-  saved_state(workdir, stopped_at)
-
-
-def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path):
+def _hold_lock(workdir):
+  """A live process holding WORKDIR/lock, as a running train does."""
   holder = subprocess.Popen(
       [sys.executable, '-c', 'import sys, time; from skinjax.run_folder '
        'import lock\nwith lock.hold(sys.argv[1]):\n  print("held", '
-       'flush=True); time.sleep(600)', str(tmp_path)],
+       'flush=True); time.sleep(600)', str(workdir)],
       cwd=REPO, stdout=subprocess.PIPE, text=True)
   assert holder.stdout.readline().strip() == 'held'
+  return holder
+
+
+def test_a_second_run_in_a_live_folder_is_refused_naming_the_holder(
+    trained_run, tmp_path):
+  """Refused at once, before it reads or writes anything of the run."""
+  workdir = _copy(trained_run[0], tmp_path)
+  before = _folder_snapshot(workdir)
+  holder = _hold_lock(workdir)
+  try:
+    started = time.perf_counter()
+    _, stderr = train(workdir, trained_run[1], expect_returncode=1)
+    print(f'second train refused after {time.perf_counter() - started:.1f} s')
+  finally:
+    holder.kill()
+  [line] = [l for l in stderr.splitlines() if l.startswith('error: ')]
+  assert f'{workdir} is in use by another run (pid {holder.pid} on ' in line
+  assert f'on {socket.gethostname()}, started ' in line
+  assert _folder_snapshot(workdir) == before
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path):
+  holder = _hold_lock(tmp_path)
   with pytest.raises(lock.RunFolderLocked, match=f'pid {holder.pid} on '):
     with lock.hold(str(tmp_path)):
       pass
@@ -115,11 +107,10 @@ def test_without_flock_a_dead_holder_on_this_host_is_taken_over(tmp_path):
 
 
 def test_config_drift_on_resume_is_refused_per_key_and_changes_nothing(
-    stopped_run, tmp_path):
-  workdir = tmp_path / 'run'
-  shutil.copytree(stopped_run[0], workdir)
+    trained_run, tmp_path):
+  workdir = _copy(trained_run[0], tmp_path)
   before = _folder_snapshot(workdir)
-  flags = stopped_run[1] + ['--config.batch_size=32', '--config.seed=1',
+  flags = trained_run[1] + ['--config.batch_size=32', '--config.seed=1',
                             '--config.optimizer.learning_rate=0.5']
   _, stderr = train(workdir, flags, expect_returncode=1)
   message = stderr[stderr.index('error: '):]
@@ -132,72 +123,55 @@ def test_config_drift_on_resume_is_refused_per_key_and_changes_nothing(
 
 
 def test_harmless_and_allowed_changes_resume_and_are_recorded(
-    stopped_run, tmp_path):
-  workdir = tmp_path / 'run'
-  shutil.copytree(stopped_run[0], workdir)
-  stopped_at = _stopped_at(stopped_run[3])
-  end = stopped_at + 4
-  flags = stopped_run[1] + ['--config.log_every_steps=2',
-                            f'--config.num_train_steps={end}',
+    trained_run, tmp_path):
+  """Training 2 steps longer than the run's 20, on purpose, with another
+  logging cadence."""
+  workdir = _copy(trained_run[0], tmp_path)
+  flags = trained_run[1] + ['--config.log_every_steps=2',
+                            '--config.num_train_steps=22',
                             '--allow_change=num_train_steps']
   stdout, _ = train(workdir, flags)
-  assert f'Resuming with config.num_train_steps: {_LONG} -> {end}.' in stdout
+  assert 'Resuming with config.num_train_steps: 20 -> 22.' in stdout
   with open(workdir / 'config_changes.jsonl') as f:
     [record] = [json.loads(line) for line in f]
-  assert record['step'] == stopped_at
+  assert record['step'] == 20
   assert record['changes'] == {
       'log_every_steps': {'from': 5, 'to': 2},
-      'num_train_steps': {'from': _LONG, 'to': end}}
+      'num_train_steps': {'from': 20, 'to': 22}}
   with open(workdir / 'config.json') as f:
     saved = json.load(f)
-  assert (saved['num_train_steps'], saved['log_every_steps']) == (end, 2)
-  assert os.path.isdir(workdir / 'checkpoints' / str(end))
+  assert (saved['num_train_steps'], saved['log_every_steps']) == (22, 2)
+  assert os.path.isdir(workdir / 'checkpoints' / '22')
 
 
-def test_killed_then_resumed_on_workers_then_ctrl_c_then_resumed_is_exact(
-    reference_run, tmp_path):
-  """SIGKILL after step 10 (no data workers); resumed on 2 workers; Ctrl-C
-  to the whole process group (the workers too) after step 20: checkpoint,
-  exit 0; resumed again. Weights and metrics are the uninterrupted run's."""
-  reference, flags, env = reference_run
+def test_ctrl_c_to_the_process_group_with_workers_then_a_resume_is_exact(
+    trained_run, tmp_path):
+  """2 data workers, Ctrl-C to the whole process group (the workers too)
+  after the step-5 checkpoint: checkpoint, exit 0. Resumed on no workers:
+  the weights at step 20 are those of the uninterrupted run."""
+  reference, flags = trained_run
   workdir = tmp_path / 'run'
-  proc = start_training(workdir, flags, env)
-  wait_for(workdir / 'checkpoints' / '10', proc)
-  proc.send_signal(signal.SIGKILL)
-  assert proc.wait() == -signal.SIGKILL, 'finished before it was killed'
-
-  flags = flags + ['--config.input.num_workers=2']
+  # Checkpoints every 5 steps, so that the stop comes well before the end;
+  # checkpointing changes nothing of the weights.
+  flags = flags + ['--config.checkpoint_every_steps=5',
+                   '--config.wandb.mode=disabled']
   # As a terminal's foreground job: SIGINT not ignored, even when pytest
   # itself runs in the background.
-  proc = start_training(workdir, flags, env, start_new_session=True,
+  proc = start_training(workdir, flags + ['--config.input.num_workers=2'],
+                        start_new_session=True,
                         preexec_fn=lambda: signal.signal(signal.SIGINT,
                                                          signal.SIG_DFL))
-  wait_for(workdir / 'checkpoints' / '20', proc)
+  wait_for(workdir / 'checkpoints' / '5', proc)
   os.killpg(proc.pid, signal.SIGINT)
   stdout, stderr = proc.communicate(timeout=300)
   assert proc.returncode == 0, stderr[-3000:]
-  assert 'Resuming from checkpoint step' in stdout
   assert 'Received SIGINT' in stdout
   stopped_at = _stopped_at(stdout)
-  assert 20 <= stopped_at < 60
+  assert 5 <= stopped_at < 20
 
-  resumed, _ = train(workdir, flags, env)
+  resumed, _ = train(workdir, flags)
   assert f'Resuming from checkpoint step {stopped_at}' in resumed
-  assert_same_leaves(saved_state(workdir, 60), saved_state(reference, 60))
-  assert_same_leaves(saved_state(workdir, 60, 'ema'),
-                     saved_state(reference, 60, 'ema'))
-  whole, again = records(reference), records(workdir)
-  logged_steps = [r['step'] for r in again if 'train/loss' in r]
-  assert len(logged_steps) == len(set(logged_steps)) == 12  # no step twice
-  # The train/ record after the stop averages only the steps since the
-  # resume; every other record is the uninterrupted run's.
-  window = {stopped_at + 5 - stopped_at % 5}
-  for key in ('train/loss', 'val/top1', 'val/macro_f1', 'val_ema/nll'):
-    expected = {r['step']: r[key] for r in whole if key in r}
-    got = {r['step']: r[key] for r in again if key in r}
-    assert got.keys() == expected.keys()
-    assert ({s: v for s, v in got.items() if s not in window} == pytest.approx(
-        {s: v for s, v in expected.items() if s not in window}))
+  assert_same_leaves(saved_state(workdir, 20), saved_state(reference, 20))
 
 
 def _newest_record_step(workdir):
@@ -227,8 +201,8 @@ def test_three_sigkills_at_random_moments_then_the_same_weights(
   """One run killed three times: while a checkpoint is being written, while
   validating (just after a validation step's train record), and at a random
   moment after the restart (compiling, reading data or training); each time
-  the same command resumes. The weights at the end are the uninterrupted
-  run's."""
+  the same command resumes, with or without data workers. The weights at
+  the end are the uninterrupted run's."""
   reference, flags, env = reference_run
   workdir = tmp_path / 'run'
   rng = random.Random(0)
@@ -246,13 +220,37 @@ def test_three_sigkills_at_random_moments_then_the_same_weights(
   killed_at = time.time()
   delay = rng.uniform(3, 12)
   moments = [saving, validating, lambda: time.time() > killed_at + delay]
-  for moment in moments:
+  # Data workers: none, then 2, then none, then 2 to the end.
+  workers = [f'--config.input.num_workers={n}' for n in (0, 2, 0, 2)]
+  for moment, with_workers in zip(moments, workers):
     validating.after = _newest_record_step(workdir)
-    proc = start_training(workdir, flags, env)
+    proc = start_training(workdir, flags + [with_workers], env)
     assert _kill_when(proc, moment), 'the run ended before it was killed'
     killed_at = time.time()
-  stdout, _ = train(workdir, flags, env)
+  stdout, _ = train(workdir, flags + [workers[-1]], env)
   assert 'Resuming from checkpoint step' in stdout
   assert_same_leaves(saved_state(workdir, 60), saved_state(reference, 60))
   assert_same_leaves(saved_state(workdir, 60, 'ema'),
                      saved_state(reference, 60, 'ema'))
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_exits_at_once_and_the_run_still_resumes(
+    small_data_dir, tmp_path):
+  """Ctrl-C twice: the process ends by SIGINT without finishing its
+  checkpoint; the same command resumes from the last complete one."""
+  flags = tiny_run_flags(small_data_dir, num_train_steps=2000)
+  proc = start_training(tmp_path, flags, preexec_fn=lambda: signal.signal(
+      signal.SIGINT, signal.SIG_DFL))
+  wait_for(tmp_path / 'checkpoints' / '10', proc)
+  proc.send_signal(signal.SIGINT)
+  time.sleep(0.2)
+  proc.send_signal(signal.SIGINT)
+  stdout, _ = proc.communicate(timeout=120)
+  assert proc.returncode == -signal.SIGINT
+  assert 'Received SIGINT again: exiting now, without a checkpoint.' in stdout
+  assert 'Stopped at step' not in stdout
+  stdout, _ = train(tmp_path, tiny_run_flags(small_data_dir,
+                                              num_train_steps=2000) + [
+      '--config.num_train_steps=12', '--allow_change=num_train_steps'])
+  assert 'Resuming from checkpoint step' in stdout

@@ -57,7 +57,8 @@ def _leaves(tree):
   return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
-@pytest.mark.parametrize('name', ['sgd', 'adamw'])
+@pytest.mark.parametrize(
+    'name', ['sgd', pytest.param('adamw', marks=pytest.mark.slow)])
 def test_loss_falls_when_fitting_one_batch(name):
   mesh, state, step = _setup(name=name, learning_rate=0.05 if name == 'sgd'
                              else 3e-3)
