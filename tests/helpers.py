@@ -129,6 +129,14 @@ def assert_same_leaves(a, b, rtol=1e-5, atol=1e-5):
     np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
 
 
+def assert_same_weights(workdir, reference, step, items=('state', 'ema')):
+  """The checkpoint of `step` in `workdir` holds the weights (and moving
+  average) of `reference`'s."""
+  for item in items:
+    assert_same_leaves(saved_state(workdir, step, item),
+                       saved_state(reference, step, item))
+
+
 def run_module(module, args, env=None, timeout=600, **kwargs):
   """Runs `python -m module args` from the repository root."""
   full_env = dict(os.environ, **(env or {}))
