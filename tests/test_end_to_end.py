@@ -21,6 +21,8 @@ def test_run_writes_metrics_config_and_checkpoints(trained_run):
               'perf/images_per_second', 'perf/step_time_ms'):
     assert all(np.isfinite(r[key]) for r in train_records), key
   assert [r['step'] for r in logged if 'val/top1' in r] == [10, 20]
+  wall = [r['time/wall_seconds'] for r in logged]
+  assert wall == sorted(wall) and wall[0] > 0
   with open(os.path.join(workdir, 'config.json')) as f:
     assert json.load(f)['model']['width'] == 8
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['10', '20']

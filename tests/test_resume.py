@@ -142,6 +142,10 @@ def test_harmless_and_allowed_changes_resume_and_are_recorded(
     saved = json.load(f)
   assert (saved['num_train_steps'], saved['log_every_steps']) == (22, 2)
   assert os.path.isdir(workdir / 'checkpoints' / '22')
+  # The wall time goes on from the run's, summed across the resume.
+  wall = {r['step']: r['time/wall_seconds'] for r in records(workdir)}
+  assert wall[22] > wall[20] == max(
+      r['time/wall_seconds'] for r in records(trained_run[0]))
 
 
 def test_ctrl_c_to_the_process_group_with_workers_then_a_resume_is_exact(

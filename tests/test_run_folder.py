@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-from helpers import REPO, run_module, tiny_run_flags
+from helpers import REPO, records, run_module, tiny_run_flags
 from skinjax.config import defaults
 from skinjax.config import run_config
 from skinjax.run_folder import tracking
@@ -167,6 +167,40 @@ def test_a_torn_last_record_is_dropped_and_nothing_else(tmp_path):
   assert lines[:2] == whole[:2]
   assert [json.loads(l)['step'] for l in lines] == [1, 2, 3]
   assert json.loads(lines[2])['train/loss'] == 0.25
+
+
+def test_wall_time_continues_from_the_kept_records_on_resume(tmp_path):
+  """Resumed at step 2: the clock goes on from step 2's wall time, not from
+  zero, nor from a dropped record's."""
+  path = tmp_path / tracking.METRICS_FILE
+  path.write_text(''.join(json.dumps(
+      {'step': s, tracking.WALL_TIME: t}) + '\n' for s, t in
+      ((1, 40.0), (2, 100.0), (3, 150.0))))
+  writer = _writer(tmp_path, start_step=2)
+  writer.write(3, {'train/loss': 0.25})
+  writer.close()
+  resumed = json.loads(path.read_text().splitlines()[-1])
+  assert 100.0 <= resumed[tracking.WALL_TIME] < 110.0
+
+
+def _time_to_quality(*args):
+  return subprocess.run(
+      [sys.executable, 'experiments/time_to_quality/report.py', *args],
+      cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_time_to_quality_report_reads_the_run_folder(trained_run):
+  workdir, _ = trained_run
+  top1 = [r['val/top1'] for r in records(workdir) if 'val/top1' in r]
+  result = _time_to_quality(str(workdir), '--metric', 'val/top1', '--target',
+                            str(min(top1)))
+  assert result.returncode == 0, result.stderr
+  row = result.stdout.splitlines()[-1].split(' | ')
+  assert row[1] == '10' and float(row[2]) > 0
+  assert float(row[3]) == pytest.approx(max(top1), abs=1e-4)
+  unreached = _time_to_quality(str(workdir), '--metric', 'val/top1',
+                               '--target', '1.01')
+  assert 'not reached' in unreached.stdout
 
 
 def test_an_empty_wandb_run_id_file_gets_a_new_id(tmp_path):

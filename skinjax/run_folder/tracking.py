@@ -1,7 +1,11 @@
 """Where metrics go: WORKDIR/metrics.jsonl always, Weights & Biases by config.
 
 The W&B run id is kept in WORKDIR/wandb_run_id so that a resumed run, and
-the evaluation of its checkpoints, continue the same W&B run.
+the evaluation of its checkpoints, continue the same W&B run. Every record
+carries `time/wall_seconds`: the run's wall time so far, summed across
+resumes (each process's time from its MetricWriter on, dataset preparation
+left out; steps redone after a crash count once, their restart's time in
+full), so runs compare on time to quality.
 """
 
 import json
@@ -10,6 +14,7 @@ import os
 import re
 import secrets
 import string
+import time
 from urllib import parse
 
 from absl import logging
@@ -19,6 +24,7 @@ from skinjax.run_folder import atomic
 
 RUN_ID_FILE = 'wandb_run_id'
 METRICS_FILE = 'metrics.jsonl'
+WALL_TIME = 'time/wall_seconds'
 # config.wandb.mode.
 WANDB_MODES = ('online', 'offline', 'disabled')
 
@@ -123,7 +129,11 @@ class MetricWriter:
     if not active:
       return
     path = os.path.join(workdir, METRICS_FILE)
-    _drop_records_after(path, start_step)
+    kept = _drop_records_after(path, start_step)
+    # The wall time of the run up to its checkpoint, then this process's.
+    self._started = time.monotonic() - max(
+        [r[WALL_TIME] for r in kept if isinstance(r.get(WALL_TIME), float)],
+        default=0.0)
     self._file = open(path, 'a')
     self._wandb_run = init_wandb(wandb_config, workdir, config_dict)
     self._wandb_settings = _settings(wandb_config, workdir, config_dict)
@@ -131,7 +141,8 @@ class MetricWriter:
   def write(self, step: int, metrics: dict) -> None:
     if self._file is None:
       return
-    record = {'step': int(step), **{k: _to_python(v) for k, v in metrics.items()}}
+    record = {'step': int(step), **{k: _to_python(v) for k, v in metrics.items()},
+              WALL_TIME: round(time.monotonic() - self._started, 3)}
     self._file.write(json.dumps(record) + '\n')
     self._file.flush()
     if self._wandb_run is None:
@@ -164,27 +175,30 @@ class MetricWriter:
         logging.warning('W&B could not finish the run (%s).', _one_line(e))
 
 
-def _drop_records_after(path: str, step: int) -> None:
+def _drop_records_after(path: str, step: int) -> list:
   """A resumed run repeats the steps after its checkpoint: drop their old
-  records so each step is recorded once. A line that is not a whole record
-  (a write cut short by a crash or a full disk) is dropped with a warning;
-  the file is rewritten atomically."""
+  records so each step is recorded once; returns the records kept. A line
+  that is not a whole record (a write cut short by a crash or a full disk)
+  is dropped with a warning; the file is rewritten atomically."""
   if not os.path.exists(path):
-    return
-  kept = []
+    return []
+  kept, records = [], []
   with open(path) as f:
     for number, line in enumerate(f, 1):
       if not line.strip():
         continue
       try:
-        keep = json.loads(line)['step'] <= step
+        record = json.loads(line)
+        keep = record['step'] <= step
       except (ValueError, TypeError, KeyError):
         logging.warning('%s: line %d is not a whole record (a write cut '
                         'short?); dropped.', path, number)
         continue
       if keep:
         kept.append(line if line.endswith('\n') else line + '\n')
+        records.append(record)
   atomic.write_text(path, ''.join(kept))
+  return records
 
 
 def _to_python(value):

@@ -224,6 +224,7 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
       excluded += time.perf_counter() - pause_start
     if stopped:
       checkpoints.save(manager, state)
+      writer.write(step, {})  # the wall time at the checkpoint, for a resume
       break
   progress.close()
   checkpoints.wait_until_finished(manager)
