@@ -256,3 +256,23 @@ def test_a_second_ctrl_c_exits_at_once_and_the_run_still_resumes(
                                               num_train_steps=2000) + [
       '--config.num_train_steps=12', '--allow_change=num_train_steps'])
   assert 'Resuming from checkpoint step' in stdout
+
+
+def test_signal_handlers_and_mask_are_restored_after_training():
+  """Inside, SIGTERM asks for a stop and the main thread blocks both
+  signals (for the workers it starts); after, all is as it was, so a
+  notebook's Ctrl-C and later subprocesses are untouched."""
+  from skinjax.training import preemption  # pylint: disable=g-import-not-at-top
+  before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM),
+            signal.pthread_sigmask(signal.SIG_BLOCK, []))
+  with preemption.handlers() as stop_requested:
+    assert {signal.SIGINT, signal.SIGTERM} <= signal.pthread_sigmask(
+        signal.SIG_BLOCK, [])
+    assert not stop_requested(1)
+    os.kill(os.getpid(), signal.SIGTERM)
+    deadline = time.time() + 10
+    while not stop_requested(1):
+      assert time.time() < deadline, 'SIGTERM never reached the handler'
+      time.sleep(0.01)
+  assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM),
+          signal.pthread_sigmask(signal.SIG_BLOCK, [])) == before

@@ -161,7 +161,7 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
                        mininterval=1 if sys.stderr.isatty() else 30)
   validation, stopped = {}, False
   # From here on, SIGTERM and SIGINT wait for the end of a step.
-  stop_requested = preemption.install_handlers()
+  stop_requested = stack.enter_context(preemption.handlers())
   # Throughput covers train steps only: compile, evaluation and checkpoint
   # time inside a logging window is measured and left out.
   window, window_start, excluded, input_wait = [], time.perf_counter(), 0.0, 0.0

@@ -15,6 +15,7 @@ catches SIGTERM on any process and agrees on that step; SIGINT (Ctrl-C) is
 turned into a SIGTERM to join it.
 """
 
+import contextlib
 import os
 import signal
 import threading
@@ -23,8 +24,12 @@ import jax
 from jax.experimental import multihost_utils
 
 
-def install_handlers():
-  """Catches SIGTERM and SIGINT from now on; returns `stop_requested(step)`."""
+@contextlib.contextmanager
+def handlers():
+  """Catches SIGTERM and SIGINT inside the block, which receives
+  `stop_requested(step)`; on leaving it, the handlers and signal mask of
+  before are back (a notebook's Ctrl-C, or a subprocess started later,
+  behaves as if training never ran)."""
   received = []
 
   def note(signum):
@@ -44,21 +49,35 @@ def install_handlers():
     if jax.process_count() > 1:
       os.kill(os.getpid(), signal.SIGTERM)  # to the preemption service
 
-  signal.signal(signal.SIGINT, on_sigint)
-  _block_in_new_processes()
-  if jax.process_count() > 1:
-    return multihost_utils.reached_preemption_sync_point
-  signal.signal(signal.SIGTERM, lambda signum, _: note(signum))
-  return lambda step: bool(received)
+  several = jax.process_count() > 1
+  before = {signal.SIGINT: signal.signal(signal.SIGINT, on_sigint)}
+  if not several:
+    before[signal.SIGTERM] = signal.signal(
+        signal.SIGTERM, lambda signum, _: note(signum))
+  with _blocked_in_new_processes():
+    try:
+      yield (multihost_utils.reached_preemption_sync_point if several
+             else lambda step: bool(received))
+    finally:
+      for signum, handler in before.items():
+        signal.signal(signum, handler)
 
 
-def _block_in_new_processes() -> None:
+@contextlib.contextmanager
+def _blocked_in_new_processes():
   """Blocks SIGINT and SIGTERM in this thread, the one that starts the data
   workers: a worker inherits the block, so a signal sent to the process
   group while it starts up (seconds, before it can ignore them) waits
   instead of killing it. This process still receives them, in a thread
   kept for that, and handles them as before: Python runs signal handlers in
   the main thread whichever thread the signal arrived in."""
-  threading.Thread(target=threading.Event().wait, name='skinjax-signals',
+  done = threading.Event()
+  threading.Thread(target=done.wait, name='skinjax-signals',
                    daemon=True).start()
-  signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+  mask = signal.pthread_sigmask(signal.SIG_BLOCK,
+                                {signal.SIGINT, signal.SIGTERM})
+  try:
+    yield
+  finally:
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    done.set()
