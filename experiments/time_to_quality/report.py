@@ -14,11 +14,11 @@ import json
 import os
 import sys
 
-WALL_TIME = 'time/wall_seconds'
+from skinjax.run_folder import tracking
 
 
 def read_records(workdir: str) -> list:
-  path = os.path.join(workdir, 'metrics.jsonl')
+  path = os.path.join(workdir, tracking.METRICS_FILE)
   with open(path) as f:
     return [json.loads(line) for line in f if line.strip()]
 
@@ -31,7 +31,7 @@ def time_to_target(records: list, metric: str, target: float) -> dict:
   reached = next((r for r in scored if r[metric] >= target), None)
   best = max(scored, key=lambda r: r[metric])
   return {'step': reached and reached['step'],
-          'seconds': reached and reached.get(WALL_TIME),
+          'seconds': reached and reached.get(tracking.WALL_TIME),
           'best': best[metric], 'best_step': best['step']}
 
 

@@ -1,7 +1,8 @@
 """Preemption: SIGTERM or SIGINT ends training cleanly at a step boundary.
 
 The training loop asks `stop_requested(step)` after every step; when it says
-yes, the loop saves a checkpoint and returns, so the process exits 0 and the same command resumes exactly.
+yes, the loop saves a checkpoint and returns, so the process exits 0 and the
+same command resumes exactly.
 
 A second SIGINT (Ctrl-C pressed again) ends the process at once, without a
 checkpoint: the last complete one stays, and Orbax never lists a half-written
