@@ -230,11 +230,18 @@ def _hair(rng, image, size):
     _paint(image, mask * rng.uniform(0.5, 0.9), colour)
 
 
-def draw_image(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
-  """Draws one `size` x `size` RGB uint8 photo of class `label`."""
+def draw(rng: np.random.Generator, label: int, size: int) -> tuple:
+  """One `size` x `size` RGB uint8 photo of class `label`, and the skin tone
+  it was drawn with (RGB floats, before lighting and noise): the truth a
+  skin-tone estimate is checked against."""
   image, tone = _skin(rng, size)
   _DRAW_FNS[label](rng, image, tone, size)
   _hair(rng, image, size)
   _lighting(rng, image, size)
   image += rng.normal(0, rng.uniform(1, 6), image.shape)
-  return np.clip(image, 0, 255).round().astype(np.uint8)
+  return np.clip(image, 0, 255).round().astype(np.uint8), tone
+
+
+def draw_image(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
+  """Draws one `size` x `size` RGB uint8 photo of class `label`."""
+  return draw(rng, label, size)[0]

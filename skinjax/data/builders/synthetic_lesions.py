@@ -34,9 +34,12 @@ class SyntheticLesionsConfig(tfds.core.BuilderConfig):
 class SyntheticLesions(tfds.core.GeneratorBasedBuilder):
   """Synthetic skin photos in six morphological classes."""
 
-  VERSION = tfds.core.Version('1.1.0')
+  VERSION = tfds.core.Version('1.2.0')
   RELEASE_NOTES = {'1.0.0': 'First release.',
-                   '1.1.0': 'Class counts in the dataset info metadata.'}
+                   '1.1.0': 'Class counts in the dataset info metadata.',
+                   '1.2.0': "Each example's drawn skin tone ('skin_rgb'), the "
+                            'truth skin-tone estimates are checked against; '
+                            'images unchanged.'}
   BUILDER_CONFIGS = [
       SyntheticLesionsConfig(
           name='default',
@@ -57,6 +60,8 @@ class SyntheticLesions(tfds.core.GeneratorBasedBuilder):
             'label': tfds.features.ClassLabel(
                 names=lesion_drawing.CLASS_NAMES),
             'id': tfds.features.Text(),
+            # The skin colour drawn, before lighting and noise (RGB, 0-255).
+            'skin_rgb': tfds.features.Tensor(shape=(3,), dtype=np.float32),
         }),
         supervised_keys=('image', 'label'),
         homepage='https://github.com/skinjax/skinjax',
@@ -93,7 +98,8 @@ def _draw_example(job):
   seed, split_id, index, size, quality = job
   label = index % len(lesion_drawing.CLASS_NAMES)  # balanced classes
   rng = np.random.default_rng([seed, split_id, index])
-  image = lesion_drawing.draw_image(rng, label, size)
+  image, tone = lesion_drawing.draw(rng, label, size)
   buffer = io.BytesIO()
   Image.fromarray(image).save(buffer, format='JPEG', quality=quality)
-  return index, {'image': buffer.getvalue(), 'label': label}
+  return index, {'image': buffer.getvalue(), 'label': label,
+                 'skin_rgb': tone.astype(np.float32)}
