@@ -5,12 +5,14 @@ r"""Evaluates a run's checkpoint on a dataset split or on any class-per-folder t
       [--config.evaluation.tta=flips ...]
   python -m skinjax.evaluate --workdir ... --image_dir DIR \
       [--label_map map.json] [--restrict_to_present_classes]
+  python -m skinjax.evaluate --workdir ... --ood_image_dir NOT_TRAINED_ON/
 
 The run folder is the truth: the config is the run's own config.json, so a
 checkpoint is scored with the settings that trained it. Only evaluation-time
 keys may be changed (see --config). Fits (once per checkpoint, on the
-validation split) the temperature and the selective-prediction threshold,
-then writes into WORKDIR/eval/<name>/: metrics.json, the figures (PNG) and
+validation split) the temperature, the selective-prediction threshold and
+the unfamiliar flag's threshold (its Mahalanobis statistics on training
+photos), then writes into WORKDIR/eval/<name>/: metrics.json, the figures (PNG) and
 report.md, and logs the same to the run's W&B run. With --weights ema,
 <name> ends in _ema.
 """
@@ -33,6 +35,7 @@ from skinjax.evaluation import clinical
 from skinjax.evaluation import outputs
 from skinjax.evaluation import publish
 from skinjax.evaluation import report
+from skinjax.evaluation import unfamiliar
 from skinjax.serving import restore
 
 _RUN = cli_flags.define_run_flags()
@@ -48,6 +51,11 @@ _LABEL_MAP = flags.DEFINE_string(
 _RESTRICT = flags.DEFINE_bool(
     'restrict_to_present_classes', False,
     'With --image_dir: score over the classes that have a folder only.')
+_OOD_IMAGE_DIR = flags.DEFINE_string(
+    'ood_image_dir', None,
+    'Photos (any folder layout) of what the model was not trained on: '
+    'other conditions, another modality, not skin. Reports how well each '
+    'unfamiliarity score tells them from the evaluated photos.')
 _RECALIBRATE = flags.DEFINE_bool(
     'recalibrate', False,
     'Refit the temperature and threshold even if saved for this checkpoint.')
@@ -66,6 +74,45 @@ def _image_dir_source(config, class_names):
   for skipped in found['skipped']:
     print(f"skipped {skipped['file']}: {skipped['reason']}", file=sys.stderr)
   return examples, found
+
+
+def _ood_photos(config):
+  """The photos under --ood_image_dir as examples, and those skipped."""
+  paths = scoring_photos.expand_paths([_OOD_IMAGE_DIR.value])
+  loaded, failed = scoring_photos.load_images(
+      paths, config.dataset.max_short_side,
+      max_pixels=config.dataset.max_image_pixels)
+  for path, reason in failed:
+    print(f'skipped {path}: {reason}', file=sys.stderr)
+  if not loaded:
+    raise scoring_photos.PhotoFolderError(
+        f'--ood_image_dir={_OOD_IMAGE_DIR.value}: no usable image '
+        f'({len(paths)} files)')
+  return [{'image': image, 'label': 0} for _, image in loaded], failed
+
+
+def _unfamiliar_metrics(config, checkpoint, result) -> tuple:
+  """The unfamiliar flag on the evaluated photos and, with --ood_image_dir,
+  how well each score tells those photos from the evaluated ones."""
+  calibration = checkpoint.calibration
+  scores = checkpoint.unfamiliarity(result)
+  flagged = checkpoint.flag_unfamiliar(scores)
+  summary = {'score': calibration.unfamiliar_score,
+             'threshold': calibration.unfamiliar_threshold,
+             'validation_tpr': calibration.unfamiliar_tpr,
+             'flagged': float(flagged.mean())}
+  if not _OOD_IMAGE_DIR.value:
+    return summary, None
+  source, failed = _ood_photos(config)
+  ood = checkpoint.unfamiliarity(outputs.predict(
+      checkpoint.eval_step, checkpoint.state,
+      pipeline.eval_dataset(source, config, jax.process_index(),
+                            jax.process_count()), checkpoint.mesh))
+  return summary, {
+      'image_dir': _OOD_IMAGE_DIR.value, 'num_examples': len(source),
+      'skipped': [{'file': f, 'reason': r} for f, r in failed],
+      'flagged': float(checkpoint.flag_unfamiliar(ood).mean()),
+      'scores': unfamiliar.compare(scores, ood, calibration.unfamiliar_tpr)}
 
 
 def main(argv):
@@ -99,6 +146,7 @@ def evaluate(config) -> None:
       checkpoint.eval_step, checkpoint.state, pipeline.eval_dataset(
           source, config, jax.process_index(), jax.process_count()),
       checkpoint.mesh)
+  unfamiliar_summary, ood = _unfamiliar_metrics(config, checkpoint, result)
   if jax.process_index() != 0:
     return
 
@@ -117,6 +165,9 @@ def evaluate(config) -> None:
   metrics.update(split=name, checkpoint_step=step, class_names=scored_names)
   if found is not None:
     metrics['image_dir'] = found
+  metrics['unfamiliar'] = unfamiliar_summary
+  if ood is not None:
+    metrics['ood'] = ood
   out_dir, figures = publish.write(metrics, scored_names, workdir, {
       'name': name, 'workdir': workdir, 'checkpoint step': step,
       'model': config.model.name, 'weights': weights,

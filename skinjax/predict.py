@@ -7,7 +7,9 @@ r"""Ranked differentials for new photos, with calibrated probabilities.
 Images, folders (searched recursively) and globs in; for each photo the top-k
 classes with temperature-scaled probabilities, flagged 'uncertain' when the
 top probability is below the selective-prediction threshold fitted on
-validation (see skinjax.evaluate). The config is the run's own config.json
+validation, and 'unfamiliar' when the photo is less like the training photos
+than all but 5% of validation photos (see skinjax.evaluate); and the skin
+tone (ITA group) measured on the photo. The config is the run's own config.json
 (only evaluation-time keys may be changed, as in evaluate). A file that
 cannot be read is reported and skipped, as is a photo of more pixels than
 --config.dataset.max_image_pixels.
@@ -32,6 +34,7 @@ from skinjax.data.prepare import scoring_photos
 from skinjax.evaluation import metrics
 from skinjax.evaluation import outputs
 from skinjax.evaluation import saliency
+from skinjax.evaluation import skin_tone
 from skinjax.serving import differential
 from skinjax.serving import restore
 
@@ -84,8 +87,13 @@ def predict(config, patterns) -> None:
   print(f'{config.model.name}, checkpoint step {checkpoint.step}, temperature '
         f'{calibration.temperature:.3f}\n')
   probabilities = metrics.softmax(result['logits'] / calibration.temperature)
-  rows = differential.differentials(probabilities, checkpoint.class_names,
-                                    _TOP_K.value, calibration.threshold)
+  region = skin_tone.region_for(config.dataset.name)
+  rows = differential.differentials(
+      probabilities, checkpoint.class_names, _TOP_K.value,
+      calibration.threshold,
+      unfamiliar=checkpoint.flag_unfamiliar(checkpoint.unfamiliarity(result)),
+      skin_tones=[skin_tone.estimate(preprocess.open_image(image), region)
+                  for _, image in loaded])
   for row, (path, _) in zip(rows, loaded):
     row['file'] = path
   print(differential.table(rows, calibration.threshold))

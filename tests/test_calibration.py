@@ -5,6 +5,7 @@ import pytest
 
 from skinjax.evaluation import calibration
 from skinjax.evaluation import metrics
+from skinjax.evaluation import unfamiliar
 
 
 def _sampled(temperature, n=20_000, classes=5, seed=0):
@@ -54,13 +55,21 @@ def test_saved_calibration_reads_back(tmp_path):
   logits, labels = _sampled(2.0, n=2000)
   fitted = calibration.fit(logits, labels, max_risk=0.2, num_bins=15,
                            checkpoint_step=7, weights='ema', tta='flips',
-                           split='validation', params_digest='ab12')
+                           split='validation', params_digest='ab12',
+                           unfamiliarity=lambda t: unfamiliar.scores(
+                               logits, None, None, t),
+                           unfamiliar_score='msp', unfamiliar_tpr=0.95)
+  # 95% of validation photos are at or below the flag's threshold.
+  msp = unfamiliar.scores(logits, None, None, fitted.temperature)['msp']
+  assert np.mean(msp <= fitted.unfamiliar_threshold) == pytest.approx(
+      0.95, abs=0.01)
   assert fitted.fitted_on['nll_after'] < fitted.fitted_on['nll_before']
   calibration.save(fitted, str(tmp_path))
   assert calibration.load(str(tmp_path), 7, 'ema') == fitted
   assert calibration.fitted_for(fitted) == {
       'checkpoint_step': 7, 'weights': 'ema', 'tta': 'flips', 'max_risk': 0.2,
-      'split': 'validation', 'params_digest': 'ab12'}
+      'split': 'validation', 'params_digest': 'ab12',
+      'unfamiliar_score': 'msp', 'unfamiliar_tpr': 0.95}
   assert calibration.load(str(tmp_path), 7, 'raw') is None
   assert calibration.load(str(tmp_path), 8, 'ema') is None
   assert list((tmp_path / 'calibration').iterdir()) == [

@@ -12,13 +12,17 @@ from skinjax.serving import differential
 def test_csv_cells_are_neutralised_against_formula_injection(tmp_path):
   names = ['=HYPERLINK("http://x","y")', '+1', '-cmd', '@SUM(A1)', 'eczema']
   rows = differential.differentials(np.array([[0.1, 0.2, 0.3, 0.15, 0.25]]),
-                                    names, top_k=5, threshold=0.5)
+                                    names, top_k=5, threshold=0.5,
+                                    unfamiliar=[True],
+                                    skin_tones=[{'group': 'tan', 'ita': 20.0}])
   rows[0]['file'] = '=2+5.jpg'
   differential.write(rows, str(tmp_path / 'out.csv'))
   with open(tmp_path / 'out.csv', newline='') as f:
     [header, row] = list(csv.reader(f))
-  assert header[:4] == ['file', 'uncertain', 'class_1', 'probability_1']
-  assert row[0] == "'=2+5.jpg" and row[1] == 'True'
+  assert header[:7] == ['file', 'uncertain', 'unfamiliar', 'skin_tone', 'ita',
+                        'class_1', 'probability_1']
+  assert row[:5] == ["'=2+5.jpg", 'True', 'True', 'tan', '20.0']
+  row = row[:2] + row[5:]
   classes = row[2::2]
   assert classes == ["'-cmd", 'eczema', "'+1", "'@SUM(A1)",
                      '\'=HYPERLINK("http://x","y")']

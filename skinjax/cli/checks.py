@@ -14,6 +14,7 @@ from skinjax.data.builders import prepared_photos
 from skinjax.data.prepare import decode
 from skinjax.evaluation import metrics
 from skinjax.evaluation import outputs
+from skinjax.evaluation import unfamiliar
 from skinjax.models import pretrained
 from skinjax.run_folder import tracking
 from skinjax.training import loss
@@ -31,6 +32,7 @@ def _choices():
       'optimizer.name': tuple(optimizer.OPTIMIZERS),
       'class_balance': loss.CLASS_BALANCE_MODES,
       'evaluation.tta': tuple(outputs.TTA_MODES),
+      'evaluation.unfamiliar_score': unfamiliar.SCORES,
       'wandb.mode': tracking.WANDB_MODES,
       'best_metric': metrics.CHECKPOINT_METRICS,
   }
@@ -54,7 +56,8 @@ def validate(config) -> None:
   for key in ('image_size', 'batch_size', 'eval_batch_size', 'num_train_steps',
               'log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
               'keep_checkpoints', 'model.width', 'grad_accum_steps',
-              'evaluation.calibration_bins'):
+              'evaluation.calibration_bins',
+              'evaluation.unfamiliar_fit_examples'):
     if get(config, key) < 1:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 1')
   for key in ('optimizer.warmup_steps', 'input.num_workers',
@@ -100,6 +103,8 @@ def validate(config) -> None:
     raise ConfigError('config.label_smoothing: must be in [0, 1)')
   if not 0 < config.evaluation.max_risk < 1:
     raise ConfigError('config.evaluation.max_risk: must be in (0, 1)')
+  if not 0 < config.evaluation.unfamiliar_tpr < 1:
+    raise ConfigError('config.evaluation.unfamiliar_tpr: must be in (0, 1)')
   if not 0 <= config.ema_decay < 1:
     raise ConfigError('config.ema_decay: must be in [0, 1) (0 disables)')
 

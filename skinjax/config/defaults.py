@@ -125,6 +125,15 @@ def get_config():
   # the error of accepted validation predictions at most this; predictions
   # below it are flagged 'uncertain'.
   config.evaluation.max_risk = 0.1
+  # The 'unfamiliar' flag (a photo unlike the training data: an unknown
+  # condition, another modality, not skin): the score it uses ('msp',
+  # 'energy' or 'mahalanobis', see skinjax/evaluation/unfamiliar.py), and the
+  # share of validation photos it leaves unflagged.
+  config.evaluation.unfamiliar_score = 'mahalanobis'
+  config.evaluation.unfamiliar_tpr = 0.95
+  # Training photos (evenly spaced, at most this many) the Mahalanobis class
+  # means and covariance are fitted on, once per checkpoint.
+  config.evaluation.unfamiliar_fit_examples = 5000
 
   config.log_every_steps = 50
   config.eval_every_steps = 1_000

@@ -1,9 +1,11 @@
-"""Post-hoc calibration of a checkpoint: a softmax temperature and the
-confidence threshold of selective prediction, both fitted on validation.
+"""Post-hoc calibration of a checkpoint: a softmax temperature, the
+confidence threshold of selective prediction and the threshold of the
+'unfamiliar' flag, all fitted on validation.
 
 They are stored as WORKDIR/calibration/<step>.json (<step>.ema.json for the
 moving-average weights) beside the checkpoint they belong to, so evaluate and
-predict apply the same values.
+predict apply the same values; the training-feature statistics of the
+Mahalanobis score lie beside it (unfamiliar.statistics_path).
 """
 
 import dataclasses
@@ -15,6 +17,7 @@ import numpy as np
 from scipy import optimize
 
 from skinjax.evaluation import metrics
+from skinjax.evaluation import unfamiliar
 from skinjax.run_folder import atomic
 
 CALIBRATION_DIR = 'calibration'
@@ -34,6 +37,12 @@ class Calibration:
   fitted_on: dict  # split, examples, and what the fit did there
   # Of the weights it was fitted for; '' in files written before it was kept.
   params_digest: str = ''
+  # The unfamiliarity score (unfamiliar.SCORES) above whose threshold a photo
+  # is flagged 'unfamiliar', chosen so that unfamiliar_tpr of validation
+  # photos are not; '' and None in files written before the flag existed.
+  unfamiliar_score: str = ''
+  unfamiliar_tpr: float | None = None
+  unfamiliar_threshold: float | None = None
 
 
 def fitted_for(calibration: Calibration) -> dict:
@@ -43,7 +52,9 @@ def fitted_for(calibration: Calibration) -> dict:
           'weights': calibration.weights, 'tta': calibration.tta,
           'max_risk': calibration.max_risk,
           'split': calibration.fitted_on.get('split'),
-          'params_digest': calibration.params_digest}
+          'params_digest': calibration.params_digest,
+          'unfamiliar_score': calibration.unfamiliar_score,
+          'unfamiliar_tpr': calibration.unfamiliar_tpr}
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -76,7 +87,10 @@ def selective_threshold(probabilities: np.ndarray, labels: np.ndarray,
 
 def fit(logits, labels, *, max_risk: float, num_bins: int,
         checkpoint_step: int, weights: str, tta: str, split: str,
-        params_digest: str) -> Calibration:
+        params_digest: str, unfamiliarity, unfamiliar_score: str,
+        unfamiliar_tpr: float) -> Calibration:
+  """`unfamiliarity(temperature)` gives the validation photos'
+  unfamiliar.scores under the fitted temperature."""
   temperature = fit_temperature(logits, labels)
   before, after = metrics.softmax(logits), metrics.softmax(logits / temperature)
   selective = selective_threshold(after, labels, max_risk)
@@ -84,6 +98,9 @@ def fit(logits, labels, *, max_risk: float, num_bins: int,
       temperature=temperature, threshold=selective['threshold'],
       max_risk=max_risk, checkpoint_step=checkpoint_step, weights=weights,
       tta=tta, params_digest=params_digest,
+      unfamiliar_score=unfamiliar_score, unfamiliar_tpr=unfamiliar_tpr,
+      unfamiliar_threshold=unfamiliar.threshold(
+          unfamiliarity(temperature)[unfamiliar_score], unfamiliar_tpr),
       fitted_on={
           'split': split, 'num_examples': int(len(labels)),
           'nll_before': metrics.negative_log_likelihood(logits, labels),

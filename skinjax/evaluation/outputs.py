@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from skinjax.evaluation import metrics
+from skinjax.models import layers
 from skinjax.parallel import sharding
 
 
@@ -30,17 +31,31 @@ TTA_MODES = {'none': lambda images: [images], 'flips': _flips,
              'dihedral': _dihedral}
 
 
-def eval_step(state, batch, *, model, tta: str = 'none'):
+def _apply(model, variables, images, features: bool):
+  """(logits, pooled penultimate features or None) in one forward pass."""
+  if not features:
+    return model.apply(variables, images, train=False), None
+  logits, state = model.apply(variables, images, train=False,
+                              mutable=['intermediates'])
+  return logits, state['intermediates'][layers.PENULTIMATE][0]
+
+
+def eval_step(state, batch, *, model, tta: str = 'none',
+              features: bool = False):
   """Logits with running BatchNorm statistics; labels and mask passed along.
 
   With test-time augmentation, 'logits' are the mean log-probabilities over
-  the views and 'single_view_logits' those of the plain image.
+  the views and 'single_view_logits' those of the plain image. With
+  `features`, also 'features': the penultimate features (mean over views),
+  from the same forward pass as the logits.
   """
   variables = {'params': state.params, 'batch_stats': state.batch_stats}
-  logits = [model.apply(variables, view, train=False)
-            for view in TTA_MODES[tta](batch['image'])]
+  logits, pooled = zip(*[_apply(model, variables, view, features)
+                         for view in TTA_MODES[tta](batch['image'])])
   result = {'logits': logits[0], 'label': batch['label'],
             'mask': batch['mask']}
+  if features:
+    result['features'] = jnp.mean(jnp.stack(pooled), axis=0)
   if len(logits) > 1:
     result['single_view_logits'] = logits[0]
     result['logits'] = jnp.mean(jnp.stack(
@@ -48,9 +63,10 @@ def eval_step(state, batch, *, model, tta: str = 'none'):
   return result
 
 
-def jit_eval_step(mesh, *, model, tta: str = 'none'):
+def jit_eval_step(mesh, *, model, tta: str = 'none', features: bool = False):
   """eval_step compiled so every process receives all outputs."""
-  return jax.jit(functools.partial(eval_step, model=model, tta=tta),
+  return jax.jit(functools.partial(eval_step, model=model, tta=tta,
+                                   features=features),
                  in_shardings=(sharding.replicated(mesh),
                                sharding.batch_sharded(mesh)),
                  out_shardings=sharding.replicated(mesh))

@@ -43,6 +43,13 @@ def log_to_wandb(config, workdir: str, metrics: dict, class_names,
       f'{split}/nll_uncalibrated': calibration['nll_before'],
       f'{split}/selective_coverage': selective['coverage'],
       f'{split}/aurc': selective['area_under_risk_coverage']})
+  if 'unfamiliar' in metrics:
+    scalars[f'{split}/unfamiliar_flagged'] = metrics['unfamiliar']['flagged']
+  if 'ood' in metrics:
+    scalars[f'{split}/ood/flagged'] = metrics['ood']['flagged']
+    for name, s in metrics['ood']['scores'].items():
+      scalars.update({f'{split}/ood/{name}_auroc': s['auroc'],
+                      f'{split}/ood/{name}_fpr_at_95tpr': s['fpr_at_tpr']})
   run.log({'step': metrics['checkpoint_step'], **scalars})
   run.summary.update(scalars)
   per_class = wandb.Table(

@@ -60,6 +60,7 @@ def markdown(metrics: dict, class_names, figures: dict, source: dict) -> str:
         [k, _fmt(single[k]), _fmt(metrics[k])] for k in
         ('top1', 'balanced_accuracy', 'macro_f1', 'macro_roc_auc', 'nll',
          'ece')])
+  lines += _unfamiliar_markdown(metrics)
   lines += ['', '## Per class', '']
   lines += _table(
       ['class', 'precision', 'recall', 'F1', 'ROC-AUC', 'support'],
@@ -81,6 +82,30 @@ def markdown(metrics: dict, class_names, figures: dict, source: dict) -> str:
   for name, path in figures.items():
     lines += [f"![{name.replace('_', ' ')}]({os.path.basename(path)})", '']
   return '\n'.join(lines)
+
+
+def _unfamiliar_markdown(metrics: dict) -> list:
+  if 'unfamiliar' not in metrics:
+    return []
+  u = metrics['unfamiliar']
+  lines = ['', '## Unfamiliar photos', '',
+           f"A photo is flagged unfamiliar (unlike the training photos: "
+           f"another condition, modality, or not skin) when its "
+           f"`{u['score']}` score exceeds {u['threshold']:.4g}, which "
+           f"{u['validation_tpr']:.0%} of validation photos stay under. "
+           f"Flagged here: {u['flagged']:.4f}."]
+  if 'ood' in metrics:
+    o = metrics['ood']
+    lines += ['', f"### Out-of-distribution photos: `{o['image_dir']}`", '',
+              f"{o['num_examples']} photos, of which the flag catches "
+              f"{o['flagged']:.4f}. How well each score tells them from the "
+              'photos evaluated above (AUROC 0.5: not at all; FPR: the share '
+              'of them passing as familiar when '
+              f"{u['validation_tpr']:.0%} of the evaluated photos do):", '']
+    lines += _table(['score', 'AUROC', 'FPR at 95% TPR'], [
+        [name, _fmt(s['auroc']), _fmt(s['fpr_at_tpr'])]
+        for name, s in o['scores'].items()])
+  return lines
 
 
 def text(metrics: dict, class_names) -> str:
@@ -137,6 +162,16 @@ def _calibration_lines(metrics: dict) -> list:
           f"error <= {s['max_risk']:.2f} at coverage "
           f"{s['validation_coverage']:.4f}; here coverage {s['coverage']:.4f}"
           f", error {risk}")
+  if 'unfamiliar' in metrics:
+    u = metrics['unfamiliar']
+    lines.append(f"unfamiliar: {u['score']} > {u['threshold']:.4g} flags "
+                 f"{u['flagged']:.4f} of these photos")
+  if 'ood' in metrics:
+    lines.append(f"out-of-distribution ({metrics['ood']['num_examples']} "
+                 f"photos, flagged {metrics['ood']['flagged']:.4f}): " + ', '.join(
+                     f"{name} AUROC {_fmt(s['auroc'])} FPR@95 "
+                     f"{_fmt(s['fpr_at_tpr'])}"
+                     for name, s in metrics['ood']['scores'].items()))
   if 'tta' in metrics:
     t = metrics['tta']['single_view']
     lines.append(f"test-time augmentation ({metrics['tta']['mode']}): top1 "

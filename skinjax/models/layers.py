@@ -162,6 +162,9 @@ class DropPath(nn.Module):
 # learning rate and transfer learning re-initialises it.
 HEAD = 'head'
 FEATURES = 'features'
+# The pooled features the head reads (sown into 'intermediates'): what a
+# feature-space distance to the training data is measured on.
+PENULTIMATE = 'penultimate'
 
 
 def standardise(images, mean_rgb, std_rgb, dtype):
@@ -183,9 +186,12 @@ def classifier(module: nn.Module, x, num_classes: int, dropout_rate: float,
                train: bool):
   """The end of every model, called in its compact __call__: the feature map
   exposed to Grad-CAM, global average pooling, dropout, and float32 logits
-  (so the softmax and the loss stay exact under bf16) from HEAD."""
+  (so the softmax and the loss stay exact under bf16) from HEAD. The pooled
+  features are sown as PENULTIMATE (kept only when 'intermediates' is
+  mutable, so training never stores them)."""
   x = expose_features(module, x)
   x = jnp.mean(x, axis=(1, 2))
+  module.sow('intermediates', PENULTIMATE, x.astype(jnp.float32))
   x = nn.Dropout(dropout_rate, deterministic=not train)(x)
   return nn.Dense(num_classes, dtype=jnp.float32, name=HEAD)(x)
 

@@ -1,5 +1,6 @@
 """Ranked differentials: per photo the top-k classes with calibrated
-probabilities and the 'uncertain' flag, as a table, CSV or JSON."""
+probabilities, the 'uncertain' and 'unfamiliar' flags and the skin tone
+measured on the photo, as a table, CSV or JSON."""
 
 import csv
 import json
@@ -12,17 +13,22 @@ import numpy as np
 _FORMULA_STARTS = ('=', '+', '-', '@', '\t', '\r')
 
 
-def differentials(probabilities, class_names, top_k: int,
-                  threshold) -> list:
-  """Per photo: the top-k (class, probability) and the 'uncertain' flag,
-  raised when the top probability is below `threshold` (always, when no
-  threshold reached the validation target)."""
+def differentials(probabilities, class_names, top_k: int, threshold, *,
+                  unfamiliar, skin_tones) -> list:
+  """Per photo: the top-k (class, probability); 'uncertain', raised when the
+  top probability is below `threshold` (always, when no threshold reached
+  the validation target); 'unfamiliar' as given per photo (unlike the
+  training data: skinjax.evaluation.unfamiliar); and the photo's ITA skin
+  tone group and angle from `skin_tones` (skin_tone.estimate per photo)."""
   rows = []
-  for p in probabilities:
+  for p, strange, tone in zip(probabilities, unfamiliar, skin_tones,
+                              strict=True):
     order = np.argsort(-p, kind='stable')[:top_k]
     rows.append({'differential': [(class_names[i], float(p[i]))
                                   for i in order],
-                 'uncertain': threshold is None or float(p[order[0]]) < threshold})
+                 'uncertain': threshold is None or float(p[order[0]]) < threshold,
+                 'unfamiliar': bool(strange),
+                 'skin_tone': tone['group'], 'ita': tone['ita']})
   return rows
 
 
@@ -42,25 +48,32 @@ def write(rows, path: str) -> None:
   top_k = max(len(r['differential']) for r in rows)
   with open(path, 'w', newline='') as f:
     writer = csv.writer(f)
-    writer.writerow(['file', 'uncertain'] + [
+    writer.writerow(['file', 'uncertain', 'unfamiliar', 'skin_tone', 'ita'] + [
         f'{kind}_{i}' for i in range(1, top_k + 1)
         for kind in ('class', 'probability')])
     for r in rows:
-      writer.writerow([_cell(r['file']), r['uncertain']] + [
+      ita = '' if r['ita'] is None else f"{r['ita']:.1f}"
+      writer.writerow([_cell(r['file']), r['uncertain'], r['unfamiliar'],
+                       r['skin_tone'], ita] + [
           v for name, p in r['differential']
           for v in (_cell(name), f'{p:.6f}')])
 
 
 def table(rows, threshold) -> str:
-  """One line per photo, then what 'uncertain' means here."""
+  """One line per photo, then what the flags mean here."""
   width = max(len(os.path.basename(r['file'])) for r in rows)
   lines = []
   for r in rows:
     ranked = '  '.join(f'{name} {p:.3f}' for name, p in r['differential'])
-    flag = '  UNCERTAIN' if r['uncertain'] else ''
-    lines.append(f"{os.path.basename(r['file']):<{width}}  {ranked}{flag}")
+    flags = ''.join(f'  {name.upper()}' for name in ('uncertain', 'unfamiliar')
+                    if r[name])
+    lines.append(f"{os.path.basename(r['file']):<{width}}  {ranked}  "
+                 f"[skin tone: {r['skin_tone'].replace('_', ' ')}]{flags}")
   rule = ('no threshold reached the validation target: all uncertain'
           if threshold is None else f'top probability < {threshold:.3f}')
-  lines += ['', f'uncertain = {rule}. Probabilities are calibrated on '
-            'validation; a ranked differential, not a diagnosis.']
+  lines += ['', f'uncertain = {rule}. unfamiliar = the photo is unlike the '
+            'training photos (another condition, modality or not skin): its '
+            'probabilities mean little. Skin tone is the ITA group measured '
+            'on the photo. Probabilities are calibrated on validation; a '
+            'ranked differential, not a diagnosis.']
   return '\n'.join(lines)

@@ -1,6 +1,7 @@
 """A trained checkpoint, ready to score photos: the restored state, its class
-names, its eval step, and its calibration (fitted on validation on first
-use). evaluate and predict both start here."""
+names, its eval step (logits and penultimate features), and its calibration
+with the statistics of the 'unfamiliar' flag (fitted on first use).
+evaluate and predict both start here."""
 
 import dataclasses
 import hashlib
@@ -14,6 +15,7 @@ from skinjax import models
 from skinjax.data import pipeline
 from skinjax.evaluation import calibration as calibration_lib
 from skinjax.evaluation import outputs
+from skinjax.evaluation import unfamiliar
 from skinjax.parallel import sharding
 from skinjax.training import checkpoints
 from skinjax.training import optimizer
@@ -54,8 +56,22 @@ class Checkpoint:
   model: Any
   state: Any  # holds the moving average in place of the weights if asked
   step: int
-  eval_step: Callable  # jitted, with config.evaluation.tta
+  eval_step: Callable  # jitted, with config.evaluation.tta; gives features
   calibration: calibration_lib.Calibration
+  # Training-feature class means and precision (unfamiliar.mahalanobis), and
+  # the validation photos' unfamiliarity ('validation_<score>').
+  feature_statistics: dict
+
+  def unfamiliarity(self, result: dict) -> dict:
+    """unfamiliar.scores of the eval step's outputs."""
+    return unfamiliar.scores(result['logits'], result['features'],
+                             self.feature_statistics,
+                             self.calibration.temperature)
+
+  def flag_unfamiliar(self, scores: dict) -> np.ndarray:
+    """Which photos the calibration's unfamiliar threshold flags."""
+    return (scores[self.calibration.unfamiliar_score]
+            > self.calibration.unfamiliar_threshold)
 
 
 def load(config, workdir: str, which: str, weights: str = 'raw',
@@ -66,11 +82,12 @@ def load(config, workdir: str, which: str, weights: str = 'raw',
   builder, class_names, mesh, model, state, step = _restore(
       config, workdir, which, weights)
   eval_step = outputs.jit_eval_step(mesh, model=model,
-                                    tta=config.evaluation.tta)
-  calibration = _calibration(config, workdir, step, weights, builder,
-                             eval_step, state, mesh, refit)
+                                    tta=config.evaluation.tta, features=True)
+  calibration, statistics = _calibration(config, workdir, step, weights,
+                                         builder, eval_step, state, mesh,
+                                         refit)
   return Checkpoint(builder, class_names, mesh, model, state, step, eval_step,
-                    calibration)
+                    calibration, statistics)
 
 
 def _restore(config, workdir: str, which: str, weights: str):
@@ -106,40 +123,71 @@ def params_digest(params) -> str:
   return digest.hexdigest()[:16]
 
 
+def _outputs(config, builder, split, eval_step_fn, state, mesh,
+             limit=None) -> dict:
+  source = pipeline.data_source(builder, split)
+  if limit is not None and len(source) > limit:
+    source = [source[int(i)] for i in
+              np.linspace(0, len(source) - 1, limit).round()]
+  return outputs.predict(
+      eval_step_fn, state, pipeline.eval_dataset(
+          source, config, jax.process_index(), jax.process_count()), mesh)
+
+
 def _calibration(config, workdir, step, weights, builder, eval_step_fn,
                  state, mesh, refit: bool):
-  """The saved calibration of these weights of checkpoint `step` if it was
-  fitted for exactly them and these settings (split, TTA, max_risk), else
-  one fitted now on the validation split and saved."""
+  """(calibration, feature statistics): the saved ones of these weights of
+  checkpoint `step` if fitted for exactly them and these settings (split,
+  TTA, max_risk, unfamiliar score and rate), else fitted now (statistics on
+  training photos, the rest on the validation split) and saved."""
   split = config.dataset.eval_split
   wanted = {'checkpoint_step': step, 'weights': weights,
             'tta': config.evaluation.tta,
             'max_risk': config.evaluation.max_risk, 'split': split,
-            'params_digest': params_digest(state.params)}
+            'params_digest': params_digest(state.params),
+            'unfamiliar_score': config.evaluation.unfamiliar_score,
+            'unfamiliar_tpr': config.evaluation.unfamiliar_tpr}
   saved = calibration_lib.load(workdir, step, weights)
+  statistics_file = unfamiliar.statistics_path(
+      calibration_lib.path(workdir, step, weights))
   if saved is not None and not refit:
     differs = {k: (v, wanted[k])
                for k, v in calibration_lib.fitted_for(saved).items()
                if v != wanted[k]}
-    if not differs:
-      return saved
+    statistics = unfamiliar.load_statistics(statistics_file)
+    if not differs and statistics is not None:
+      return saved, statistics
     if jax.process_index() == 0:
-      print('The saved calibration was fitted for other settings ('
-            + ', '.join(f'{k} {old!r} -> {new!r}'
-                        for k, (old, new) in differs.items())
-            + '): refitting.')
-  result = outputs.predict(
-      eval_step_fn, state,
-      pipeline.eval_dataset(pipeline.data_source(builder, split), config,
-                            jax.process_index(), jax.process_count()), mesh)
+      reason = (', '.join(f'{k} {old!r} -> {new!r}'
+                          for k, (old, new) in differs.items())
+                if differs else f'{statistics_file} missing or unreadable')
+      print(f'The saved calibration was fitted for other settings ({reason})'
+            ': refitting.')
+  training = _outputs(config, builder, config.dataset.train_split,
+                      eval_step_fn, state, mesh,
+                      config.evaluation.unfamiliar_fit_examples)
+  statistics = unfamiliar.fit_feature_statistics(
+      training['features'], training['label'],
+      len(builder.info.features['label'].names))
+  result = _outputs(config, builder, split, eval_step_fn, state, mesh)
   calibration = calibration_lib.fit(
       result['logits'], result['label'],
       max_risk=config.evaluation.max_risk,
       num_bins=config.evaluation.calibration_bins, checkpoint_step=step,
       weights=weights, tta=config.evaluation.tta, split=split,
-      params_digest=wanted['params_digest'])
+      params_digest=wanted['params_digest'],
+      unfamiliarity=lambda t: unfamiliar.scores(
+          result['logits'], result['features'], statistics, t),
+      unfamiliar_score=config.evaluation.unfamiliar_score,
+      unfamiliar_tpr=config.evaluation.unfamiliar_tpr)
+  statistics.update({f'validation_{k}': v for k, v in unfamiliar.scores(
+      result['logits'], result['features'], statistics,
+      calibration.temperature).items()})
   if jax.process_index() == 0:
+    # The statistics first: a calibration file never stands without them.
+    unfamiliar.save_statistics(statistics, statistics_file)
     print(f'Calibrated on {split}: temperature '
-          f'{calibration.temperature:.3f} (saved to '
-          f'{calibration_lib.save(calibration, workdir)}).')
-  return calibration
+          f'{calibration.temperature:.3f}, unfamiliar above '
+          f'{calibration.unfamiliar_score} {calibration.unfamiliar_threshold:.4g}'
+          f' (saved to {calibration_lib.save(calibration, workdir)}).')
+  return calibration, statistics
