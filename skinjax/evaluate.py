@@ -29,12 +29,15 @@ from skinjax.cli import checks
 from skinjax.cli import flags as cli_flags
 from skinjax.config import run_config
 from skinjax.data import pipeline
+from skinjax.data import preprocess
 from skinjax.data.prepare import files
 from skinjax.data.prepare import scoring_photos
 from skinjax.evaluation import clinical
 from skinjax.evaluation import outputs
 from skinjax.evaluation import publish
 from skinjax.evaluation import report
+from skinjax.evaluation import skin_tone
+from skinjax.evaluation import subgroups
 from skinjax.evaluation import unfamiliar
 from skinjax.serving import restore
 
@@ -115,6 +118,34 @@ def _unfamiliar_metrics(config, checkpoint, result) -> tuple:
       'scores': unfamiliar.compare(scores, ood, calibration.unfamiliar_tpr)}
 
 
+def _by_skin_tone(config, source, logits, labels, class_names,
+                  calibration) -> dict:
+  """The metrics per ITA group of the photos (estimated on each) and, where
+  the dataset records the skin tone it drew, the estimate against it."""
+  region = skin_tone.region_for(config.dataset.name)
+  tones = [skin_tone.estimate(np.asarray(preprocess.open_image(
+      source[i]['image'])), region) for i in range(len(source))]
+  result = subgroups.by_skin_tone(
+      logits / calibration.temperature, labels, [t['group'] for t in tones],
+      class_names, num_bins=config.evaluation.calibration_bins,
+      resamples=config.evaluation.bootstrap_resamples)
+  if len(source) and 'skin_rgb' in source[0]:
+    estimated = np.array([np.nan if t['ita'] is None else t['ita']
+                          for t in tones])
+    drawn = np.array([skin_tone.ita_of_rgb(source[i]['skin_rgb'])
+                      for i in range(len(source))])
+    measured = np.isfinite(estimated)
+    result['estimate_vs_drawn'] = {
+        'pearson_r': float(np.corrcoef(estimated[measured],
+                                       drawn[measured])[0, 1]),
+        'mean_difference': float(np.mean(estimated[measured]
+                                         - drawn[measured])),
+        'group_agreement': float(np.mean(
+            [skin_tone.group(e) == skin_tone.group(d)
+             for e, d in zip(estimated, drawn)]))}
+  return result
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -166,6 +197,8 @@ def evaluate(config) -> None:
   if found is not None:
     metrics['image_dir'] = found
   metrics['unfamiliar'] = unfamiliar_summary
+  metrics['skin_tone'] = _by_skin_tone(config, source, logits, labels,
+                                       scored_names, checkpoint.calibration)
   if ood is not None:
     metrics['ood'] = ood
   out_dir, figures = publish.write(metrics, scored_names, workdir, {

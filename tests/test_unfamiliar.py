@@ -100,8 +100,14 @@ def test_evaluate_scores_photos_that_are_not_skin(trained_run, tmp_path):
   assert ood['scores']['mahalanobis']['auroc'] > 0.9, ood['scores']
   assert ood['flagged'] >= 0.75
   assert metrics['unfamiliar']['flagged'] <= 0.15
+  # Results by skin tone, and the estimate against the tone drawn.
+  tone = metrics['skin_tone']
+  assert sum(g['support'] for g in tone['groups'].values()) + tone[
+      'unknown'] == metrics['num_examples']
+  assert tone['estimate_vs_drawn']['pearson_r'] >= 0.9
   report = (workdir / 'eval' / 'test' / 'report.md').read_text()
   assert '## Unfamiliar photos' in report and 'mahalanobis' in report
+  assert '## By skin tone' in report and 'by_skin_tone.png' in report
   calibration = json.loads(
       (workdir / 'calibration' / f"{metrics['checkpoint_step']}.json")
       .read_text())

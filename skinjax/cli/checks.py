@@ -57,7 +57,8 @@ def validate(config) -> None:
               'log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
               'keep_checkpoints', 'model.width', 'grad_accum_steps',
               'evaluation.calibration_bins',
-              'evaluation.unfamiliar_fit_examples'):
+              'evaluation.unfamiliar_fit_examples',
+              'evaluation.bootstrap_resamples'):
     if get(config, key) < 1:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 1')
   for key in ('optimizer.warmup_steps', 'input.num_workers',

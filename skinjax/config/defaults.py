@@ -134,6 +134,8 @@ def get_config():
   # Training photos (evenly spaced, at most this many) the Mahalanobis class
   # means and covariance are fitted on, once per checkpoint.
   config.evaluation.unfamiliar_fit_examples = 5000
+  # Resamples of the bootstrap intervals of the results by skin tone.
+  config.evaluation.bootstrap_resamples = 200
 
   config.log_every_steps = 50
   config.eval_every_steps = 1_000

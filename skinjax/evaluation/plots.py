@@ -115,10 +115,38 @@ def risk_coverage(curve: dict, selective: dict, path: str) -> str:
   return _save(fig, path)
 
 
+def by_skin_tone(stratified: dict, path: str) -> str:
+  """Top-1 and balanced accuracy per ITA group, light to dark, with their
+  bootstrap intervals and support."""
+  groups = list(stratified['groups'])
+  fig = Figure(figsize=(7, 4.5))
+  ax = fig.add_subplot()
+  x = np.arange(len(groups))
+  for offset, metric, colour in ((-0.2, 'top1', 'tab:blue'),
+                                 (0.2, 'balanced_accuracy', 'tab:orange')):
+    values = [stratified['groups'][g][metric] for g in groups]
+    low_high = [stratified['groups'][g]['interval'] for g in groups]
+    errors = np.array([[v - i[metric][0], i[metric][1] - v]
+                       if i and i[metric] else [0, 0]
+                       for v, i in zip(values, low_high)]).T
+    ax.bar(x + offset, values, 0.4, yerr=errors, capsize=3, color=colour,
+           label=metric.replace('_', ' '))
+  ax.set_xticks(x, [f"{g.replace('_', ' ')}\nn={stratified['groups'][g]['support']}"
+                    for g in groups])
+  ax.set_ylim(0, 1.1)
+  ax.set_xlabel('skin tone (ITA group, measured on the photo)')
+  ax.set_title(f"By skin tone ({stratified['level']:.0%} bootstrap intervals)")
+  ax.legend(loc='upper right')
+  return _save(fig, path)
+
+
 def write_all(metrics: dict, class_names, out_dir: str) -> dict:
   """Every figure of the report; {name: path}."""
   calibration = metrics['calibration']
-  return {
+  tone = ({'by_skin_tone': by_skin_tone(
+      metrics['skin_tone'], os.path.join(out_dir, 'by_skin_tone.png'))}
+          if metrics.get('skin_tone', {}).get('groups') else {})
+  return {**tone,
       'confusion_matrix': confusion_matrix(
           metrics['confusion_matrix'], class_names,
           os.path.join(out_dir, 'confusion_matrix.png')),

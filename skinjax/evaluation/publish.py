@@ -9,6 +9,7 @@ import wandb
 from skinjax.evaluation import metrics as metrics_lib
 from skinjax.evaluation import plots
 from skinjax.evaluation import report
+from skinjax.evaluation import subgroups
 from skinjax.run_folder import tracking
 
 
@@ -50,6 +51,12 @@ def log_to_wandb(config, workdir: str, metrics: dict, class_names,
     for name, s in metrics['ood']['scores'].items():
       scalars.update({f'{split}/ood/{name}_auroc': s['auroc'],
                       f'{split}/ood/{name}_fpr_at_95tpr': s['fpr_at_tpr']})
+  for group, entry in metrics.get('skin_tone', {}).get('groups', {}).items():
+    scalars.update({f'{split}/skin_tone/{group}/{k}': entry[k] for k in
+                    ('support',) + tuple(subgroups.STRATIFIED_METRICS)
+                    if entry[k] is not None})
+  for metric, gap in metrics.get('skin_tone', {}).get('gap', {}).items():
+    scalars[f'{split}/skin_tone_gap/{metric}'] = gap['difference']
   run.log({'step': metrics['checkpoint_step'], **scalars})
   run.summary.update(scalars)
   per_class = wandb.Table(

@@ -61,6 +61,7 @@ def markdown(metrics: dict, class_names, figures: dict, source: dict) -> str:
         ('top1', 'balanced_accuracy', 'macro_f1', 'macro_roc_auc', 'nll',
          'ece')])
   lines += _unfamiliar_markdown(metrics)
+  lines += _skin_tone_markdown(metrics)
   lines += ['', '## Per class', '']
   lines += _table(
       ['class', 'precision', 'recall', 'F1', 'ROC-AUC', 'support'],
@@ -105,6 +106,41 @@ def _unfamiliar_markdown(metrics: dict) -> list:
     lines += _table(['score', 'AUROC', 'FPR at 95% TPR'], [
         [name, _fmt(s['auroc']), _fmt(s['fpr_at_tpr'])]
         for name, s in o['scores'].items()])
+  return lines
+
+
+def _with_interval(entry: dict, metric: str) -> str:
+  value, interval = entry[metric], (entry['interval'] or {}).get(metric)
+  if value is None or not interval:
+    return _fmt(value)
+  return f'{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]'
+
+
+def _skin_tone_markdown(metrics: dict) -> list:
+  if 'skin_tone' not in metrics:
+    return []
+  t = metrics['skin_tone']
+  names = ('top1', 'balanced_accuracy', 'macro_f1', 'macro_roc_auc', 'ece')
+  lines = ['', '## By skin tone', '',
+           'Skin tone is the ITA group measured on each photo (skin around '
+           'the lesion), not a clinician\'s Fitzpatrick type. Brackets: '
+           f"{t['level']:.0%} bootstrap intervals ({t['resamples']} "
+           f"resamples), given for groups of at least {t['min_support']} "
+           f"photos. Tone not measurable: {t['unknown']} photos.", '']
+  lines += _table(['group', 'photos'] + list(names), [
+      [g.replace('_', ' '), e['support']] + [_with_interval(e, m)
+                                             for m in names]
+      for g, e in t['groups'].items()])
+  if t['gap']:
+    lines += ['', 'Gap between the best and the worst group: ' + '; '.join(
+        f"{m} {gap['difference']:.3f} ({gap['best']} vs {gap['worst']})"
+        for m, gap in t['gap'].items()) + '.']
+  if 'estimate_vs_drawn' in t:
+    e = t['estimate_vs_drawn']
+    lines += ['', f"Estimated ITA against the skin tone the dataset drew: "
+              f"Pearson r {e['pearson_r']:.3f}, mean difference "
+              f"{e['mean_difference']:+.1f} degrees, same group "
+              f"{e['group_agreement']:.2f}."]
   return lines
 
 
@@ -172,6 +208,15 @@ def _calibration_lines(metrics: dict) -> list:
                      f"{name} AUROC {_fmt(s['auroc'])} FPR@95 "
                      f"{_fmt(s['fpr_at_tpr'])}"
                      for name, s in metrics['ood']['scores'].items()))
+  if metrics.get('skin_tone', {}).get('groups'):
+    t = metrics['skin_tone']
+    lines.append('by skin tone (ITA group: photos, balanced accuracy): '
+                 + ', '.join(f"{g} {e['support']} {e['balanced_accuracy']:.3f}"
+                             for g, e in t['groups'].items()))
+    if 'balanced_accuracy' in t['gap']:
+      gap = t['gap']['balanced_accuracy']
+      lines.append(f"skin tone gap in balanced accuracy {gap['difference']:.3f}"
+                   f" ({gap['best']} vs {gap['worst']})")
   if 'tta' in metrics:
     t = metrics['tta']['single_view']
     lines.append(f"test-time augmentation ({metrics['tta']['mode']}): top1 "
