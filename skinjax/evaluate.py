@@ -94,28 +94,42 @@ def _ood_photos(config):
   return [{'image': image, 'label': 0} for _, image in loaded], failed
 
 
-def _unfamiliar_metrics(config, checkpoint, result) -> tuple:
-  """The unfamiliar flag on the evaluated photos and, with --ood_image_dir,
-  how well each score tells those photos from the evaluated ones."""
+def _unfamiliar_metrics(config, checkpoint, result) -> dict:
+  """The unfamiliar flag on the evaluated photos and how well each score
+  tells them from photos the model was not trained on: those under
+  --ood_image_dir ('ood') and, evaluating a split of a run trained with
+  config.dataset.held_out_classes, that split's photos of them
+  ('held_out')."""
   calibration = checkpoint.calibration
   scores = checkpoint.unfamiliarity(result)
-  flagged = checkpoint.flag_unfamiliar(scores)
-  summary = {'score': calibration.unfamiliar_score,
-             'threshold': calibration.unfamiliar_threshold,
-             'validation_tpr': calibration.unfamiliar_tpr,
-             'flagged': float(flagged.mean())}
-  if not _OOD_IMAGE_DIR.value:
-    return summary, None
-  source, failed = _ood_photos(config)
-  ood = checkpoint.unfamiliarity(outputs.predict(
-      checkpoint.eval_step, checkpoint.state,
-      pipeline.eval_dataset(source, config, jax.process_index(),
-                            jax.process_count()), checkpoint.mesh))
-  return summary, {
-      'image_dir': _OOD_IMAGE_DIR.value, 'num_examples': len(source),
-      'skipped': [{'file': f, 'reason': r} for f, r in failed],
-      'flagged': float(checkpoint.flag_unfamiliar(ood).mean()),
-      'scores': unfamiliar.compare(scores, ood, calibration.unfamiliar_tpr)}
+  summary = {'unfamiliar': {
+      'score': calibration.unfamiliar_score,
+      'threshold': calibration.unfamiliar_threshold,
+      'validation_tpr': calibration.unfamiliar_tpr,
+      'flagged': float(checkpoint.flag_unfamiliar(scores).mean())}}
+  others = {}
+  if _OOD_IMAGE_DIR.value:
+    source, failed = _ood_photos(config)
+    others['ood'] = (source, {
+        'image_dir': _OOD_IMAGE_DIR.value,
+        'skipped': [{'file': f, 'reason': r} for f, r in failed]})
+  held_out = config.dataset.held_out_classes
+  if held_out and not _IMAGE_DIR.value:
+    others['held_out'] = (pipeline.held_out_source(
+        checkpoint.builder, _SPLIT.value, held_out), {
+            'classes': list(held_out), 'split': _SPLIT.value})
+  for key, (source, about) in others.items():
+    if not len(source):
+      continue
+    ood = checkpoint.unfamiliarity(outputs.predict(
+        checkpoint.eval_step, checkpoint.state,
+        pipeline.eval_dataset(source, config, jax.process_index(),
+                              jax.process_count()), checkpoint.mesh))
+    summary[key] = {
+        **about, 'num_examples': len(source),
+        'flagged': float(checkpoint.flag_unfamiliar(ood).mean()),
+        'scores': unfamiliar.compare(scores, ood, calibration.unfamiliar_tpr)}
+  return summary
 
 
 def _by_skin_tone(config, source, logits, labels, class_names,
@@ -169,7 +183,8 @@ def evaluate(config) -> None:
     source, found = _image_dir_source(config, class_names)
     name = 'dir_' + os.path.basename(os.path.normpath(_IMAGE_DIR.value))
   else:
-    source = pipeline.data_source(checkpoint.builder, _SPLIT.value)
+    source = pipeline.data_source(checkpoint.builder, _SPLIT.value,
+                                  config.dataset.held_out_classes)
     name = _SPLIT.value
   if weights == 'ema':
     name += '_ema'
@@ -177,7 +192,7 @@ def evaluate(config) -> None:
       checkpoint.eval_step, checkpoint.state, pipeline.eval_dataset(
           source, config, jax.process_index(), jax.process_count()),
       checkpoint.mesh)
-  unfamiliar_summary, ood = _unfamiliar_metrics(config, checkpoint, result)
+  unfamiliar_metrics = _unfamiliar_metrics(config, checkpoint, result)
   if jax.process_index() != 0:
     return
 
@@ -196,11 +211,9 @@ def evaluate(config) -> None:
   metrics.update(split=name, checkpoint_step=step, class_names=scored_names)
   if found is not None:
     metrics['image_dir'] = found
-  metrics['unfamiliar'] = unfamiliar_summary
+  metrics.update(unfamiliar_metrics)
   metrics['skin_tone'] = _by_skin_tone(config, source, logits, labels,
                                        scored_names, checkpoint.calibration)
-  if ood is not None:
-    metrics['ood'] = ood
   out_dir, figures = publish.write(metrics, scored_names, workdir, {
       'name': name, 'workdir': workdir, 'checkpoint step': step,
       'model': config.model.name, 'weights': weights,

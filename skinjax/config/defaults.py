@@ -37,6 +37,10 @@ def get_config():
   # (a start says so in one line), train prepares it again instead of
   # using it as prepared. Evaluate and predict never re-prepare.
   config.dataset.reprepare = False
+  # Class names left out of training, validation and test: the model never
+  # sees them, and evaluate scores their photos as unknown conditions
+  # (how well the 'unfamiliar' scores find them).
+  config.dataset.held_out_classes = ()
   config.dataset.train_split = 'train'
   config.dataset.eval_split = 'validation'  # evaluated during training
 

@@ -25,12 +25,64 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from skinjax.data import preprocess
+from skinjax.data.prepare import files
 
 
-def data_source(builder: tfds.core.DatasetBuilder, split: str):
-  """Random-access split whose images stay encoded: we decode them ourselves."""
-  return builder.as_data_source(
+def data_source(builder: tfds.core.DatasetBuilder, split: str,
+                held_out=()):
+  """Random-access split whose images stay encoded: we decode them
+  ourselves. Without the photos of the `held_out` classes (names), the
+  other labels renumbered in order (see class_names)."""
+  source = builder.as_data_source(
       split=split, decoders={'image': tfds.decode.SkipDecoding()})
+  if not held_out:
+    return source
+  return _Relabelled(source, _new_labels(builder, held_out))
+
+
+def held_out_source(builder: tfds.core.DatasetBuilder, split: str, held_out):
+  """The photos of the `held_out` classes in `split`: photos of conditions
+  a model trained without them has never seen (labels all 0)."""
+  source = builder.as_data_source(
+      split=split, decoders={'image': tfds.decode.SkipDecoding()})
+  keep = np.where(_new_labels(builder, held_out) < 0, 0, -1)
+  return _Relabelled(source, keep)
+
+
+def class_names(builder: tfds.core.DatasetBuilder, held_out=()) -> list:
+  """The dataset's class names without the `held_out` ones."""
+  _new_labels(builder, held_out)  # checks the names
+  return [n for n in builder.info.features['label'].names
+          if n not in held_out]
+
+
+def _new_labels(builder, held_out) -> np.ndarray:
+  """Old label -> new label, -1 for a held-out class; files.CollectionError
+  for a name that is not a class."""
+  names = builder.info.features['label'].names
+  unknown = sorted(set(held_out) - set(names))
+  if unknown:
+    raise files.CollectionError(
+        f'config.dataset.held_out_classes: {unknown} are not classes of '
+        f'{builder.name}; its classes: {names}')
+  kept = np.array([n not in held_out for n in names])
+  return np.where(kept, np.cumsum(kept) - 1, -1)
+
+
+class _Relabelled:
+  """The examples of `source` whose label maps to >= 0, relabelled."""
+
+  def __init__(self, source, new_labels: np.ndarray):
+    self._source, self._new_labels = source, new_labels
+    self._indices = np.flatnonzero(new_labels[read_labels(source)] >= 0)
+
+  def __len__(self):
+    return len(self._indices)
+
+  def __getitem__(self, i):
+    example = dict(self._source[int(self._indices[i])])
+    example['label'] = self._new_labels[example['label']]
+    return example
 
 
 class TrainPreprocess(grain.transforms.RandomMap):

@@ -46,11 +46,12 @@ def log_to_wandb(config, workdir: str, metrics: dict, class_names,
       f'{split}/aurc': selective['area_under_risk_coverage']})
   if 'unfamiliar' in metrics:
     scalars[f'{split}/unfamiliar_flagged'] = metrics['unfamiliar']['flagged']
-  if 'ood' in metrics:
-    scalars[f'{split}/ood/flagged'] = metrics['ood']['flagged']
-    for name, s in metrics['ood']['scores'].items():
-      scalars.update({f'{split}/ood/{name}_auroc': s['auroc'],
-                      f'{split}/ood/{name}_fpr_at_95tpr': s['fpr_at_tpr']})
+  for key in ('ood', 'held_out'):
+    if key in metrics:
+      scalars[f'{split}/{key}/flagged'] = metrics[key]['flagged']
+      for name, s in metrics[key]['scores'].items():
+        scalars.update({f'{split}/{key}/{name}_auroc': s['auroc'],
+                        f'{split}/{key}/{name}_fpr_at_95tpr': s['fpr_at_tpr']})
   for group, entry in metrics.get('skin_tone', {}).get('groups', {}).items():
     scalars.update({f'{split}/skin_tone/{group}/{k}': entry[k] for k in
                     ('support',) + tuple(subgroups.STRATIFIED_METRICS)

@@ -95,9 +95,14 @@ def _unfamiliar_markdown(metrics: dict) -> list:
            f"`{u['score']}` score exceeds {u['threshold']:.4g}, which "
            f"{u['validation_tpr']:.0%} of validation photos stay under. "
            f"Flagged here: {u['flagged']:.4f}."]
-  if 'ood' in metrics:
-    o = metrics['ood']
-    lines += ['', f"### Out-of-distribution photos: `{o['image_dir']}`", '',
+  for key in ('ood', 'held_out'):
+    if key not in metrics:
+      continue
+    o = metrics[key]
+    what = (f"`{o['image_dir']}`" if key == 'ood' else
+            f"the {o['split']} photos of the classes held out of training "
+            f"({', '.join(o['classes'])})")
+    lines += ['', f'### Photos the model was not trained on: {what}', '',
               f"{o['num_examples']} photos, of which the flag catches "
               f"{o['flagged']:.4f}. How well each score tells them from the "
               'photos evaluated above (AUROC 0.5: not at all; FPR: the share '
@@ -202,12 +207,14 @@ def _calibration_lines(metrics: dict) -> list:
     u = metrics['unfamiliar']
     lines.append(f"unfamiliar: {u['score']} > {u['threshold']:.4g} flags "
                  f"{u['flagged']:.4f} of these photos")
-  if 'ood' in metrics:
-    lines.append(f"out-of-distribution ({metrics['ood']['num_examples']} "
-                 f"photos, flagged {metrics['ood']['flagged']:.4f}): " + ', '.join(
-                     f"{name} AUROC {_fmt(s['auroc'])} FPR@95 "
-                     f"{_fmt(s['fpr_at_tpr'])}"
-                     for name, s in metrics['ood']['scores'].items()))
+  for key in ('ood', 'held_out'):
+    if key in metrics:
+      o = metrics[key]
+      lines.append(f"{key.replace('_', '-')} photos ({o['num_examples']}, "
+                   f"flagged {o['flagged']:.4f}): " + ', '.join(
+                       f"{name} AUROC {_fmt(s['auroc'])} FPR@95 "
+                       f"{_fmt(s['fpr_at_tpr'])}"
+                       for name, s in o['scores'].items()))
   if metrics.get('skin_tone', {}).get('groups'):
     t = metrics['skin_tone']
     lines.append('by skin tone (ITA group: photos, balanced accuracy): '

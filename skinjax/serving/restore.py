@@ -98,7 +98,8 @@ def _restore(config, workdir: str, which: str, weights: str):
                              'the weights (its config.ema_decay is 0)')
   mesh = sharding.create_mesh()
   builder = data.load_builder(config.dataset)
-  class_names = builder.info.features['label'].names
+  class_names = pipeline.class_names(builder,
+                                    config.dataset.held_out_classes)
   model = models.create_model(config.model, len(class_names))
   tx = optimizer.create_optimizer(config.optimizer, config.num_train_steps)
   abstract_state = state_lib.abstract_train_state(
@@ -125,7 +126,8 @@ def params_digest(params) -> str:
 
 def _outputs(config, builder, split, eval_step_fn, state, mesh,
              limit=None) -> dict:
-  source = pipeline.data_source(builder, split)
+  source = pipeline.data_source(builder, split,
+                                config.dataset.held_out_classes)
   if limit is not None and len(source) > limit:
     source = [source[int(i)] for i in
               np.linspace(0, len(source) - 1, limit).round()]
@@ -168,7 +170,7 @@ def _calibration(config, workdir, step, weights, builder, eval_step_fn,
                       config.evaluation.unfamiliar_fit_examples)
   statistics = unfamiliar.fit_feature_statistics(
       training['features'], training['label'],
-      len(builder.info.features['label'].names))
+      len(pipeline.class_names(builder, config.dataset.held_out_classes)))
   result = _outputs(config, builder, split, eval_step_fn, state, mesh)
   calibration = calibration_lib.fit(
       result['logits'], result['label'],

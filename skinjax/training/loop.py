@@ -111,15 +111,18 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
   changes = _resume_changes(config, workdir, allow_change)
 
   builder = data.load_builder(config.dataset, config.dataset.reprepare)
-  class_names = builder.info.features['label'].names
+  held_out = config.dataset.held_out_classes
+  class_names = pipeline.class_names(builder, held_out)
   _check_best_metric(config.best_metric, len(class_names))
-  train_source = pipeline.data_source(builder, config.dataset.train_split)
+  train_source = pipeline.data_source(builder, config.dataset.train_split,
+                                      held_out)
   class_weights = None
   if config.class_balance == 'loss_weights':
     class_weights = loss.balanced_class_weights(
         pipeline.read_labels(train_source), len(class_names))
   eval_data = pipeline.eval_dataset(
-      pipeline.data_source(builder, config.dataset.eval_split), config,
+      pipeline.data_source(builder, config.dataset.eval_split, held_out),
+      config,
       process_index, process_count)
 
   model = models.create_model(config.model, len(class_names))
