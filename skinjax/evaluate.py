@@ -36,6 +36,7 @@ from skinjax.evaluation import clinical
 from skinjax.evaluation import outputs
 from skinjax.evaluation import publish
 from skinjax.evaluation import report
+from skinjax.evaluation import shift
 from skinjax.evaluation import skin_tone
 from skinjax.evaluation import subgroups
 from skinjax.evaluation import unfamiliar
@@ -102,11 +103,14 @@ def _unfamiliar_metrics(config, checkpoint, result) -> dict:
   ('held_out')."""
   calibration = checkpoint.calibration
   scores = checkpoint.unfamiliarity(result)
+  flagged = checkpoint.flag_unfamiliar(scores)
   summary = {'unfamiliar': {
       'score': calibration.unfamiliar_score,
       'threshold': calibration.unfamiliar_threshold,
       'validation_tpr': calibration.unfamiliar_tpr,
-      'flagged': float(checkpoint.flag_unfamiliar(scores).mean())}}
+      'flagged': float(flagged.mean()),
+      'shift': shift.summary(scores, checkpoint.feature_statistics, flagged,
+                             calibration.unfamiliar_tpr)}}
   others = {}
   if _OOD_IMAGE_DIR.value:
     source, failed = _ood_photos(config)
@@ -218,6 +222,9 @@ def evaluate(config) -> None:
       'name': name, 'workdir': workdir, 'checkpoint step': step,
       'model': config.model.name, 'weights': weights,
       'tta': config.evaluation.tta})
+  warning = metrics['unfamiliar']['shift']['warning']
+  if warning:
+    print(f'warning: {name}: {warning}', file=sys.stderr)
   print(f'\n{name!r}, checkpoint step {step}')
   print(report.text(metrics, scored_names))
   print(f'\nwritten to {out_dir}/ (metrics.json, report.md, figures)')

@@ -56,6 +56,8 @@ def test_image_dir_maps_skips_and_restricts_folders(trained_run, small_data_dir,
   assert metrics['class_names'] == names[:4]
   assert metrics['num_examples'] == sum(counts.values())
   assert metrics['image_dir']['unmatched_folders'] == {'Warts': 1}
+  assert 0 <= metrics['unfamiliar']['shift']['flagged'] <= 1  # distance from
+  assert 'skin_tone' in metrics  # the training photos; results by skin tone
   assert metrics['image_dir']['folders']['Rings'] == names[1]
   support = {n: metrics['per_class'][n]['support'] for n in names[:4]}
   assert support == {names[i]: counts[names[i].upper() if i != 1 else 'Rings']

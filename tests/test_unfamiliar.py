@@ -100,6 +100,10 @@ def test_evaluate_scores_photos_that_are_not_skin(trained_run, tmp_path):
   assert ood['scores']['mahalanobis']['auroc'] > 0.9, ood['scores']
   assert ood['flagged'] >= 0.75
   assert metrics['unfamiliar']['flagged'] <= 0.15
+  # The test split is drawn like validation: no shift to warn about.
+  assert metrics['unfamiliar']['shift']['warning'] is None
+  assert set(metrics['unfamiliar']['shift']['scores']) == set(
+      unfamiliar.SCORES)
   # Results by skin tone, and the estimate against the tone drawn.
   tone = metrics['skin_tone']
   assert sum(g['support'] for g in tone['groups'].values()) + tone[

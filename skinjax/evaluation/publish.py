@@ -46,6 +46,8 @@ def log_to_wandb(config, workdir: str, metrics: dict, class_names,
       f'{split}/aurc': selective['area_under_risk_coverage']})
   if 'unfamiliar' in metrics:
     scalars[f'{split}/unfamiliar_flagged'] = metrics['unfamiliar']['flagged']
+    for name, s in metrics['unfamiliar']['shift']['scores'].items():
+      scalars[f'{split}/shift/{name}_auroc'] = s['auroc']
   for key in ('ood', 'held_out'):
     if key in metrics:
       scalars[f'{split}/{key}/flagged'] = metrics[key]['flagged']

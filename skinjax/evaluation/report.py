@@ -95,6 +95,17 @@ def _unfamiliar_markdown(metrics: dict) -> list:
            f"`{u['score']}` score exceeds {u['threshold']:.4g}, which "
            f"{u['validation_tpr']:.0%} of validation photos stay under. "
            f"Flagged here: {u['flagged']:.4f}."]
+  if 'shift' in u:
+    d = u['shift']
+    lines += ['', '### Distance from the training distribution', '',
+              f"Flagged here {d['flagged']:.4f} against "
+              f"{d['expected_flagged']:.4f} on validation (binomial tail "
+              f"p = {d['p_value']:.2g}). How well each score tells these "
+              'photos from the validation photos (AUROC 0.5: alike):', '']
+    lines += _table(['score', 'AUROC vs validation'], [
+        [name, _fmt(s['auroc'])] for name, s in d['scores'].items()])
+    if d['warning']:
+      lines += ['', f"**Warning:** {d['warning']}"]
   for key in ('ood', 'held_out'):
     if key not in metrics:
       continue
@@ -206,7 +217,10 @@ def _calibration_lines(metrics: dict) -> list:
   if 'unfamiliar' in metrics:
     u = metrics['unfamiliar']
     lines.append(f"unfamiliar: {u['score']} > {u['threshold']:.4g} flags "
-                 f"{u['flagged']:.4f} of these photos")
+                 f"{u['flagged']:.4f} of these photos (validation: "
+                 f"{1 - u['validation_tpr']:.4f}); AUROC against validation "
+                 + ', '.join(f"{name} {_fmt(s['auroc'])}" for name, s in
+                             u['shift']['scores'].items()))
   for key in ('ood', 'held_out'):
     if key in metrics:
       o = metrics[key]
