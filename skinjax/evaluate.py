@@ -12,9 +12,14 @@ checkpoint is scored with the settings that trained it. Only evaluation-time
 keys may be changed (see --config). Fits (once per checkpoint, on the
 validation split) the temperature, the selective-prediction threshold and
 the unfamiliar flag's threshold (its Mahalanobis statistics on training
-photos), then writes into WORKDIR/eval/<name>/: metrics.json, the figures (PNG) and
-report.md, and logs the same to the run's W&B run. With --weights ema,
-<name> ends in _ema.
+photos), then writes into WORKDIR/eval/<name>/: metrics.json, the figures
+(PNG) and report.md, and logs the same to the run's W&B run. With --weights
+ema, <name> ends in _ema. Besides the metrics: the same by skin tone (ITA
+group measured on each photo), the share flagged unfamiliar, how far the
+photos lie from the validation photos (a warning when the validation
+thresholds are unlikely to hold), and with --ood_image_dir or a run trained
+with config.dataset.held_out_classes, how well each unfamiliarity score
+finds photos the model was not trained on.
 """
 
 import os
@@ -27,6 +32,7 @@ import numpy as np
 
 from skinjax.cli import checks
 from skinjax.cli import flags as cli_flags
+from skinjax.cli import photos
 from skinjax.config import run_config
 from skinjax.data import pipeline
 from skinjax.data import preprocess
@@ -82,12 +88,7 @@ def _image_dir_source(config, class_names):
 
 def _ood_photos(config):
   """The photos under --ood_image_dir as examples, and those skipped."""
-  paths = scoring_photos.expand_paths([_OOD_IMAGE_DIR.value])
-  loaded, failed = scoring_photos.load_images(
-      paths, config.dataset.max_short_side,
-      max_pixels=config.dataset.max_image_pixels)
-  for path, reason in failed:
-    print(f'skipped {path}: {reason}', file=sys.stderr)
+  paths, loaded, failed = photos.load([_OOD_IMAGE_DIR.value], config.dataset)
   if not loaded:
     raise scoring_photos.PhotoFolderError(
         f'--ood_image_dir={_OOD_IMAGE_DIR.value}: no usable image '

@@ -26,11 +26,11 @@ import numpy as np
 
 from skinjax.cli import checks
 from skinjax.cli import flags as cli_flags
+from skinjax.cli import photos
 from skinjax.config import run_config
 from skinjax.data import pipeline
 from skinjax.data import preprocess
 from skinjax.data.prepare import files
-from skinjax.data.prepare import scoring_photos
 from skinjax.evaluation import metrics
 from skinjax.evaluation import outputs
 from skinjax.evaluation import saliency
@@ -68,12 +68,7 @@ def main(argv):
 
 def predict(config, patterns) -> None:
   checks.validate_here(config, batch_keys=('eval_batch_size',))
-  paths = scoring_photos.expand_paths(patterns)
-  loaded, failed = scoring_photos.load_images(
-      paths, config.dataset.max_short_side,
-      max_pixels=config.dataset.max_image_pixels)
-  for path, reason in failed:
-    print(f'skipped {path}: {reason}', file=sys.stderr)
+  paths, loaded, _ = photos.load(patterns, config.dataset)
   if not loaded:
     raise NoUsablePhoto(f'none of the {len(paths)} files is a usable image')
 

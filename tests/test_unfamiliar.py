@@ -10,6 +10,7 @@ import pytest
 from helpers import dataset_config
 from helpers import run_module
 import image_trees
+import wandb_log
 from skinjax import data
 from skinjax.data import pipeline
 from skinjax.evaluation import unfamiliar
@@ -112,6 +113,13 @@ def test_evaluate_scores_photos_that_are_not_skin(trained_run, tmp_path):
   report = (workdir / 'eval' / 'test' / 'report.md').read_text()
   assert '## Unfamiliar photos' in report and 'mahalanobis' in report
   assert '## By skin tone' in report and 'by_skin_tone.png' in report
+  logged = {k: v for row in wandb_log.history(workdir / 'wandb')
+            for k, v in row.items() if k.startswith('test/')}
+  assert logged['test/ood/mahalanobis_auroc'] == pytest.approx(
+      ood['scores']['mahalanobis']['auroc'])
+  for group, entry in tone['groups'].items():
+    assert logged[f'test/skin_tone/{group}/support'] == entry['support']
+  assert logged['test/by_skin_tone/_type'] == 'image-file'
   calibration = json.loads(
       (workdir / 'calibration' / f"{metrics['checkpoint_step']}.json")
       .read_text())
