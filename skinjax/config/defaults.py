@@ -14,6 +14,10 @@ import ml_collections
 def get_config():
   config = ml_collections.ConfigDict()
   config.seed = 0
+  # GPU only: deterministic XLA kernels, so the same seed gives the same
+  # parameters there as it does on CPU, at a cost in speed
+  # (skinjax/parallel/determinism.py).
+  config.deterministic = False
 
   config.dataset = ml_collections.ConfigDict()
   # A name from skinjax.data.DATASETS, optionally with a builder config
