@@ -28,6 +28,7 @@ def _choices():
   return {
       'model.name': tuple(models.MODELS),
       'model.dtype': tuple(models.DTYPES),
+      'model.layer_forms': models.LAYER_FORMS,
       'optimizer.name': tuple(optimizer.OPTIMIZERS),
       'class_balance': loss.CLASS_BALANCE_MODES,
       'evaluation.tta': tuple(outputs.TTA_MODES),

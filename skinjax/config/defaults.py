@@ -71,6 +71,11 @@ def get_config():
   # Compute dtype: float32 | bfloat16. Parameters, BatchNorm statistics,
   # logits, softmax and loss stay float32 either way.
   config.model.dtype = 'float32'
+  # How convolutions and max-pooling are computed (models.LAYER_FORMS):
+  # 'auto' takes the forms measured fastest on XLA:CPU when running on CPU
+  # and XLA's native ops (cuDNN) elsewhere; 'cpu' or 'xla' forces one. Same
+  # parameters either way.
+  config.model.layer_forms = 'auto'
   config.model.dropout_rate = 0.0  # before the classifier
   config.model.drop_path_rate = 0.0  # stochastic depth of the last block
   # Starting weights: '' (random), 'imagenet' (EfficientNet-Lite) or the path

@@ -22,6 +22,7 @@ CONFIG_FILE = 'config.json'
 # the data lies, the largest photo read, test-time image size and crop, TTA,
 # calibration settings, batch size and workers of evaluation, W&B.
 EVALUATION_KEYS = ('evaluation', 'eval_batch_size', 'image_size',
+                   'model.layer_forms',
                    'augment.eval_crop_fraction', 'input', 'dataset.data_dir',
                    'dataset.manual_dir', 'dataset.max_image_pixels', 'wandb')
 # Keys a resumed run may change: they decide what is logged, validated and
