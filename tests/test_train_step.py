@@ -231,6 +231,24 @@ def test_four_devices_match_one_device(step_results):
   assert np.abs(one["['batch_stats']['bn_init']['mean']"]).max() > 1e-3
 
 
+@pytest.mark.parametrize('ahead', [0, 2])
+def test_device_batches_are_copied_ahead_in_order(ahead):
+  pulled = []
+
+  def host_batches():
+    for i in range(5):
+      pulled.append(i)
+      yield {'label': np.full((4,), i, np.int32)}
+
+  mesh = sharding.create_mesh()
+  batches = sharding.device_batches(host_batches(), mesh, ahead)
+  first = next(batches)
+  assert pulled == list(range(ahead + 1))  # the next ones already on device
+  assert first['label'].sharding == sharding.batch_sharded(mesh)
+  labels = [int(b['label'][0]) for b in [first, *batches]]
+  assert labels == [0, 1, 2, 3, 4]
+
+
 def test_deterministic_asks_xla_once_and_keeps_the_other_flags(monkeypatch):
   monkeypatch.setenv('XLA_FLAGS', '--xla_force_host_platform_device_count=2')
   determinism.request(False)

@@ -59,7 +59,8 @@ def validate(config) -> None:
     if get(config, key) < 1:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 1')
   for key in ('optimizer.warmup_steps', 'input.num_workers',
-              'input.num_threads', 'dataset.split_seed'):
+              'input.num_threads', 'input.device_prefetch',
+              'dataset.split_seed'):
     if get(config, key) < 0:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 0')
   if not config.optimizer.learning_rate > 0:

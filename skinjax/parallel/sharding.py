@@ -5,6 +5,9 @@ first axis. Under `jax.jit` this makes the step data-parallel with gradients
 and BatchNorm statistics reduced over the global batch.
 """
 
+import collections
+from typing import Iterator
+
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -31,3 +34,15 @@ def shard_batch(local_batch, mesh: Mesh):
   return jax.tree.map(
       lambda x: jax.make_array_from_process_local_data(sharding, x),
       local_batch)
+
+
+def device_batches(local_batches: Iterator, mesh: Mesh,
+                   ahead: int) -> Iterator:
+  """shard_batch of each batch, `ahead` batches early: their copies to the
+  devices are under way while the current step runs (0: none early)."""
+  queue = collections.deque()
+  for local_batch in local_batches:
+    queue.append(shard_batch(local_batch, mesh))
+    if len(queue) > ahead:
+      yield queue.popleft()
+  yield from queue
