@@ -55,12 +55,15 @@ def validate(config) -> None:
   for key in ('image_size', 'batch_size', 'eval_batch_size', 'num_train_steps',
               'log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
               'keep_checkpoints', 'model.width', 'grad_accum_steps',
-              'evaluation.calibration_bins'):
+              'evaluation.calibration_bins', 'serve.max_batch_size',
+              'serve.max_photos_per_request', 'serve.max_request_bytes',
+              'serve.max_concurrent_requests', 'serve.decode_threads',
+              'serve.top_k'):
     if get(config, key) < 1:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 1')
   for key in ('optimizer.warmup_steps', 'input.num_workers',
               'input.num_threads', 'input.device_prefetch',
-              'dataset.split_seed'):
+              'dataset.split_seed', 'serve.max_wait_ms'):
     if get(config, key) < 0:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 0')
   if not config.optimizer.learning_rate > 0:

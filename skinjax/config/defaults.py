@@ -142,6 +142,25 @@ def get_config():
   # below it are flagged 'uncertain'.
   config.evaluation.max_risk = 0.1
 
+  # skinjax.serve, the HTTP service (its address is a flag: --host, --port).
+  config.serve = ml_collections.ConfigDict()
+  # Waiting photos of all requests are scored together, at most this many
+  # at a time, padded to a power of two (times the device count): jit
+  # compiles one program per batch shape, all of them at start.
+  config.serve.max_batch_size = 32
+  # How long the first photo of a batch waits for others to join it.
+  config.serve.max_wait_ms = 5.0
+  config.serve.max_photos_per_request = 16  # more are refused (413)
+  # A larger request body is refused (413) before it is read. Bodies are
+  # held in memory, at most max_concurrent_requests of them at a time.
+  config.serve.max_request_bytes = 32 * 2**20
+  # Requests in progress at a time; more are answered 503 at once.
+  config.serve.max_concurrent_requests = 32
+  # Photos decoded (and Grad-CAM overlays drawn) at a time; each decode
+  # holds up to 12 bytes a pixel of a photo (dataset.max_image_pixels).
+  config.serve.decode_threads = 2
+  config.serve.top_k = 3  # classes listed per photo
+
   config.log_every_steps = 50
   config.eval_every_steps = 1_000
   config.checkpoint_every_steps = 1_000
