@@ -83,9 +83,11 @@ function addFlags(element, row) {
       element.append(flag);
     }
   }
-  if (row.uncertain && card && card.thresholds.uncertain_below !== null) {
-    element.append(`top probability under ` +
-                   `${percent(card.thresholds.uncertain_below)}`);
+  if (row.uncertain && card) {
+    const threshold = card.thresholds.uncertain_below;
+    element.append(threshold === null
+        ? 'no confidence level met the validation target'
+        : `top probability under ${percent(threshold)}`);
   }
 }
 
