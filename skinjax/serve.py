@@ -61,7 +61,9 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   try:
     config = _RUN.evaluation_config()
-    checks.validate(config)
+    # The evaluation batch too: a checkpoint without a calibration is
+    # calibrated on validation first, as predict does.
+    checks.validate_here(config, batch_keys=('eval_batch_size',))
     token = access.required_token(_HOST.value, _TOKEN_FILE.value,
                                   os.environ)
     listener = access.listen(_HOST.value, _PORT.value)

@@ -154,7 +154,8 @@ def get_config():
   # A larger request body is refused (413) before it is read. Bodies are
   # held in memory, at most max_concurrent_requests of them at a time.
   config.serve.max_request_bytes = 32 * 2**20
-  # Requests in progress at a time; more are answered 503 at once.
+  # Connections (idle kept-alive ones too) and requests in progress at a
+  # time; more are answered 503 at once.
   config.serve.max_concurrent_requests = 32
   # Photos decoded (and Grad-CAM overlays drawn) at a time; each decode
   # holds up to 12 bytes a pixel of a photo (dataset.max_image_pixels).
