@@ -176,7 +176,11 @@ def get_config():
   config.wandb.project = 'skinjax'
   config.wandb.entity = ''  # your W&B user or team; '' for the default
   config.wandb.name = ''  # run name; '' lets W&B pick one
+  # Runs of one experiment (a sweep's trials: the sweep's name), shown and
+  # averaged together in W&B; '' for none.
+  config.wandb.group = ''
   config.wandb.tags = ()
+  config.wandb.notes = ''  # free text: what this run is for
 
   config.lock()
   return config
