@@ -63,7 +63,8 @@ def history(run_dir: str) -> list:
 def runs(run_dir: str) -> list:
   """What each wandb.init into a `wandb/` folder recorded, oldest first:
   dicts of id, name, group, job_type, tags, notes, config ({key: value})
-  and summary (its last summary record's {key: value})."""
+  and summary ({key: last value}). A start killed by SIGKILL may have left
+  no record at all (wandb-core had not written them yet): it is left out."""
   found = []
   for path in sorted(glob.glob(os.path.join(run_dir, '*', '*.wandb'))):
     if os.path.islink(os.path.dirname(path)):  # wandb/latest-run
@@ -77,6 +78,8 @@ def runs(run_dir: str) -> list:
         summary.update({item.key or '/'.join(item.nested_key):
                         json.loads(item.value_json)
                         for item in record.summary.update})
+    if run is None:
+      continue
     found.append({
         'id': run.run_id, 'name': run.display_name, 'group': run.run_group,
         'job_type': run.job_type, 'tags': list(run.tags), 'notes': run.notes,
