@@ -48,6 +48,7 @@ def main(argv=None) -> int:
         defaults.get_config().to_dict()))
     root = args.root or os.path.join('runs', 'sweeps', sweep.name)
     plans = local.plans(sweep, root, overrides)
+    local.check(sweep, plans)
     wandb_config = local.trial_config(sweep.config, list(plans[0].flags)).wandb
     is_online = (wandb_config.mode == 'online' and
                  tracking.has_wandb_credentials())

@@ -202,13 +202,21 @@ def test_a_bad_sweep_file_is_one_line_naming_the_key(tmp_path, changes,
   assert message in str(error.value) and '\n' not in str(error.value)
 
 
-def test_a_swept_key_cannot_be_overridden(tmp_path):
+def test_a_swept_key_or_a_bad_value_is_refused_before_any_trial(tmp_path):
   with pytest.raises(SystemExit) as exited:
     sweep.main([_sweep_file(tmp_path), '--root', str(tmp_path / 'root'),
                 '--config.augment.contrast=0.5'])
   assert exited.value.code == (
       'error: --config.augment.contrast=0.5: augment.contrast is swept by '
       'the sweep file; it cannot be overridden')
+  assert not (tmp_path / 'root').exists()
+  with pytest.raises(SystemExit) as exited:
+    sweep.main([_sweep_file(tmp_path, parameters={
+        'optimizer.learning_rate': [0.1, -1.0]}), '--root',
+                str(tmp_path / 'root')])
+  assert exited.value.code == (
+      'error: trial learning_rate=-1: config.optimizer.learning_rate=-1.0: '
+      'must be > 0')
   assert not (tmp_path / 'root').exists()
 
 

@@ -19,6 +19,7 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
+from skinjax.cli import checks
 from skinjax.config import run_config
 from skinjax.run_folder import tracking
 from skinjax.sweeps import spec as spec_lib
@@ -40,8 +41,8 @@ def plans(sweep: spec_lib.Sweep, root: str, overrides=()) -> list:
   if swept:
     raise spec_lib.SweepError(f'{swept[0]}: {_flag_key(swept[0])} is swept '
                               'by the sweep file; it cannot be overridden')
-  base = trial_config(sweep.config, list(overrides))
   common = [spec_lib.config_flag(k, v) for k, v in sweep.fixed.items()]
+  base = trial_config(sweep.config, common + list(overrides))
   common += [spec_lib.config_flag('wandb.group',
                                   base.wandb.group or sweep.name),
              spec_lib.config_flag('wandb.tags', (*base.wandb.tags,
@@ -50,6 +51,16 @@ def plans(sweep: spec_lib.Sweep, root: str, overrides=()) -> list:
       common + [spec_lib.config_flag(k, v) for k, v in trial.values.items()]
       + [spec_lib.config_flag('wandb.name', trial.name)] + list(overrides)))
           for trial in sweep.trials]
+
+
+def check(sweep: spec_lib.Sweep, trial_plans: list) -> None:
+  """Every trial's config passes train's value checks, before any trains:
+  a SweepError naming the trial otherwise."""
+  for plan in trial_plans:
+    try:
+      checks.validate(trial_config(sweep.config, list(plan.flags)))
+    except checks.ConfigError as e:
+      raise spec_lib.SweepError(f'trial {plan.trial.name}: {e}') from None
 
 
 def _flag_key(flag: str) -> str:
