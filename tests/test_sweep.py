@@ -62,6 +62,7 @@ def test_a_killed_sweep_resumes_its_trial_and_skips_finished_ones(
                 out.index(f'[4/4] {NAMES[3]}')]
   assert 'Resuming from checkpoint step 4' in resumed
   assert 'Resuming' not in out[out.index(f'[4/4] {NAMES[3]}'):]
+  # No ROOT/xla_cache: the tests' own compilation cache (helpers) is set.
   assert sorted(os.listdir(root)) == sorted(NAMES + ['comparison'])
   for name in NAMES:
     steps = [r['step'] for r in records(root / name) if 'train/loss' in r]

@@ -7,7 +7,8 @@ for its config, is finished and skipped: the run folder says so, no side
 file that could disagree with it. SIGINT or SIGTERM to the sweep is passed
 on to the trial as SIGTERM (it checkpoints and exits 0) and ends the sweep;
 the same command resumes that trial and goes on. A trial that fails (a
-diverged loss, a refused config) is reported and the next one runs.
+diverged loss, a refused config) is reported and the next one runs. The
+trials share JAX's persistent compilation cache (ROOT/xla_cache).
 """
 
 import dataclasses
@@ -24,6 +25,9 @@ from skinjax.config import run_config
 from skinjax.run_folder import tracking
 from skinjax.sweeps import spec as spec_lib
 from skinjax.training import checkpoints
+
+
+XLA_CACHE = 'xla_cache'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +104,16 @@ def is_finished(plan: Plan, config_file: str) -> bool:
              for r in tracking.read_records(plan.workdir))
 
 
+def _with_compile_cache(root: str) -> dict:
+  """The environment of a trial: JAX's persistent compilation cache in
+  ROOT/xla_cache unless one is set, so trials that differ only in what
+  the compiled step does not hold (the seed, augmentation, data) compile
+  once."""
+  env = dict(os.environ)
+  env.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(root, XLA_CACHE))
+  return env
+
+
 def run(sweep: spec_lib.Sweep, trial_plans: list) -> dict:
   """Runs the unfinished trials in order; returns {trial name: 'finished'
   | 'skipped' | 'failed (exit N)' | 'stopped'}."""
@@ -128,7 +142,8 @@ def run(sweep: spec_lib.Sweep, trial_plans: list) -> dict:
       print(f'{header}: training in {plan.workdir}', flush=True)
       child[:] = [subprocess.Popen(
           [sys.executable, '-m', 'skinjax.train', '--config', sweep.config,
-           '--workdir', plan.workdir, *plan.flags])]
+           '--workdir', plan.workdir, *plan.flags], env=_with_compile_cache(
+               os.path.dirname(plan.workdir)))]
       code = child[0].wait()
       if code != 0:
         outcome[name] = f'failed (exit {code})'
