@@ -25,13 +25,14 @@ from skinjax.sweeps import local
 def run(sweep, trial_plans: list, wandb_config) -> dict:
   """Registers the sweep with W&B and runs its trials through an agent;
   returns local.run's outcome per trial."""
+  where = dict(entity=wandb_config.entity or None,
+               project=wandb_config.project)
   sweep_id = wandb.sweep(
       {'name': sweep.name, 'method': 'grid',
        'metric': {'name': sweep.metric, 'goal': 'minimize' if
                   runs.lower_is_better(sweep.metric) else 'maximize'},
        'parameters': {'trial': {'values': [p.trial.name
-                                           for p in trial_plans]}}},
-      entity=wandb_config.entity or None, project=wandb_config.project)
+                                           for p in trial_plans]}}}, **where)
   by_name = {plan.trial.name: plan for plan in trial_plans}
   outcome = {}
 
@@ -45,5 +46,5 @@ def run(sweep, trial_plans: list, wandb_config) -> dict:
     agent_run.finish()
     outcome.update(local.run(sweep, [plan]))
 
-  wandb.agent(sweep_id, function=one_trial, count=len(trial_plans))
+  wandb.agent(sweep_id, function=one_trial, count=len(trial_plans), **where)
   return outcome
