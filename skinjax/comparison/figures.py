@@ -1,6 +1,7 @@
 """Curves of several runs: training loss and validation metrics, against
 step and against wall time, one line per run; a seed group is its mean
-with a band from its lowest to its highest run.
+with a band from its lowest to its highest run, at the steps all its runs
+recorded (against wall time, at its runs' mean wall time for each step).
 
 matplotlib's object API (Figure, not pyplot): no global state, no display.
 """
