@@ -15,6 +15,13 @@
 #   ./launch.sh evaluate DIR [--split S] [--checkpoint C] [--weights ema]
 #       [--config.evaluation.KEY=VALUE ...]
 #       Evaluates the run in DIR with its own config (DIR/config.json).
+#   ./launch.sh sweep SWEEP_FILE [--root DIR] [--config.KEY=VALUE ...]
+#       Trains every trial of the sweep file, one run folder each in DIR
+#       (default runs/sweeps/<sweep name>), as a W&B sweep when online with
+#       an API key, else here; finished trials are skipped, an interrupted
+#       one resumes. Ends with the comparison of the trials.
+#   ./launch.sh compare RUN_DIR [RUN_DIR ...] [--metric M] [--output DIR]
+#       Compares run folders offline: table, curves (PNG), report.md.
 #   ./launch.sh test [--slow] [PYTEST ARGS ...]
 #       The test suite; --slow runs only the tests marked slow (minutes).
 set -euo pipefail
@@ -113,6 +120,14 @@ case "$command" in
     [[ $# -ge 1 ]] || usage
     WORKDIR="$1"; shift
     "$PYTHON" -m skinjax.evaluate --workdir "$WORKDIR" "$@"
+    ;;
+  sweep)
+    [[ $# -ge 1 ]] || usage
+    exec "$PYTHON" -m skinjax.sweep "$@"
+    ;;
+  compare)
+    [[ $# -ge 1 ]] || usage
+    exec "$PYTHON" -m skinjax.compare "$@"
     ;;
   test)
     if [[ "${1:-}" == "--slow" ]]; then

@@ -27,6 +27,7 @@ from skinjax.cli import flags as cli_flags
 from skinjax.config import run_config
 from skinjax.data.prepare import files
 from skinjax.evaluation import metrics
+from skinjax.parallel import determinism
 from skinjax.parallel import distributed
 from skinjax.run_folder import lock
 from skinjax.training import checkpoints
@@ -53,9 +54,10 @@ _PROCESS_ID = flags.DEFINE_integer('process_id', 0,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  config = _CONFIG.value
+  determinism.request(config.deterministic)
   distributed.initialize(_COORDINATOR_ADDRESS.value, _NUM_PROCESSES.value,
                          _PROCESS_ID.value)
-  config = _CONFIG.value
   try:
     checks.validate_here(config)
     checks.validate_key_names(config, _ALLOW_CHANGE.value, '--allow_change')

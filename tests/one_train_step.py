@@ -3,7 +3,9 @@
   python -m tests.one_train_step OUT.npz [COORDINATOR NUM_PROCESSES PROCESS_ID]
 
 Run with XLA_FLAGS=--xla_force_host_platform_device_count=N to compare
-N-device data parallelism against a single device; with the last three
+N-device data parallelism against a single device (flips, turns and jitter
+are drawn in the step, config.augment.on_device, so the comparison covers
+their independence of the device count too); with the last three
 arguments, as one of several processes, each feeding its own slice of the
 same global batch (process 0 writes OUT.npz).
 """
@@ -28,6 +30,7 @@ def main(out_path, coordinator='', num_processes='1', process_id='0'):
   config.model.name, config.model.width = 'resnet18', 8
   config.optimizer.warmup_steps = 0
   config.num_train_steps, config.image_size = 10, 32
+  config.augment.on_device = True
   mesh = sharding.create_mesh()
   model = models.create_model(config.model, num_classes=5)
   tx = optimizer.create_optimizer(config.optimizer, config.num_train_steps)

@@ -5,12 +5,15 @@ Only that it runs is tested: speed lives in the benchmark's figures
 """
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import run_module
+from helpers import REPO, run_module
 from skinjax.bench import input_pipeline
 from skinjax.data.builders import lesion_drawing
 
@@ -70,3 +73,26 @@ def test_generated_photos_reuse_drawings_as_distinct_jpegs(tmp_path,
     assert folder == first_folder
     assert 0 < np.abs(pixels - first).mean() < 8  # same drawing, new noise
   assert np.abs(photos[0][1] - photos[1][1]).mean() > 8
+
+
+@pytest.mark.slow
+def test_the_accelerator_script_runs_its_cpu_path(tmp_path):
+  """experiments/accelerator/run.sh with skinjax already importable (no
+  wheels), at toy sizes: the JSON it writes holds the step and end-to-end
+  figures, with augmentation on the device."""
+  env = dict(os.environ, MODELS='resnet18', WIDTH='8',
+             IMAGE_SIZE='32', DTYPE='bfloat16', BATCH='4', STEPS='2',
+             NUM_IMAGES='12', NUM_WORKERS='1', PYTHONPATH=REPO)
+  env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env['PATH']
+  result = subprocess.run(
+      ['bash', os.path.join(REPO, 'experiments', 'accelerator', 'run.sh'), '',
+       str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.loads((tmp_path / 'accelerator.json').read_text())
+  assert [(r['model'], r['image_size'], r['dtype']) for r in
+          report['train_step']] == [('resnet18', 32, 'bfloat16')]
+  for row in report['train_step']:
+    _assert_positive(row, ['images_per_second', 'peak_memory_bytes'])
+    _assert_positive(row['end_to_end'], ['images_per_second'])
+    assert row['end_to_end']['augment_on_device'] is True
+    assert row['end_to_end']['num_workers'] == 1

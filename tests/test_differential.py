@@ -32,3 +32,10 @@ def test_csv_cells_are_neutralised_against_formula_injection(tmp_path):
   differential.write(rows, str(tmp_path / 'out.json'))
   assert json.loads((tmp_path / 'out.json').read_text())[0]['file'] == (
       '=2+5.jpg')
+
+
+def test_flags_not_measured_are_none_not_false():
+  rows = differential.differentials(np.array([[0.9, 0.1]]), ['a', 'b'], 2,
+                                    0.5)
+  assert rows[0]['unfamiliar'] is None and rows[0]['skin_tone'] is None
+  assert rows[0]['uncertain'] is False

@@ -1,4 +1,6 @@
-"""skinjax's Conv computes what flax's nn.Conv computes, on every path."""
+"""skinjax's Conv and max_pool compute what flax's nn.Conv and nn.max_pool
+compute, on every path, in both layer forms (CPU's and XLA's, which is
+flax's own max_pool)."""
 
 import flax.linen as nn
 import jax
@@ -22,12 +24,14 @@ from skinjax.models import layers
     (7, 5, 2, 'SAME', 8),
     (2, 5, 1, 'SAME', 8),
 ])
-def test_matches_flax_conv(size, kernel, strides, padding, groups):
+def test_matches_flax_conv(size, kernel, strides, padding, groups,
+                           forms='cpu'):
   x = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, 8))
   args = dict(features=8, kernel_size=(kernel, kernel),
               strides=(strides, strides), padding=padding,
               feature_group_count=groups)
-  ours, theirs = layers.Conv(**args), nn.Conv(**args)
+  ours = layers.Conv(**args, layer_forms=forms)
+  theirs = nn.Conv(**args)
   params = theirs.init(jax.random.PRNGKey(1), x)
   assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == (
       jax.tree.map(jnp.shape, params))
@@ -38,6 +42,14 @@ def test_matches_flax_conv(size, kernel, strides, padding, groups):
   theirs_grad = jax.grad(loss(theirs), argnums=(0, 1))(params, x)
   for a, b in zip(jax.tree.leaves(ours_grad), jax.tree.leaves(theirs_grad)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('size, kernel, strides, padding, groups', [
+    (2, 3, 1, 'SAME', 1), (7, 5, 2, 'SAME', 8), (3, 7, 2, [(3, 3), (3, 3)], 1)])
+def test_xla_forms_match_flax_conv(size, kernel, strides, padding, groups):
+  """Where the CPU forms would not be XLA's convolution, the XLA forms are,
+  with the same padding."""
+  test_matches_flax_conv(size, kernel, strides, padding, groups, forms='xla')
 
 
 def test_drop_path_drops_whole_examples_and_rescales():
@@ -60,7 +72,8 @@ def test_max_pool_matches_flax_with_ties(size, window, stride):
   # first maximum of each window, as jax's own select-and-scatter sends it.
   x = jax.random.randint(jax.random.PRNGKey(0), (2, size, size + 1, 4), -3, 4)
   x = jnp.maximum(x, 0).astype(jnp.float32)
-  ours = lambda x: layers.max_pool(x, (window, window), (stride, stride))
+  ours = lambda x: layers.max_pool(x, (window, window), (stride, stride),
+                                   'cpu')
   theirs = lambda x: nn.max_pool(x, (window, window), (stride, stride), 'SAME')
   np.testing.assert_array_equal(ours(x), theirs(x))
   g = jax.random.normal(jax.random.PRNGKey(1), theirs(x).shape)
@@ -72,5 +85,26 @@ def test_max_pool_matches_flax_with_ties(size, window, stride):
 
 def test_max_pool_keeps_bfloat16():
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 4), jnp.bfloat16)
-  y, pullback = jax.vjp(lambda x: layers.max_pool(x, (3, 3), (2, 2)), x)
+  y, pullback = jax.vjp(
+      lambda x: layers.max_pool(x, (3, 3), (2, 2), 'cpu'), x)
   assert y.dtype == pullback(jnp.ones_like(y))[0].dtype == jnp.bfloat16
+
+
+def _primitives(fn, *args) -> set:
+  return {str(e.primitive) for e in jax.make_jaxpr(fn)(*args).jaxpr.eqns}
+
+
+def test_the_forms_differ_where_they_should_and_auto_picks_by_backend():
+  """The CPU forms avoid XLA's depthwise convolution and pooling gradient;
+  the XLA forms are those ops. 'auto' takes the CPU forms on CPU only."""
+  x = jnp.ones((1, 6, 6, 8))
+  for forms, want_native in (('cpu', False), ('xla', True)):
+    conv = layers.Conv(8, (3, 3), feature_group_count=8, layer_forms=forms)
+    params = conv.init(jax.random.PRNGKey(0), x)
+    assert ('conv_general_dilated' in _primitives(
+        lambda x: conv.apply(params, x), x)) == want_native, forms
+    pool_grad = jax.grad(
+        lambda x: layers.max_pool(x, (3, 3), (2, 2), forms).sum())
+    assert ('select_and_scatter_add' in str(
+        jax.make_jaxpr(pool_grad)(x))) == want_native, forms
+  assert layers.cpu_forms('auto') == (jax.default_backend() == 'cpu')

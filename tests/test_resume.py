@@ -154,7 +154,22 @@ def test_ctrl_c_to_the_process_group_with_workers_then_a_resume_is_exact(
   after the step-5 checkpoint: checkpoint, exit 0. Resumed on no workers:
   the weights at step 20 are those of the uninterrupted run."""
   reference, flags = trained_run
-  workdir = tmp_path / 'run'
+  _ctrl_c_with_workers_then_resume(reference, flags, tmp_path / 'run')
+
+
+@pytest.mark.slow  # an uninterrupted, a stopped and a resumed run: ~40 s
+def test_with_augmentation_on_the_device_a_resume_is_exact(small_data_dir,
+                                                           tmp_path):
+  """The same with flips, turns and jitter drawn in the train step, and the
+  batches copied to the device ahead: their keys are the step's, so the
+  resumed run, on another worker count, reaches the same weights."""
+  flags = tiny_run_flags(small_data_dir, **{'augment.on_device': True})
+  reference = tmp_path / 'reference'
+  train(reference, flags)
+  _ctrl_c_with_workers_then_resume(reference, flags, tmp_path / 'run')
+
+
+def _ctrl_c_with_workers_then_resume(reference, flags, workdir):
   # Checkpoints every 5 steps, so that the stop comes well before the end;
   # checkpointing changes nothing of the weights.
   flags = flags + ['--config.checkpoint_every_steps=5',

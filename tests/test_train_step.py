@@ -17,6 +17,7 @@ import pytest
 from helpers import REPO
 from skinjax import models
 from skinjax.config import defaults
+from skinjax.parallel import determinism
 from skinjax.parallel import sharding
 from skinjax.training import loss as loss_lib
 from skinjax.training import optimizer as optim
@@ -228,6 +229,34 @@ def test_four_devices_match_one_device(step_results):
   _assert_same_step(four, one)
   # The comparison is not vacuous: the step changed the BN statistics.
   assert np.abs(one["['batch_stats']['bn_init']['mean']"]).max() > 1e-3
+
+
+@pytest.mark.parametrize('ahead', [0, 2])
+def test_device_batches_are_copied_ahead_in_order(ahead):
+  pulled = []
+
+  def host_batches():
+    for i in range(5):
+      pulled.append(i)
+      yield {'label': np.full((4,), i, np.int32)}
+
+  mesh = sharding.create_mesh()
+  batches = sharding.device_batches(host_batches(), mesh, ahead)
+  first = next(batches)
+  assert pulled == list(range(ahead + 1))  # the next ones already on device
+  assert first['label'].sharding == sharding.batch_sharded(mesh)
+  labels = [int(b['label'][0]) for b in [first, *batches]]
+  assert labels == [0, 1, 2, 3, 4]
+
+
+def test_deterministic_asks_xla_once_and_keeps_the_other_flags(monkeypatch):
+  monkeypatch.setenv('XLA_FLAGS', '--xla_force_host_platform_device_count=2')
+  determinism.request(False)
+  assert os.environ['XLA_FLAGS'] == '--xla_force_host_platform_device_count=2'
+  determinism.request(True)
+  determinism.request(True)
+  assert os.environ['XLA_FLAGS'].split() == [
+      '--xla_force_host_platform_device_count=2', determinism.FLAG]
 
 
 @pytest.mark.slow

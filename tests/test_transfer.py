@@ -1,11 +1,16 @@
 """Starting from other weights, and training only part of a model."""
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import run_module, tiny_run_flags
+from helpers import REPO, cpu_devices, run_module, tiny_run_flags
+import sharded_checkpoint
 from skinjax import models
 from skinjax.config import defaults
 from skinjax.models import transfer
@@ -99,3 +104,23 @@ def test_frozen_batch_stats_do_not_move_in_training():
     changed = not np.allclose(updates['batch_stats']['bn_init']['mean'],
                               variables['batch_stats']['bn_init']['mean'])
     assert changed == moves
+
+
+def test_init_from_reads_a_checkpoint_saved_on_other_devices(tmp_path):
+  """Saved on 4 devices, read on 1 and on 2: a multi-GPU run seeds a laptop
+  fine-tune (Orbax, left to itself, refuses another topology)."""
+  script = os.path.join(REPO, 'tests', 'sharded_checkpoint.py')
+
+  def run(action, devices):
+    return subprocess.run(
+        [sys.executable, script, action, str(tmp_path)], cwd=REPO,
+        env=dict(os.environ, **cpu_devices(devices)), capture_output=True,
+        text=True, timeout=300)
+
+  saved = run('save', 4)
+  assert saved.returncode == 0, saved.stderr[-2000:]
+  assert jax.device_count() == 1
+  sharded_checkpoint.check(str(tmp_path))
+  result = run('check', 2)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert 'restored on 2 devices' in result.stdout

@@ -1,4 +1,5 @@
-"""Reads the history rows of an offline W&B run from its .wandb file.
+"""Reads an offline W&B run from its .wandb file: history rows, and what each
+wandb.init recorded (name, group, job type, tags, config, summary).
 
 wandb 0.31 ships no Python reader for its transaction log, so this walks the
 log's framing (LevelDB log format: 32 KiB blocks of CRC-checked chunks after
@@ -31,6 +32,8 @@ def _records(path):
       continue
     checksum, length, kind = struct.unpack('<IHB', data[pos:pos + _HEADER])
     chunk = data[pos + _HEADER:pos + _HEADER + length]
+    if len(chunk) < length:
+      return  # the tail a killed run was writing
     pos += _HEADER + length
     if kind == 0 and length == 0:
       continue
@@ -55,3 +58,32 @@ def history(run_dir: str) -> list:
                      json.loads(item.value_json)
                      for item in record.history.item})
   return rows
+
+
+def runs(run_dir: str) -> list:
+  """What each wandb.init into a `wandb/` folder recorded, oldest first:
+  dicts of id, name, group, job_type, tags, notes, config ({key: value})
+  and summary ({key: last value}). A start killed by SIGKILL may have left
+  no record at all (wandb-core had not written them yet): it is left out."""
+  found = []
+  for path in sorted(glob.glob(os.path.join(run_dir, '*', '*.wandb'))):
+    if os.path.islink(os.path.dirname(path)):  # wandb/latest-run
+      continue
+    run, summary = None, {}
+    for record in _records(path):
+      kind = record.WhichOneof('record_type')
+      if kind == 'run':
+        run = record.run
+      elif kind == 'summary':
+        summary.update({item.key or '/'.join(item.nested_key):
+                        json.loads(item.value_json)
+                        for item in record.summary.update})
+    if run is None:
+      continue
+    found.append({
+        'id': run.run_id, 'name': run.display_name, 'group': run.run_group,
+        'job_type': run.job_type, 'tags': list(run.tags), 'notes': run.notes,
+        'config': {item.key or '/'.join(item.nested_key):
+                   json.loads(item.value_json) for item in run.config.update},
+        'summary': summary})
+  return found

@@ -2,8 +2,9 @@
 
 Both decode the same prepared JPEGs with the same per-image work
 (skinjax.data.pipeline.TrainPreprocess: random resized crop decoded at reduced
-size where the JPEG allows, flips, rotations and colour jitter as configured;
-normalisation happens on the device). The plain loop shows what the decode
+size where the JPEG allows, flips, rotations and colour jitter as configured,
+or left to the train step with augment.on_device; normalisation happens on
+the device). The plain loop shows what the decode
 costs by itself; grain's rows show its overhead and how it scales with worker
 processes. Images per CPU-second counts the CPU time of the main process and
 of every worker, so it is the throughput one fully busy core buys.

@@ -115,23 +115,27 @@ def _end_to_end(config, mesh, train_step, state, num_steps: int,
   """The inner loop of train.py: batches from the pipeline into the step."""
   source = pipeline.data_source(data.load_builder(config.dataset),
                                 config.dataset.train_split)
-  batches = iter(pipeline.train_dataset(source, config, jax.process_index(),
-                                        jax.process_count()))
+  host_batches = iter(pipeline.train_dataset(
+      source, config, jax.process_index(), jax.process_count()))
+  batches = sharding.device_batches(host_batches, mesh,
+                                    config.input.device_prefetch)
   for _ in range(warmup_steps + 1):
-    state, _ = train_step(state, sharding.shard_batch(next(batches), mesh))
+    state, _ = train_step(state, next(batches))
   jax.block_until_ready(state)
   input_wait, start = 0.0, time.perf_counter()
   for _ in range(num_steps):
     fetch_start = time.perf_counter()
-    batch = sharding.shard_batch(next(batches), mesh)
+    batch = next(batches)
     input_wait += time.perf_counter() - fetch_start
     state, _ = train_step(state, batch)
   jax.block_until_ready(state)
   seconds = time.perf_counter() - start
-  batches.close()
+  host_batches.close()
   return {
       'num_workers': config.input.num_workers,
       'num_threads': config.input.num_threads,
+      'device_prefetch': config.input.device_prefetch,
+      'augment_on_device': config.augment.on_device,
       'step_seconds': seconds / num_steps,
       'images_per_second': config.batch_size * num_steps / seconds,
       'input_wait_fraction': input_wait / seconds,

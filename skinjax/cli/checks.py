@@ -29,6 +29,7 @@ def _choices():
   return {
       'model.name': tuple(models.MODELS),
       'model.dtype': tuple(models.DTYPES),
+      'model.layer_forms': models.LAYER_FORMS,
       'optimizer.name': tuple(optimizer.OPTIMIZERS),
       'class_balance': loss.CLASS_BALANCE_MODES,
       'evaluation.tta': tuple(outputs.TTA_MODES),
@@ -58,11 +59,15 @@ def validate(config) -> None:
               'keep_checkpoints', 'model.width', 'grad_accum_steps',
               'evaluation.calibration_bins',
               'evaluation.unfamiliar_fit_examples',
-              'evaluation.bootstrap_resamples'):
+              'evaluation.bootstrap_resamples', 'serve.max_batch_size',
+              'serve.max_photos_per_request', 'serve.max_request_bytes',
+              'serve.max_concurrent_requests', 'serve.decode_threads',
+              'serve.top_k'):
     if get(config, key) < 1:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 1')
   for key in ('optimizer.warmup_steps', 'input.num_workers',
-              'input.num_threads', 'dataset.split_seed'):
+              'input.num_threads', 'input.device_prefetch',
+              'dataset.split_seed', 'serve.max_wait_ms'):
     if get(config, key) < 0:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 0')
   if not config.optimizer.learning_rate > 0:

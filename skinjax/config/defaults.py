@@ -14,6 +14,10 @@ import ml_collections
 def get_config():
   config = ml_collections.ConfigDict()
   config.seed = 0
+  # GPU only: deterministic XLA kernels, so the same seed gives the same
+  # parameters there as it does on CPU, at a cost in speed
+  # (skinjax/parallel/determinism.py).
+  config.deterministic = False
 
   config.dataset = ml_collections.ConfigDict()
   # A name from skinjax.data.DATASETS, optionally with a builder config
@@ -51,6 +55,9 @@ def get_config():
   config.input.worker_buffer_size = 2  # batches each worker keeps ready
   config.input.num_threads = 2  # reading and decoding threads per process
   config.input.prefetch_buffer_size = 64  # elements read ahead per process
+  # Batches copied to the devices ahead of the step that takes them, so the
+  # copy overlaps the running step (0: copied when the step needs it).
+  config.input.device_prefetch = 2
 
   config.augment = ml_collections.ConfigDict()
   config.augment.crop_scale = (0.35, 1.0)  # random resized crop: area range
@@ -61,6 +68,10 @@ def get_config():
   config.augment.brightness = 0.1  # colour jitter: +-fraction
   config.augment.contrast = 0.1
   config.augment.saturation = 0.1
+  # Flips, turns and jitter inside the jitted train step instead of on the
+  # host (which then only decodes and crops): frees host cores to feed an
+  # accelerator. Same distribution, another random stream.
+  config.augment.on_device = False
   # Evaluation: resize so that the centre crop of this fraction of the short
   # side becomes image_size.
   config.augment.eval_crop_fraction = 0.875
@@ -71,6 +82,11 @@ def get_config():
   # Compute dtype: float32 | bfloat16. Parameters, BatchNorm statistics,
   # logits, softmax and loss stay float32 either way.
   config.model.dtype = 'float32'
+  # How convolutions and max-pooling are computed (models.LAYER_FORMS):
+  # 'auto' takes the forms measured fastest on XLA:CPU when running on CPU
+  # and XLA's native ops (cuDNN) elsewhere; 'cpu' or 'xla' forces one. Same
+  # parameters either way.
+  config.model.layer_forms = 'auto'
   config.model.dropout_rate = 0.0  # before the classifier
   config.model.drop_path_rate = 0.0  # stochastic depth of the last block
   # Starting weights: '' (random), 'imagenet' (EfficientNet-Lite) or the path
@@ -141,6 +157,26 @@ def get_config():
   # Resamples of the bootstrap intervals of the results by skin tone.
   config.evaluation.bootstrap_resamples = 200
 
+  # skinjax.serve, the HTTP service (its address is a flag: --host, --port).
+  config.serve = ml_collections.ConfigDict()
+  # Waiting photos of all requests are scored together, at most this many
+  # at a time, padded to a power of two (times the device count): jit
+  # compiles one program per batch shape, all of them at start.
+  config.serve.max_batch_size = 32
+  # How long the first photo of a batch waits for others to join it.
+  config.serve.max_wait_ms = 5.0
+  config.serve.max_photos_per_request = 16  # more are refused (413)
+  # A larger request body is refused (413) before it is read. Bodies are
+  # held in memory, at most max_concurrent_requests of them at a time.
+  config.serve.max_request_bytes = 32 * 2**20
+  # Connections (idle kept-alive ones too) and requests in progress at a
+  # time; more are answered 503 at once.
+  config.serve.max_concurrent_requests = 32
+  # Photos decoded (and Grad-CAM overlays drawn) at a time; each decode
+  # holds up to 12 bytes a pixel of a photo (dataset.max_image_pixels).
+  config.serve.decode_threads = 2
+  config.serve.top_k = 3  # classes listed per photo
+
   config.log_every_steps = 50
   config.eval_every_steps = 1_000
   config.checkpoint_every_steps = 1_000
@@ -155,7 +191,11 @@ def get_config():
   config.wandb.project = 'skinjax'
   config.wandb.entity = ''  # your W&B user or team; '' for the default
   config.wandb.name = ''  # run name; '' lets W&B pick one
+  # Runs of one experiment (a sweep's trials: the sweep's name), shown and
+  # averaged together in W&B; '' for none.
+  config.wandb.group = ''
   config.wandb.tags = ()
+  config.wandb.notes = ''  # free text: what this run is for
 
   config.lock()
   return config

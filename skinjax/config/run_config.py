@@ -20,16 +20,19 @@ from skinjax.run_folder import atomic
 CONFIG_FILE = 'config.json'
 # Keys that change how a checkpoint is scored, never what it learnt: where
 # the data lies, the largest photo read, test-time image size and crop, TTA,
-# calibration settings, batch size and workers of evaluation, W&B.
+# calibration settings, batch size and workers of evaluation, W&B, and how
+# skinjax.serve batches and limits requests.
 EVALUATION_KEYS = ('evaluation', 'eval_batch_size', 'image_size',
+                   'model.layer_forms',
                    'augment.eval_crop_fraction', 'input', 'dataset.data_dir',
-                   'dataset.manual_dir', 'dataset.max_image_pixels', 'wandb')
+                   'dataset.manual_dir', 'dataset.max_image_pixels', 'wandb',
+                   'serve')
 # Keys a resumed run may change: they decide what is logged, validated and
 # kept, and where files are, never which weights the steps produce.
 RESUME_KEYS = ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
                'keep_checkpoints', 'input', 'wandb', 'evaluation',
                'eval_batch_size', 'augment.eval_crop_fraction',
-               'dataset.data_dir', 'dataset.manual_dir')
+               'dataset.data_dir', 'dataset.manual_dir', 'serve')
 CHANGES_FILE = 'config_changes.jsonl'
 # Keys older skinjax versions wrote that mean nothing now; ignored on reading.
 RETIRED_KEYS = ('dataset.test_split',)

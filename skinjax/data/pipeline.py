@@ -86,10 +86,12 @@ class _Relabelled:
 
 
 class TrainPreprocess(grain.transforms.RandomMap):
-  """Decode with a random resized crop, flip/rotate, colour jitter."""
+  """Decode with a random resized crop, flip/rotate, colour jitter (the last
+  two left to the train step with augment.on_device)."""
 
   def __init__(self, image_size: int, augment):
     self.image_size = image_size
+    self.on_host = not augment.on_device
     self.crop_scale = tuple(augment.crop_scale)
     self.crop_ratio = tuple(augment.crop_ratio)
     self.symmetries = dict(hflip=augment.hflip, vflip=augment.vflip,
@@ -102,8 +104,9 @@ class TrainPreprocess(grain.transforms.RandomMap):
     image = preprocess.open_image(example['image'])
     image = preprocess.random_resized_crop(image, rng, self.image_size,
                                            self.crop_scale, self.crop_ratio)
-    image = preprocess.flip_and_rotate(image, rng, **self.symmetries)
-    image = preprocess.colour_jitter(image, rng, **self.jitter)
+    if self.on_host:
+      image = preprocess.flip_and_rotate(image, rng, **self.symmetries)
+      image = preprocess.colour_jitter(image, rng, **self.jitter)
     return {'image': image, 'label': np.int32(example['label'])}
 
 

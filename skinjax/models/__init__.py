@@ -21,6 +21,7 @@ _SPECIFIC = {'width': ('resnet18', 'resnet34', 'resnet50')}
 # config.model.dtype -> compute dtype.
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 HEAD = layers.HEAD
+LAYER_FORMS = layers.LAYER_FORMS
 
 
 def create_model(model_config, num_classes: int):
@@ -29,7 +30,8 @@ def create_model(model_config, num_classes: int):
                 dropout_rate=model_config.dropout_rate,
                 drop_path_rate=model_config.drop_path_rate,
                 freeze_batch_stats=model_config.freeze_batch_stats,
-                dtype=DTYPES[model_config.dtype])
+                dtype=DTYPES[model_config.dtype],
+                layer_forms=model_config.layer_forms)
   for key, names in _SPECIFIC.items():
     if model_config.name in names:
       kwargs[key] = model_config[key]

@@ -92,11 +92,12 @@ class EfficientNetLite(nn.Module):
   mean_rgb: Sequence[float] = (127.0, 127.0, 127.0)
   std_rgb: Sequence[float] = (128.0, 128.0, 128.0)
   dtype: Any = jnp.float32
+  layer_forms: str = 'auto'  # layers.LAYER_FORMS
 
   @nn.compact
   def __call__(self, images, train: bool = True):
     x = layers.standardise(images, self.mean_rgb, self.std_rgb, self.dtype)
-    conv = layers.he_conv(self.dtype)
+    conv = layers.he_conv(self.dtype, self.layer_forms)
     norm = functools.partial(
         nn.BatchNorm, use_running_average=not train or self.freeze_batch_stats,
         momentum=0.99, epsilon=1e-3, dtype=self.dtype)

@@ -8,11 +8,26 @@ import jax
 import jax.numpy as jnp
 
 
+# config.model.layer_forms: 'cpu' takes the forms below that were measured
+# faster on XLA:CPU than its own convolution and pooling gradient; 'xla'
+# takes XLA's native ops (cuDNN's on GPU); 'auto' is 'cpu' on a CPU backend,
+# else 'xla'. Both give the same outputs, gradients and parameters.
+LAYER_FORMS = ('auto', 'cpu', 'xla')
+
+
+def cpu_forms(layer_forms: str) -> bool:
+  """Whether the CPU forms apply: the one place the choice is made."""
+  if layer_forms == 'auto':
+    return jax.default_backend() == 'cpu'
+  return layer_forms == 'cpu'
+
+
 class Conv(nn.Module):
   """2D convolution (NHWC), with the parameters and results of `nn.Conv`.
 
-  Two shapes avoid XLA:CPU's convolution, which is slow on them (measured
-  forward + backward on a 2-core CPU):
+  With the CPU forms (`layer_forms`), two shapes avoid XLA:CPU's
+  convolution, which is slow on them (measured forward + backward on a
+  2-core CPU):
   * maps smaller than the kernel (the 2x2 and 1x1 maps the last stage of a
     CNN reaches on small images) are a matmul over explicit patches: a 3x3
     kernel on 2x2 maps with 512 channels runs at 170 GFLOP/s that way,
@@ -20,7 +35,7 @@ class Conv(nn.Module):
   * depthwise convolutions (one filter per channel) are a sum of shifted,
     channel-scaled copies of the input, which XLA fuses into one loop: 3 to
     12x faster than its grouped convolution on EfficientNet's shapes.
-  Everywhere else it is XLA's convolution.
+  Everywhere else, and with the XLA forms, it is XLA's convolution.
   """
   features: int
   kernel_size: Sequence[int]
@@ -31,6 +46,7 @@ class Conv(nn.Module):
   dtype: Any = jnp.float32
   kernel_init: Callable = nn.initializers.lecun_normal()
   bias_init: Callable = nn.initializers.zeros_init()
+  layer_forms: str = 'auto'
 
   @nn.compact
   def __call__(self, x):
@@ -41,11 +57,13 @@ class Conv(nn.Module):
         (kh, kw, in_features // self.feature_group_count, self.features))
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
     pads = self._explicit_padding(x.shape[1:3])
+    cpu = cpu_forms(self.layer_forms)
     depthwise = self.feature_group_count == in_features == self.features
-    if depthwise:
+    if cpu and depthwise:
       y = sum(window * kernel[i, j, 0]
               for (i, j), window in self._windows(x, pads))
-    elif self.feature_group_count == 1 and min(x.shape[1:3]) < min(kh, kw):
+    elif (cpu and self.feature_group_count == 1
+          and min(x.shape[1:3]) < min(kh, kw)):
       y = jnp.concatenate([w for _, w in self._windows(x, pads)], axis=-1)
       y = y @ kernel.reshape(-1, self.features)
     else:
@@ -90,13 +108,20 @@ def windows(x_padded, window, strides):
           for i in range(kh) for j in range(kw)]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
-def max_pool(x, window: Sequence[int], strides: Sequence[int]):
-  """`nn.max_pool(x, window, strides, 'SAME')`, with a gradient XLA:CPU runs
-  fast.
+def max_pool(x, window: Sequence[int], strides: Sequence[int],
+             layer_forms: str = 'auto'):
+  """`nn.max_pool(x, window, strides, 'SAME')`; with the CPU forms, with a
+  gradient XLA:CPU runs fast (_cpu_max_pool)."""
+  if cpu_forms(layer_forms):
+    return _cpu_max_pool(x, tuple(window), tuple(strides))
+  return nn.max_pool(x, tuple(window), tuple(strides), padding='SAME')
 
-  The gradient is the same (each output's gradient goes to the first maximum
-  of its window), but XLA:CPU lowers jax's own (select-and-scatter) to a
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _cpu_max_pool(x, window: Sequence[int], strides: Sequence[int]):
+  """max_pool with the same gradient (each output's gradient goes to the
+  first maximum of its window) as jax's own, which XLA:CPU lowers
+  (select-and-scatter) to a
   variadic reduce-window over index arrays: 136 ms for ResNet's 3x3/2 pool
   of a 32x64x64x64 map on a 2-core CPU. Here it is the index of each
   window's maximum, then for each stride phase a sum of shifted copies: 30 ms.
@@ -141,7 +166,7 @@ def _max_pool_bwd(window, strides, residuals, g):
   return (dx[:, top:top + x.shape[1], left:left + x.shape[2]],)
 
 
-max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+_cpu_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
 class DropPath(nn.Module):
@@ -175,9 +200,10 @@ def standardise(images, mean_rgb, std_rgb, dtype):
   return x.astype(dtype)
 
 
-def he_conv(dtype):
+def he_conv(dtype, layer_forms: str):
   """Conv without bias (a BatchNorm follows), He-initialised on fan-out."""
   return functools.partial(Conv, use_bias=False, dtype=dtype,
+                           layer_forms=layer_forms,
                            kernel_init=nn.initializers.variance_scaling(
                                2.0, 'fan_out', 'normal'))
 

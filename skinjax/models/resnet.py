@@ -73,11 +73,12 @@ class ResNet(nn.Module):
   mean_rgb: Sequence[float] = (0.485 * 255, 0.456 * 255, 0.406 * 255)
   std_rgb: Sequence[float] = (0.229 * 255, 0.224 * 255, 0.225 * 255)
   dtype: Any = jnp.float32
+  layer_forms: str = 'auto'  # layers.LAYER_FORMS
 
   @nn.compact
   def __call__(self, images, train: bool = True):
     x = layers.standardise(images, self.mean_rgb, self.std_rgb, self.dtype)
-    conv = layers.he_conv(self.dtype)
+    conv = layers.he_conv(self.dtype, self.layer_forms)
     # Under jit with a batch sharded over devices, the batch mean is taken
     # over the global batch: no axis_name is needed for synchronised BN.
     norm = functools.partial(nn.BatchNorm,
@@ -87,7 +88,7 @@ class ResNet(nn.Module):
     x = conv(self.width, (7, 7), (2, 2), padding=[(3, 3), (3, 3)],
              name='conv_init')(x)
     x = nn.relu(norm(name='bn_init')(x))
-    x = layers.max_pool(x, (3, 3), (2, 2))
+    x = layers.max_pool(x, (3, 3), (2, 2), self.layer_forms)
     num_blocks, index = sum(self.stage_sizes), 0
     for i, stage_blocks in enumerate(self.stage_sizes):
       for j in range(stage_blocks):

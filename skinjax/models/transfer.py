@@ -9,6 +9,7 @@ it means another architecture.
 
 import os
 
+from etils import epath
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -41,8 +42,20 @@ def checkpoint_variables(path: str) -> dict:
       raise FileNotFoundError(f'model.init_from={path}: no skinjax checkpoint '
                               'there')
     path = os.path.join(path, str(max(steps)))
-  state = ocp.StandardCheckpointer().restore(os.path.join(path, 'state'))
+  state = _restore_on_one_device(os.path.join(path, 'state'))
   return {'params': state['params'], 'batch_stats': state['batch_stats']}
+
+
+def _restore_on_one_device(path: str):
+  """The saved tree, every array on this process's first device, whatever
+  devices wrote it: a run trained on a multi-GPU node can seed a fine-tune on
+  a laptop (Orbax, left to itself, insists on the saving topology)."""
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  saved = ocp.handlers.StandardCheckpointHandler().metadata(epath.Path(path))
+  target = jax.tree.map(
+      lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
+                                        sharding=device), saved)
+  return ocp.StandardCheckpointer().restore(path, target)
 
 
 def merge(fresh: dict, source: dict, where: str) -> dict:

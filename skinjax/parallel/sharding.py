@@ -5,13 +5,19 @@ first axis. Under `jax.jit` this makes the step data-parallel with gradients
 and BatchNorm statistics reduced over the global batch.
 """
 
+import collections
+from typing import Iterator
+
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-import numpy as np
 
 
 def create_mesh() -> Mesh:
-  return Mesh(np.asarray(jax.devices()), ('data',))
+  """Every device on the `data` axis, in the order jax.make_mesh chooses
+  from the topology (on TPU slices it keeps neighbours adjacent). Sharding
+  stays automatic: XLA propagates it from the inputs and outputs."""
+  return jax.make_mesh((jax.device_count(),), ('data',),
+                       axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -28,3 +34,15 @@ def shard_batch(local_batch, mesh: Mesh):
   return jax.tree.map(
       lambda x: jax.make_array_from_process_local_data(sharding, x),
       local_batch)
+
+
+def device_batches(local_batches: Iterator, mesh: Mesh,
+                   ahead: int) -> Iterator:
+  """shard_batch of each batch, `ahead` batches early: their copies to the
+  devices are under way while the current step runs (0: none early)."""
+  queue = collections.deque()
+  for local_batch in local_batches:
+    queue.append(shard_batch(local_batch, mesh))
+    if len(queue) > ahead:
+      yield queue.popleft()
+  yield from queue

@@ -6,6 +6,14 @@ carries `time/wall_seconds`: the run's wall time so far, summed across
 resumes (each process's time from its MetricWriter on, dataset preparation
 left out; steps redone after a crash count once, their restart's time in
 full), so runs compare on time to quality.
+
+A run's W&B record carries its group, tags, notes and name from
+config.wandb, and a job type per program that writes to it (`train`,
+`evaluate`): training and its evaluations are one W&B run. The config is
+logged flat, one dotted key per value (`optimizer.learning_rate`), so every
+key is a column that filters and groups the W&B runs table. The summary
+holds the best validation `best_metric` and its step (`best/...`); each
+evaluation adds its split's metrics.
 """
 
 import json
@@ -20,6 +28,7 @@ from urllib import parse
 from absl import logging
 import wandb
 
+from skinjax.config import run_config
 from skinjax.run_folder import atomic
 
 RUN_ID_FILE = 'wandb_run_id'
@@ -27,6 +36,9 @@ METRICS_FILE = 'metrics.jsonl'
 WALL_TIME = 'time/wall_seconds'
 # config.wandb.mode.
 WANDB_MODES = ('online', 'offline', 'disabled')
+# Summary keys of the best validation record: BEST_PREFIX + 'val/top1', ...
+BEST_PREFIX = 'best/'
+BEST_STEP = 'best/step'
 
 
 def has_wandb_credentials() -> bool:
@@ -41,8 +53,10 @@ def has_wandb_credentials() -> bool:
     return False
 
 
-def init_wandb(wandb_config, workdir: str, config_dict: dict):
-  """Starts or resumes the W&B run of `workdir`; None when disabled.
+def init_wandb(wandb_config, workdir: str, config_dict: dict,
+               job_type: str = 'evaluate'):
+  """Starts or resumes the W&B run of `workdir`, as `job_type` (training
+  passes 'train'); None when disabled.
 
   `online` falls back to `offline` when no API key is configured or W&B
   cannot be reached (after WANDB_INIT_TIMEOUT seconds, 90 by default).
@@ -54,7 +68,7 @@ def init_wandb(wandb_config, workdir: str, config_dict: dict):
     logging.warning('No W&B API key configured: logging offline. Upload later '
                     'with `wandb sync %s/wandb`.', workdir)
     mode = 'offline'
-  settings = _settings(wandb_config, workdir, config_dict)
+  settings = _settings(wandb_config, workdir, config_dict, job_type)
   try:
     return _start_run(mode, settings)
   except Exception as e:  # wandb raises CommError, ServerResponseError, ...
@@ -65,12 +79,25 @@ def init_wandb(wandb_config, workdir: str, config_dict: dict):
     return _restart_offline(settings)
 
 
-def _settings(wandb_config, workdir: str, config_dict: dict) -> dict:
+def _settings(wandb_config, workdir: str, config_dict: dict,
+              job_type: str) -> dict:
   """wandb.init's arguments for the run of `workdir`, but the mode."""
   return dict(project=wandb_config.project,
               entity=wandb_config.entity or None,
               name=wandb_config.name or None, tags=list(wandb_config.tags),
-              id=_run_id(workdir), dir=workdir, config=config_dict)
+              group=wandb_config.group or None,
+              notes=wandb_config.notes or None, job_type=job_type,
+              id=_run_id(workdir), dir=workdir,
+              config=flat_config(config_dict))
+
+
+def flat_config(config_dict: dict) -> dict:
+  """{'optimizer': {'learning_rate': 0.1}} -> {'optimizer.learning_rate':
+  0.1}; sequences become text ('(0.35, 1.0)'): one filterable value per
+  column of the W&B runs table."""
+  flat = run_config.flatten(config_dict)
+  return {key: str(tuple(value)) if isinstance(value, (list, tuple)) else value
+          for key, value in flat.items()}
 
 
 def _run_id(workdir: str) -> str:
@@ -134,9 +161,30 @@ class MetricWriter:
     self._started = time.monotonic() - max(
         [r[WALL_TIME] for r in kept if isinstance(r.get(WALL_TIME), float)],
         default=0.0)
+    self._best_key = f"val/{config_dict.get('best_metric', 'top1')}"
+    self._best = None
+    for record in kept:
+      self._track_best(record)
     self._file = open(path, 'a')
-    self._wandb_run = init_wandb(wandb_config, workdir, config_dict)
-    self._wandb_settings = _settings(wandb_config, workdir, config_dict)
+    self._wandb_run = init_wandb(wandb_config, workdir, config_dict, 'train')
+    self._wandb_settings = _settings(wandb_config, workdir, config_dict,
+                                     'train')
+    self._update_summary()
+
+  def _track_best(self, record: dict) -> bool:
+    """Whether `record` holds a new best validation `best_metric`."""
+    value = record.get(self._best_key)
+    if not isinstance(value, (int, float)) or (
+        self._best is not None and value <= self._best[1]):
+      return False
+    self._best = (record['step'], value)
+    return True
+
+  def _update_summary(self) -> None:
+    if self._wandb_run is not None and self._best is not None:
+      step, value = self._best
+      self._wandb_run.summary.update(
+          {BEST_PREFIX + self._best_key: value, BEST_STEP: step})
 
   def write(self, step: int, metrics: dict) -> None:
     if self._file is None:
@@ -147,12 +195,16 @@ class MetricWriter:
     self._file.flush()
     if self._wandb_run is None:
       return
+    improved = self._track_best(record)
     try:
       self._wandb_run.log(record)
+      if improved:
+        self._update_summary()
     except Exception as e:  # a dead wandb-core raises ConnectionResetError
       self._wandb_run = self._offline_after(e, step)
       if self._wandb_run is not None:
         self._wandb_run.log(record)
+        self._update_summary()
 
   def _offline_after(self, error, step: int):
     logging.warning('W&B failed at step %d (%s): logging offline from here; '
@@ -173,6 +225,24 @@ class MetricWriter:
         self._wandb_run.finish()
       except Exception as e:  # pylint: disable=broad-except
         logging.warning('W&B could not finish the run (%s).', _one_line(e))
+
+
+def read_records(workdir: str) -> list:
+  """The records of WORKDIR/metrics.jsonl ([] if none); a line that is not
+  a whole record (a run killed mid-write) is left out."""
+  records = []
+  try:
+    with open(os.path.join(workdir, METRICS_FILE)) as f:
+      for line in f:
+        try:
+          record = json.loads(line)
+        except ValueError:
+          continue
+        if isinstance(record, dict) and 'step' in record:
+          records.append(record)
+  except FileNotFoundError:
+    pass
+  return records
 
 
 def _drop_records_after(path: str, step: int) -> list:

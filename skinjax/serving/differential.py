@@ -14,12 +14,17 @@ _FORMULA_STARTS = ('=', '+', '-', '@', '\t', '\r')
 
 
 def differentials(probabilities, class_names, top_k: int, threshold, *,
-                  unfamiliar, skin_tones) -> list:
+                  unfamiliar=None, skin_tones=None) -> list:
   """Per photo: the top-k (class, probability); 'uncertain', raised when the
   top probability is below `threshold` (always, when no threshold reached
   the validation target); 'unfamiliar' as given per photo (unlike the
   training data: skinjax.evaluation.unfamiliar); and the photo's ITA skin
-  tone group and angle from `skin_tones` (skin_tone.estimate per photo)."""
+  tone group and angle from `skin_tones` (skin_tone.estimate per photo).
+  What is not given is None in every row: not measured, never False."""
+  count = len(probabilities)
+  unfamiliar = [None] * count if unfamiliar is None else unfamiliar
+  skin_tones = ([{'group': None, 'ita': None}] * count if skin_tones is None
+                else skin_tones)
   rows = []
   for p, strange, tone in zip(probabilities, unfamiliar, skin_tones,
                               strict=True):
@@ -27,7 +32,7 @@ def differentials(probabilities, class_names, top_k: int, threshold, *,
     rows.append({'differential': [(class_names[i], float(p[i]))
                                   for i in order],
                  'uncertain': threshold is None or float(p[order[0]]) < threshold,
-                 'unfamiliar': bool(strange),
+                 'unfamiliar': None if strange is None else bool(strange),
                  'skin_tone': tone['group'], 'ita': tone['ita']})
   return rows
 
@@ -53,8 +58,9 @@ def write(rows, path: str) -> None:
         for kind in ('class', 'probability')])
     for r in rows:
       ita = '' if r['ita'] is None else f"{r['ita']:.1f}"
-      writer.writerow([_cell(r['file']), r['uncertain'], r['unfamiliar'],
-                       r['skin_tone'], ita] + [
+      writer.writerow([_cell(r['file']), r['uncertain'],
+                       '' if r['unfamiliar'] is None else r['unfamiliar'],
+                       r['skin_tone'] or '', ita] + [
           v for name, p in r['differential']
           for v in (_cell(name), f'{p:.6f}')])
 
@@ -67,8 +73,10 @@ def table(rows, threshold) -> str:
     ranked = '  '.join(f'{name} {p:.3f}' for name, p in r['differential'])
     flags = ''.join(f'  {name.upper()}' for name in ('uncertain', 'unfamiliar')
                     if r[name])
-    lines.append(f"{os.path.basename(r['file']):<{width}}  {ranked}  "
-                 f"[skin tone: {r['skin_tone'].replace('_', ' ')}]{flags}")
+    tone = (f"  [skin tone: {r['skin_tone'].replace('_', ' ')}]"
+            if r['skin_tone'] else '')
+    lines.append(f"{os.path.basename(r['file']):<{width}}  {ranked}{tone}"
+                 f"{flags}")
   rule = ('no threshold reached the validation target: all uncertain'
           if threshold is None else f'top probability < {threshold:.3f}')
   lines += ['', f'uncertain = {rule}. unfamiliar = the photo is unlike the '

@@ -145,6 +145,8 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
   train_iter = iter(pipeline.train_dataset(train_source, config, process_index,
                                            process_count, start_step))
   stack.callback(train_iter.close)  # stops its worker processes
+  train_batches = sharding.device_batches(train_iter, mesh,
+                                          config.input.device_prefetch)
 
   if is_primary:
     if latest is not None and changes:
@@ -171,7 +173,7 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
   unchecked = []  # (step, metrics) whose finiteness was not looked at yet
   for step in range(start_step + 1, last_step + 1):
     fetch_start = time.perf_counter()
-    batch = sharding.shard_batch(next(train_iter), mesh)
+    batch = next(train_batches)
     input_wait += time.perf_counter() - fetch_start
     state, metrics = train_step(state, batch)
     window.append(metrics)

@@ -6,21 +6,28 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from skinjax.data import device_augment as augment_lib
 from skinjax.parallel import sharding
 from skinjax.training import loss as loss_lib
 from skinjax.training import optimizer
 
 
 def train_step(state, batch, *, model, tx, learning_rate_fn, label_smoothing,
-               class_weights=None, grad_accum_steps=1, ema_decay=0.0):
+               class_weights=None, grad_accum_steps=1, ema_decay=0.0,
+               device_augment=None):
   """One optimiser step on a (globally sharded) batch; returns state, metrics.
 
-  The batch is split into `grad_accum_steps` micro-batches whose gradients
-  are averaged. A step whose loss, gradients or new weights are not finite
+  With `device_augment` (config.augment), the batch's flips, turns and
+  colour jitter are drawn here (skinjax/data/device_augment.py). The batch
+  is split into `grad_accum_steps` micro-batches whose gradients are
+  averaged. A step whose loss, gradients or new weights are not finite
   changes nothing but the step counter (metrics['finite'] says so), so a bad
   batch can never corrupt the state.
   """
   dropout_rng = jax.random.fold_in(state.rng, state.step)
+  if device_augment is not None:
+    batch = dict(batch, image=augment_lib.augment_batch(
+        batch['image'], dropout_rng, device_augment))
 
   def loss_fn(params, batch_stats, micro_batch, rng):
     logits, updates = model.apply(
@@ -94,18 +101,21 @@ def jit_train_step_from_config(config, mesh, model, tx, class_weights=None):
       learning_rate_fn=optimizer.learning_rate_schedule(
           config.optimizer, config.num_train_steps),
       label_smoothing=config.label_smoothing, class_weights=class_weights,
-      grad_accum_steps=config.grad_accum_steps, ema_decay=config.ema_decay)
+      grad_accum_steps=config.grad_accum_steps, ema_decay=config.ema_decay,
+      device_augment=config.augment if config.augment.on_device else None)
 
 
 def jit_train_step(mesh, *, model, tx, learning_rate_fn, label_smoothing,
-                   class_weights=None, grad_accum_steps=1, ema_decay=0.0):
+                   class_weights=None, grad_accum_steps=1, ema_decay=0.0,
+                   device_augment=None):
   """train_step compiled for a replicated state and a data-sharded batch."""
   step = functools.partial(train_step, model=model, tx=tx,
                            learning_rate_fn=learning_rate_fn,
                            label_smoothing=label_smoothing,
                            class_weights=class_weights,
                            grad_accum_steps=grad_accum_steps,
-                           ema_decay=ema_decay)
+                           ema_decay=ema_decay,
+                           device_augment=device_augment)
   return jax.jit(step,
                  in_shardings=(sharding.replicated(mesh),
                                sharding.batch_sharded(mesh)),

@@ -1,0 +1,70 @@
+"""What the service runs for a restored checkpoint: an uploaded photo made
+into the model's input exactly as predict makes a photo file into it, and
+the functions of a batch that the device worker runs (logits; Grad-CAM
+maps of given classes), one compiled program per batch shape."""
+
+import io
+import time
+
+import jax
+import numpy as np
+
+from skinjax.data import pipeline
+from skinjax.data.prepare import decode
+from skinjax.evaluation import saliency
+from skinjax.parallel import sharding
+
+
+def model_input(data: bytes, config) -> np.ndarray:
+  """An uploaded photo as the model sees it (uint8 HxWx3): prepared like a
+  dataset photo (decode.normalise_image: only photo formats, pixel limit
+  from the header, EXIF rotation, RGB, short side, JPEG), then the centre
+  crop evaluation takes. Raises decode.BadImageError with the reason."""
+  jpeg, _ = decode.normalise_image(
+      data, config.dataset.max_short_side, decode.JPEG_QUALITY,
+      max_pixels=config.dataset.max_image_pixels)
+  crop = pipeline.EvalPreprocess(config.image_size,
+                                 config.augment.eval_crop_fraction)
+  return crop.map(({'image': jpeg, 'label': 0}, True))['image']
+
+
+def device_functions(checkpoint) -> dict:
+  """{'predict': images -> logits, 'grad_cam': (images, classes) -> maps},
+  numpy in and out, for batches that split evenly over the devices."""
+  mesh = checkpoint.mesh
+
+  def predict(images):
+    count = len(images)
+    batch = sharding.shard_batch(
+        {'image': images, 'label': np.zeros(count, np.int32),
+         'mask': np.ones(count, bool)}, mesh)
+    return np.asarray(jax.device_get(
+        checkpoint.eval_step(checkpoint.state, batch)['logits']))
+
+  cam_fn = jax.jit(lambda variables, images, classes: saliency.grad_cam(
+      checkpoint.model, variables, images, classes))
+  variables = {'params': checkpoint.state.params,
+               'batch_stats': checkpoint.state.batch_stats}
+
+  def grad_cam(images, classes):
+    batch = sharding.shard_batch({'images': images, 'classes': classes}, mesh)
+    return np.asarray(jax.device_get(
+        cam_fn(variables, batch['images'], batch['classes'])))
+
+  return {'predict': predict, 'grad_cam': grad_cam}
+
+
+def warm_up(predict, shapes, image_size: int) -> float:
+  """Compiles `predict` for every batch shape; the seconds it took."""
+  start = time.perf_counter()
+  for size in shapes:
+    predict(np.zeros((size, image_size, image_size, 3), np.uint8))
+  return time.perf_counter() - start
+
+
+def overlay_png(image: np.ndarray, cam: np.ndarray, title: str) -> bytes:
+  """saliency's overlay figure of the photo and its Grad-CAM map, as PNG
+  bytes (in memory: the service writes nothing to disk)."""
+  buffer = io.BytesIO()
+  saliency.save_overlay(image, cam, title, buffer)
+  return buffer.getvalue()

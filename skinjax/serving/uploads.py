@@ -1,0 +1,113 @@
+"""Photos uploaded as multipart/form-data, one part named 'photo' each, read
+into memory (never to disk) within the service's limits: a body larger
+than `max_bytes` is refused from its Content-Length before it is read, or
+as soon as its stream passes the limit, and the part after `max_photos`
+ends the parse."""
+
+import dataclasses
+
+from python_multipart import multipart
+from python_multipart import exceptions
+
+FIELD = 'photo'
+
+
+class Refused(Exception):
+  """A request the service will not score: its HTTP status and a one-line
+  message saying why."""
+
+  def __init__(self, status: int, message: str):
+    super().__init__(message)
+    self.status = status
+    self.message = message
+
+
+@dataclasses.dataclass(frozen=True)
+class Upload:
+  filename: str  # as the client named it; only ever echoed back
+  data: bytes
+
+
+class _Parts:
+  """python-multipart's streaming parser, keeping each part's bytes."""
+
+  def __init__(self, boundary: bytes, max_photos: int):
+    self._max_photos = max_photos
+    self.parts = []  # [headers dict, list of data chunks]
+    self.complete = False
+    self._header = [b'', b'']
+    self.parser = multipart.MultipartParser(boundary, {
+        'on_part_begin': self._begin,
+        'on_header_field': lambda d, s, e: self._add(0, d[s:e]),
+        'on_header_value': lambda d, s, e: self._add(1, d[s:e]),
+        'on_header_end': self._header_end,
+        'on_part_data': lambda d, s, e: self.parts[-1][1].append(d[s:e]),
+        'on_end': self._end,
+    })
+
+  def _begin(self):
+    if len(self.parts) == self._max_photos:
+      raise Refused(413, f'more than {self._max_photos} photos in one request '
+                    '(serve.max_photos_per_request)')
+    self.parts.append([{}, []])
+
+  def _add(self, which: int, data: bytes):
+    self._header[which] += data
+
+  def _header_end(self):
+    field, value = self._header
+    self.parts[-1][0][field.decode('latin-1').strip().lower()] = value
+    self._header = [b'', b'']
+
+  def _end(self):
+    self.complete = True
+
+
+def _upload(index: int, headers: dict, chunks) -> Upload:
+  disposition, options = multipart.parse_options_header(
+      headers.get('content-disposition', b''))
+  name = options.get(b'name', b'').decode('utf-8', 'replace')
+  if disposition != b'form-data' or name != FIELD:
+    raise Refused(400, f'part {index + 1}: expected a form-data part named '
+                  f'{FIELD!r}, got {name!r}; send each photo as a part '
+                  f'named {FIELD!r}')
+  filename = options.get(b'filename', b'').decode('utf-8', 'replace')
+  return Upload(filename or f'photo {index + 1}', b''.join(chunks))
+
+
+async def read_photos(request, *, max_bytes: int, max_photos: int) -> list:
+  """The request's photos as Uploads; raises Refused (4xx) for a body that
+  is too large, not multipart, malformed, holds no photo or too many."""
+  kind, options = multipart.parse_options_header(
+      request.headers.get('content-type'))
+  if kind != b'multipart/form-data' or not options.get(b'boundary'):
+    raise Refused(415, 'send the photos as multipart/form-data, one part '
+                  f'named {FIELD!r} per photo')
+  length = request.headers.get('content-length')
+  if length is not None and not length.isdigit():
+    raise Refused(400, f'Content-Length {length!r} is not a number')
+  if length is not None and int(length) > max_bytes:
+    raise Refused(413, f'request body of {int(length):,} bytes, more than '
+                  f'serve.max_request_bytes = {max_bytes:,}')
+  try:
+    parts = _Parts(options[b'boundary'], max_photos)
+  except exceptions.FormParserError as e:
+    raise Refused(400, f'multipart: {e}') from None
+  received = 0
+  async for chunk in request.stream():
+    received += len(chunk)
+    if received > max_bytes:
+      raise Refused(413, f'request body of more than {max_bytes:,} bytes '
+                    '(serve.max_request_bytes)')
+    try:
+      parts.parser.write(chunk)
+    except exceptions.FormParserError as e:
+      raise Refused(400, f'malformed multipart body: {e}') from None
+  if not parts.parts:
+    raise Refused(400, f'no photo in the request: send each photo as a '
+                  f'multipart part named {FIELD!r}')
+  if not parts.complete:
+    raise Refused(400, 'incomplete multipart body: the closing boundary is '
+                  'missing')
+  return [_upload(i, headers, chunks)
+          for i, (headers, chunks) in enumerate(parts.parts)]

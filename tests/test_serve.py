@@ -1,0 +1,443 @@
+"""skinjax.serve on the 20-step run: the API, hostile requests (each a 4xx
+with a message, the service still answering), batching of concurrent
+requests, the load test bounded, refusals at start, and the page in
+headless Chromium. One service per module, on 127.0.0.1."""
+
+import base64
+import concurrent.futures
+import http.client
+import importlib.util
+import io
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from helpers import REPO, run_module
+import image_trees
+from skinjax.data.builders import lesion_drawing
+from skinjax.serving import access
+from skinjax.serving import batching
+from skinjax.serving import client as client_lib
+
+TOKEN = secrets.token_urlsafe(24)
+# Small batches (two shapes to compile) and a long wait, so that concurrent
+# requests surely share batches; every class listed, so rows sum to one.
+SERVICE_FLAGS = ['--config.serve.max_batch_size=2',
+                 '--config.serve.max_wait_ms=100', '--config.serve.top_k=6']
+
+
+@pytest.fixture(scope='module')
+def service(trained_run, tmp_path_factory):
+  """(url, the run folder) of a service on the 20-step run; it must stop
+  cleanly (exit 0) on SIGTERM at the end."""
+  workdir, _ = trained_run
+  log = tmp_path_factory.mktemp('service') / 'service.log'
+  process, url = client_lib.start_service(
+      workdir, SERVICE_FLAGS, log, env={'SKINJAX_SERVE_TOKEN': TOKEN},
+      cwd=REPO)
+  yield url, workdir
+  process.terminate()
+  assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
+
+
+def _client(url, token=TOKEN):
+  return client_lib.Client(url, token, timeout=60)
+
+
+def photo(seed, width=64, height=48):
+  return image_trees.encode(image_trees.photo(seed, width, height))
+
+
+def probabilities(row):
+  return dict(row['differential'])
+
+
+def assert_same_probabilities(row, other):
+  """The same classes in the same order, probabilities equal to float32's
+  precision (a photo's batch shape changes the order of XLA's sums)."""
+  assert [n for n, _ in row['differential']] == [
+      n for n, _ in other['differential']]
+  np.testing.assert_allclose([p for _, p in row['differential']],
+                             [p for _, p in other['differential']],
+                             rtol=1e-5)
+
+
+def test_model_card_and_token(service):
+  url, workdir = service
+  status, card = _client(url).model()
+  assert status == 200
+  assert card['classes'] == list(lesion_drawing.CLASS_NAMES)
+  step = card['version']['checkpoint_step']
+  with open(os.path.join(workdir, 'calibration', f'{step}.json')) as f:
+    saved = json.load(f)
+  assert card['calibration']['temperature'] == saved['temperature']
+  assert card['thresholds']['uncertain_below'] == saved['threshold']
+  assert card['batching']['batch_shapes'] == [1, 2]
+  assert 'not a diagnosis' in card['notice']
+  for token in (None, 'wrong' + TOKEN):
+    status, body = _client(url, token).model()
+    assert status == 401 and 'token' in body['error']
+    status, _ = _client(url, token).predict([('a.jpg', photo(0))])
+    assert status == 401
+  assert _client(url, None).healthz()[0] == 200  # needs no token
+
+
+def test_differentials_do_not_depend_on_the_batch(service):
+  """Rows for three photos in one request (the first twice), as
+  `predict --output x.json` writes them; each photo alone scores the same."""
+  url, _ = service
+  client = _client(url)
+  _, card = client.model()
+  photos = [('first.jpg', photo(1)), ('second.png', image_trees.encode(
+      image_trees.photo(2, 80, 60), 'PNG')), ('again.jpg', photo(1))]
+  status, body = client.predict(photos)
+  assert status == 200, body
+  rows = body['photos']
+  assert [r['file'] for r in rows] == ['first.jpg', 'second.png', 'again.jpg']
+  threshold = card['thresholds']['uncertain_below']
+  for row in rows:
+    p = [q for _, q in row['differential']]
+    assert sorted(probabilities(row)) == sorted(card['classes'])
+    assert p == sorted(p, reverse=True)
+    assert abs(sum(p) - 1) < 1e-5
+    assert row['uncertain'] == (threshold is None or p[0] < threshold)
+  assert_same_probabilities(rows[0], rows[2])  # in a batch of 2, then of 1
+  assert probabilities(rows[0]) != probabilities(rows[1])
+  for row, one in zip(rows, photos):
+    status, alone = client.predict([one])
+    assert status == 200
+    assert_same_probabilities(row, alone['photos'][0])
+
+
+@pytest.mark.slow  # compiling Grad-CAM takes seconds; the page test uses it
+def test_grad_cam_on_demand(service):
+  url, _ = service
+  status, body = _client(url).predict([('a.jpg', photo(3))], grad_cam=True)
+  assert status == 200, body
+  overlay = Image.open(io.BytesIO(base64.b64decode(
+      body['photos'][0]['grad_cam_png'])))
+  assert overlay.format == 'PNG' and min(overlay.size) > 100
+  _, plain = _client(url).predict([('a.jpg', photo(3))])
+  assert 'grad_cam_png' not in plain['photos'][0]
+  assert_same_probabilities(plain['photos'][0], body['photos'][0])
+
+
+def _chunked_post(url, body, content_type):
+  """POST /v1/predict without a Content-Length (chunked), so the limit is
+  enforced on the stream."""
+  host, port = url.split('//')[1].split(':')
+  connection = http.client.HTTPConnection(host, int(port), timeout=60)
+  connection.request(
+      'POST', '/v1/predict',
+      body=(body[i:i + 2**16] for i in range(0, len(body), 2**16)),
+      headers={'Content-Type': content_type,
+               'Authorization': f'Bearer {TOKEN}'}, encode_chunked=True)
+  response = connection.getresponse()
+  result = response.status, json.loads(response.read())
+  connection.close()
+  return result
+
+
+def test_hostile_requests_are_refused_and_the_service_goes_on(service):
+  url, _ = service
+  client = _client(url)
+  many_body, many_type = client_lib.multipart(
+      [(f'{i}.jpg', photo(4)) for i in range(1000)])
+  huge_body, huge_type = client_lib.multipart([('big.jpg', bytes(50 * 2**20))])
+  good_body, good_type = client_lib.multipart([('a.jpg', photo(5))])
+  form = {'Content-Type': good_type}
+  cases = {
+      'empty body': (lambda: client.request('POST', '/v1/predict', b''),
+                     415, 'multipart/form-data'),
+      'empty multipart body': (
+          lambda: client.request('POST', '/v1/predict', b'', form),
+          400, 'no photo'),
+      'a non-image': (lambda: client.predict([('notes.jpg', b'not a photo')]),
+                      422, 'notes.jpg): not an image'),
+      'an empty photo': (lambda: client.predict([('e.jpg', b'')]),
+                         422, 'empty file'),
+      'a 900 Mpx header': (lambda: client.predict(
+          [('bomb.png', image_trees.decompression_bomb())]),
+                           422, 'too many pixels'),
+      'a 100 Mpx PNG of 100 KB': (lambda: client.predict(
+          [('bomb.png', image_trees.pixel_bomb(10_000, 10_000))]),
+                                  422, 'dataset.max_image_pixels'),
+      'a 50 MB upload': (lambda: client.request(
+          'POST', '/v1/predict', huge_body, {'Content-Type': huge_type}),
+                         413, 'serve.max_request_bytes'),
+      'a 50 MB upload, chunked': (
+          lambda: _chunked_post(url, huge_body, huge_type),
+          413, 'serve.max_request_bytes'),
+      '1,000 photos': (lambda: client.request(
+          'POST', '/v1/predict', many_body, {'Content-Type': many_type}),
+                       413, 'serve.max_photos_per_request'),
+      'no closing boundary': (lambda: client.request(
+          'POST', '/v1/predict', good_body[:-40], form),
+                              400, 'incomplete'),
+      'a part not named photo': (lambda: client.request(
+          'POST', '/v1/predict', good_body.replace(b'name="photo"',
+                                                   b'name="image"'), form),
+                                 400, "named 'photo'"),
+      'grad_cam=maybe': (lambda: client.request(
+          'POST', '/v1/predict?grad_cam=maybe', good_body, form),
+                         400, 'grad_cam'),
+      'GET /v1/predict': (lambda: client.request('GET', '/v1/predict'),
+                          405, 'Method Not Allowed'),
+      'an unknown path': (lambda: client.request('GET', '/v2/predict'),
+                          404, 'Not Found'),
+  }
+  for name, (send, status, message) in cases.items():
+    got, body = send()
+    assert (got, message in body.get('error', '')) == (status, True), (
+        name, got, body)
+    assert _client(url).healthz()[0] == 200, name
+  status, body = client.predict([('a.jpg', photo(5))])
+  assert status == 200, body
+
+
+def test_concurrent_requests_share_batches(service):
+  url, _ = service
+  photos = [[(f'{i}.jpg', photo(10 + i))] for i in range(4)]
+  alone = [_client(url).predict(p)[1]['photos'][0] for p in photos]
+  _, before = _client(url).healthz()
+  start = threading.Barrier(8)
+
+  def send(i):
+    client = _client(url)
+    start.wait()
+    return client.predict(photos[i % 4])
+
+  with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    answers = list(pool.map(send, range(8)))
+  _, after = _client(url).healthz()
+  for i, (status, body) in enumerate(answers):
+    assert status == 200, body
+    assert_same_probabilities(body['photos'][0], alone[i % 4])
+  assert after['photos'] - before['photos'] == 8
+  pairs = after['photos_per_batch'].get('2', 0) - before[
+      'photos_per_batch'].get('2', 0)
+  assert pairs >= 1, (before, after)  # no batch is ever larger than 2
+  assert set(after['photos_per_batch']) <= {'1', '2'}
+
+
+def test_load_test_bounded(service, tmp_path):
+  url, _ = service
+  output = tmp_path / 'load.json'
+  result = subprocess.run(
+      [sys.executable, 'experiments/serving/load_test.py', '--url', url,
+       '--clients', '4', '--seconds', '2', '--max_requests', '60',
+       '--output', str(output)], cwd=REPO, capture_output=True, text=True,
+      timeout=120, env=dict(os.environ, SKINJAX_SERVE_TOKEN=TOKEN))
+  assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+  figures = json.loads(output.read_text())
+  assert figures['failed'] == 0 and 0 < figures['requests'] <= 60
+  assert figures['latency_ms']['p50'] <= figures['latency_ms']['p99']
+  assert sum(int(size) * count for size, count in
+             figures['photos_per_batch'].items()) == figures['requests']
+
+
+def test_access_needs_a_token_off_loopback(tmp_path):
+  token_file = tmp_path / 'token'
+  token_file.write_text(TOKEN + '\n')
+  token_file.chmod(0o600)
+  assert access.is_loopback('127.0.0.1') and access.is_loopback('::1')
+  assert access.is_loopback('localhost')
+  assert not access.is_loopback('0.0.0.0')
+  assert access.required_token('127.0.0.1', None, {}) is None
+  assert access.required_token('0.0.0.0', str(token_file), {}) == TOKEN
+  assert access.required_token(
+      '0.0.0.0', None, {access.TOKEN_VARIABLE: TOKEN}) == TOKEN
+  refusals = {
+      ('0.0.0.0', None): 'reachable from other machines',
+      ('127.0.0.1', 'short'): 'at least 16 characters',
+      ('127.0.0.1', 'group-readable'): 'chmod 600',
+      ('127.0.0.1', 'missing'): 'No such file',
+  }
+  (tmp_path / 'short').write_text('secret')
+  (tmp_path / 'short').chmod(0o600)
+  (tmp_path / 'group-readable').write_text(TOKEN)
+  (tmp_path / 'group-readable').chmod(0o640)
+  for (host, name), message in refusals.items():
+    with pytest.raises(access.AccessError, match=message):
+      access.required_token(host, name and str(tmp_path / name), {})
+  assert access.bearer_matches(f'Bearer {TOKEN}', TOKEN)
+  assert access.bearer_matches(f'bearer  {TOKEN}', TOKEN)
+  for header in (None, TOKEN, f'Basic {TOKEN}', f'Bearer {TOKEN[:-1]}'):
+    assert not access.bearer_matches(header, TOKEN)
+
+
+@pytest.mark.slow
+def test_refuses_to_start(trained_run, tmp_path):
+  """Without a token off loopback, with a token file others can read, or
+  with a serve knob that cannot work: one line, before any model work."""
+  workdir, _ = trained_run
+  token_file = tmp_path / 'token'
+  token_file.write_text(TOKEN)
+  token_file.chmod(0o644)
+  env = {k: v for k, v in os.environ.items() if k != access.TOKEN_VARIABLE}
+  cases = {
+      ('--host', '0.0.0.0'): '--host=0.0.0.0 is reachable from other',
+      ('--token_file', str(token_file)): 'chmod 600',
+      ('--config.serve.max_batch_size=0',):
+          'config.serve.max_batch_size=0: must be >= 1',
+  }
+  with concurrent.futures.ThreadPoolExecutor(len(cases)) as pool:
+    results = pool.map(lambda args: run_module(
+        'skinjax.serve', ['--workdir', str(workdir), '--port', '0', *args],
+        env=env, timeout=300), cases)
+    for (args, message), result in zip(cases.items(), results):
+      last = result.stderr.strip().splitlines()[-1]
+      assert result.returncode == 1, (args, result.stderr[-2000:])
+      assert last.startswith('error: ') and message in last, (args, last)
+      assert 'checkpoint step' not in result.stdout  # nothing restored
+
+
+def test_batcher_gathers_jobs_of_a_kind_within_the_limits():
+  """The device worker on plain numpy functions: batches never mix kinds
+  nor exceed max_batch_size, are padded to the compiled shapes, a request
+  larger than a batch is split, an error fails only its batch, and a
+  cancelled request is skipped."""
+  shapes_seen = []
+
+  def double(x):
+    shapes_seen.append(len(x))
+    return x * 2
+
+  def fail(x):
+    raise ValueError(f'failed on {len(x)}')
+
+  batcher = batching.Batcher({'double': double, 'fail': fail},
+                             max_batch_size=3, max_wait_s=0.2,
+                             device_count=1)
+  assert batcher.shapes == (1, 2, 4)
+  cancelled = batcher.submit('double', np.arange(1))[0]
+  assert cancelled.cancel()
+  futures = [batcher.submit('double', np.arange(5) + 10)]  # split 3 + 2
+  futures += [batcher.submit('fail', np.arange(1))]
+  futures += [batcher.submit('double', np.arange(1) + 100) for _ in range(3)]
+  batcher.start()
+  assert np.concatenate([f.result() for f in futures[0]]).tolist() == [
+      20, 22, 24, 26, 28]
+  with pytest.raises(ValueError, match='failed on 1'):
+    futures[1][0].result()
+  assert [f[0].result().tolist() for f in futures[2:]] == [[200]] * 3
+  batcher.stop()
+  # 3 photos (padded to 4); the other 2 (the failing job is of another
+  # kind); the failure alone; the three single photos together (padded).
+  assert shapes_seen == [4, 2, 4]
+  assert batcher.statistics()['photos_per_batch'] == {2: 1, 3: 2}
+
+
+def _chromium(profile):
+  """Debian's headless Chromium, driven by Selenium through Debian's
+  chromedriver (so Selenium Manager downloads nothing); skips when they
+  are not installed, fails then if $SKINJAX_REQUIRE_BROWSER is set (CI)."""
+  missing = [name for name in ('chromium', 'chromedriver')
+             if not shutil.which(name)]
+  if importlib.util.find_spec('selenium') is None:
+    missing.append('the selenium package (pip install -e .[dev])')
+  if missing:
+    reason = (f'no headless browser: {", ".join(missing)} missing (apt-get '
+              'install chromium chromium-driver)')
+    if os.environ.get('SKINJAX_REQUIRE_BROWSER'):
+      pytest.fail(reason + '; SKINJAX_REQUIRE_BROWSER is set')
+    pytest.skip(reason)
+  from selenium import webdriver
+  from selenium.webdriver.chrome import service
+  options = webdriver.ChromeOptions()
+  options.binary_location = shutil.which('chromium')
+  for argument in ('--headless', '--no-sandbox', '--disable-gpu',
+                   '--no-first-run', '--disable-background-networking',
+                   '--disable-component-update', '--disable-sync',
+                   f'--user-data-dir={profile}', '--window-size=1000,1400'):
+    options.add_argument(argument)
+  options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
+  return webdriver.Chrome(service=service.Service(shutil.which('chromedriver')),
+                          options=options)
+
+
+@pytest.mark.slow
+def test_page_in_headless_chromium(service, tmp_path, monkeypatch):
+  """A photo picked and one dropped on the page are scored; the page shows
+  the API's differential, the flags, the notice and a Grad-CAM overlay,
+  with no browser console error (a CSP violation would be one)."""
+  monkeypatch.setenv('SE_OFFLINE', 'true')  # Selenium Manager: no downloads
+  driver = _chromium(tmp_path / 'profile')
+  from selenium.webdriver.common.by import By
+  from selenium.webdriver.support import ui
+  url, _ = service
+  wait = ui.WebDriverWait(driver, 120)
+  try:
+    driver.get(f'{url}/#token={TOKEN}')
+    assert 'token=' not in driver.current_url  # taken out of the address
+    wait.until(lambda d: d.find_element(By.ID, 'model-card').text.startswith(
+        'Model '))
+    assert 'does not replace' in driver.find_element(By.ID, 'notice').text
+    picked = tmp_path / 'picked lesion.jpg'
+    picked.write_bytes(photo(20, 300, 200))
+    driver.find_element(By.ID, 'pick').send_keys(str(picked))
+    dropped = photo(21, 200, 300)
+    driver.execute_script(
+        """const bytes = Uint8Array.from(atob(arguments[0]),
+                                         c => c.charCodeAt(0));
+        const data = new DataTransfer();
+        data.items.add(new File([bytes], 'dropped.jpg', {type: 'image/jpeg'}));
+        document.getElementById('drop').dispatchEvent(
+            new DragEvent('drop', {dataTransfer: data, bubbles: true}));""",
+        base64.b64encode(dropped).decode())
+    wait.until(lambda d: len(d.find_elements(
+        By.CSS_SELECTOR, '.card[data-state="scored"]')) == 2)
+    expected = {name: _client(url).predict([(name, data)])[1]['photos'][0]
+                for name, data in (('picked lesion.jpg', picked.read_bytes()),
+                                   ('dropped.jpg', dropped))}
+    for card in driver.find_elements(By.CSS_SELECTOR, '.card'):
+      row = expected[card.find_element(By.CSS_SELECTOR, '.name').text]
+      shown = [(e.find_element(By.CSS_SELECTOR, '.label').text,
+                e.find_element(By.CSS_SELECTOR, '.probability').text)
+               for e in card.find_elements(By.CSS_SELECTOR,
+                                           '.differential li')]
+      assert shown == [(name, f'{100 * p:.1f}%')
+                       for name, p in row['differential']]
+      flags = [f.text for f in card.find_elements(By.CSS_SELECTOR, '.flag')]
+      assert ('uncertain' in flags) == row['uncertain']
+    card = driver.find_elements(By.CSS_SELECTOR, '.card')[0]
+    card.find_element(By.CSS_SELECTOR, '.grad-cam').click()
+    overlay = card.find_element(By.CSS_SELECTOR, '.overlay')
+    wait.until(lambda d: overlay.is_displayed() and d.execute_script(
+        'return arguments[0].complete && arguments[0].naturalWidth', overlay))
+    screenshot = tmp_path / 'page.png'
+    driver.save_screenshot(str(screenshot))
+    assert min(Image.open(screenshot).size) > 500
+    errors = [entry for entry in driver.get_log('browser')
+              if entry['level'] == 'SEVERE']
+    assert not errors, errors
+  finally:
+    driver.quit()
+
+
+@pytest.mark.slow
+def test_scores_as_predict_does(service, tmp_path):
+  """The same photo file through `predict --output x.json` and the API:
+  the same rows."""
+  url, workdir = service
+  path = tmp_path / 'lesion.jpg'
+  path.write_bytes(photo(30, 500, 400))
+  output = tmp_path / 'predicted.json'
+  result = run_module('skinjax.predict', [
+      '--workdir', str(workdir), str(path), '--top_k', '6',
+      '--output', str(output)])
+  assert result.returncode == 0, result.stderr[-2000:]
+  (predicted,) = json.loads(output.read_text())
+  status, body = _client(url).predict([('lesion.jpg', path.read_bytes())])
+  assert status == 200
+  (served,) = body['photos']
+  assert served['uncertain'] == predicted['uncertain']
+  assert_same_probabilities(served, predicted)
