@@ -93,7 +93,7 @@ def serve(config, token, listener) -> None:
                             config.image_size)
   print(f'Compiled batch shapes {list(batcher.shapes)} in {seconds:.1f} s.')
   service = service_app.Service(
-      batcher, config, list(checkpoint.class_names), calibration,
+      batcher, config, checkpoint,
       service_app.model_card(config, checkpoint, batcher.shapes),
       anyio.CapacityLimiter(config.serve.decode_threads))
   server = uvicorn.Server(uvicorn.Config(

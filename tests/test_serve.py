@@ -19,6 +19,7 @@ import threading
 import numpy as np
 from PIL import Image
 import pytest
+from skimage import data as skimage_data
 
 from helpers import REPO, run_module
 import image_trees
@@ -70,6 +71,17 @@ def assert_same_probabilities(row, other):
                              rtol=1e-5)
 
 
+def test_a_photo_of_a_cat_is_unfamiliar(service):
+  """The service raises the flag predict raises (tests/test_unfamiliar.py):
+  from the features of the same forward pass, batched like any photo."""
+  url, _ = service
+  cat = io.BytesIO()
+  Image.fromarray(skimage_data.chelsea()).save(cat, format='PNG')
+  status, body = _client(url).predict([('chelsea.png', cat.getvalue())])
+  assert status == 200, body
+  assert body['photos'][0]['unfamiliar'] is True
+
+
 def test_model_card_and_token(service):
   url, workdir = service
   status, card = _client(url).model()
@@ -80,6 +92,8 @@ def test_model_card_and_token(service):
     saved = json.load(f)
   assert card['calibration']['temperature'] == saved['temperature']
   assert card['thresholds']['uncertain_below'] == saved['threshold']
+  assert card['thresholds']['unfamiliar_above'] == saved[
+      'unfamiliar_threshold'] is not None
   assert card['batching']['batch_shapes'] == [1, 2]
   assert 'not a diagnosis' in card['notice']
   for token in (None, 'wrong' + TOKEN):
@@ -110,6 +124,8 @@ def test_differentials_do_not_depend_on_the_batch(service):
     assert abs(sum(p) - 1) < 1e-5
     assert row['uncertain'] == (threshold is None or p[0] < threshold)
   assert_same_probabilities(rows[0], rows[2])  # in a batch of 2, then of 1
+  assert all(isinstance(r['unfamiliar'], bool) and r['skin_tone']
+             for r in rows)
   assert probabilities(rows[0]) != probabilities(rows[1])
   for row, one in zip(rows, photos):
     status, alone = client.predict([one])
@@ -408,6 +424,7 @@ def test_page_in_headless_chromium(service, tmp_path, monkeypatch):
                        for name, p in row['differential']]
       flags = [f.text for f in card.find_elements(By.CSS_SELECTOR, '.flag')]
       assert ('uncertain' in flags) == row['uncertain']
+      assert ('unfamiliar' in flags) == row['unfamiliar']
     card = driver.find_elements(By.CSS_SELECTOR, '.card')[0]
     card.find_element(By.CSS_SELECTOR, '.grad-cam').click()
     overlay = card.find_element(By.CSS_SELECTOR, '.overlay')
@@ -439,5 +456,7 @@ def test_scores_as_predict_does(service, tmp_path):
   status, body = _client(url).predict([('lesion.jpg', path.read_bytes())])
   assert status == 200
   (served,) = body['photos']
-  assert served['uncertain'] == predicted['uncertain']
+  for key in ('uncertain', 'unfamiliar', 'skin_tone'):
+    assert served[key] == predicted[key], key
+  assert abs(served['ita'] - predicted['ita']) < 1e-6
   assert_same_probabilities(served, predicted)

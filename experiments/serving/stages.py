@@ -1,6 +1,7 @@
 r"""Where a served photo's time goes, in this process: preparing an upload
-(scoring.model_input: decode, EXIF, RGB, shrink, JPEG, centre crop) per
-photo on one thread, and the device's predict function per batch shape.
+(scoring.prepare_photo: decode, EXIF, RGB, shrink, JPEG, centre crop, skin
+tone) per photo on one thread, and the device's predict function per batch
+shape.
 
   python experiments/serving/stages.py --workdir RUN [--batch_sizes 1,4,32]
 """
@@ -42,7 +43,7 @@ def main():
   config = run_config.read(args.workdir)
   photos = load_test.generated_photos(16)
   prepare_ms = _milliseconds(
-      lambda: [scoring.model_input(data, config) for _, data in photos],
+      lambda: [scoring.prepare_photo(data, config) for _, data in photos],
       args.repeats) / len(photos)
   predict = scoring.device_functions(
       restore.load(config, args.workdir, 'best'))['predict']

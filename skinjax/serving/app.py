@@ -58,8 +58,7 @@ class Service:
   """What the routes share: the device worker and how its outputs are read."""
   batcher: Any  # batching.Batcher, with 'predict' and 'grad_cam' functions
   config: Any
-  class_names: list
-  calibration: Any
+  checkpoint: Any  # restore.Checkpoint: classes, calibration, unfamiliarity
   card: dict  # GET /v1/model
   decoding: anyio.CapacityLimiter  # photos decoded (overlays drawn) at once
 
@@ -83,7 +82,9 @@ def model_card(config, checkpoint, shapes) -> dict:
       'calibration': {'temperature': calibration.temperature,
                       'max_risk': calibration.max_risk,
                       'fitted_on': calibration.fitted_on},
-      'thresholds': {'uncertain_below': calibration.threshold},
+      'thresholds': {'uncertain_below': calibration.threshold,
+                     'unfamiliar_score': calibration.unfamiliar_score,
+                     'unfamiliar_above': calibration.unfamiliar_threshold},
       'top_k': min(config.serve.top_k, len(checkpoint.class_names)),
       'limits': {
           'max_photos_per_request': config.serve.max_photos_per_request,
@@ -100,24 +101,29 @@ def _error(status: int, message: str, headers=None) -> JSONResponse:
   return JSONResponse({'error': message}, status, headers=headers)
 
 
-async def _results(batcher, kind: str, *inputs) -> np.ndarray:
-  """The device worker's outputs for these photos, awaited."""
+async def _results(batcher, kind: str, *inputs):
+  """The device worker's outputs for these photos (an array, or a dict of
+  arrays), awaited."""
   chunks = await asyncio.gather(*(asyncio.wrap_future(f)
                                   for f in batcher.submit(kind, *inputs)))
+  if isinstance(chunks[0], dict):
+    return {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
   return np.concatenate(chunks)
 
 
-async def _model_inputs(service: Service, photos) -> np.ndarray:
+async def _model_inputs(service: Service, photos) -> tuple:
+  """(the photos as the model sees them, stacked; their skin tones)."""
   async def one(index, photo):
     try:
       return await anyio.to_thread.run_sync(
-          scoring.model_input, photo.data, service.config,
+          scoring.prepare_photo, photo.data, service.config,
           limiter=service.decoding)
     except decode.BadImageError as e:
       raise uploads.Refused(422, f'photo {index + 1} ({photo.filename}): '
                             f'{e}') from None
-  return np.stack(await asyncio.gather(*(one(i, p)
-                                         for i, p in enumerate(photos))))
+  prepared = await asyncio.gather(*(one(i, p) for i, p in enumerate(photos)))
+  return np.stack([image for image, _ in prepared]), [
+      tone for _, tone in prepared]
 
 
 def _wants_grad_cam(request) -> bool:
@@ -146,12 +152,16 @@ def _routes(service: Service, token) -> list:
     photos = await uploads.read_photos(
         request, max_bytes=serve.max_request_bytes,
         max_photos=serve.max_photos_per_request)
-    images = await _model_inputs(service, photos)
-    logits = await _results(service.batcher, 'predict', images)
-    probabilities = metrics.softmax(logits / service.calibration.temperature)
+    images, tones = await _model_inputs(service, photos)
+    result = await _results(service.batcher, 'predict', images)
+    checkpoint = service.checkpoint
+    calibration = checkpoint.calibration
+    probabilities = metrics.softmax(result['logits'] / calibration.temperature)
     rows = differential.differentials(
-        probabilities, service.class_names, service.card['top_k'],
-        service.calibration.threshold)
+        probabilities, checkpoint.class_names, service.card['top_k'],
+        calibration.threshold,
+        unfamiliar=checkpoint.flag_unfamiliar(checkpoint.unfamiliarity(result)),
+        skin_tones=tones)
     for row, photo in zip(rows, photos):
       row['file'] = photo.filename
     if grad_cam:
@@ -159,7 +169,7 @@ def _routes(service: Service, token) -> list:
                           probabilities.argmax(axis=-1).astype(np.int32))
     return JSONResponse({
         'photos': rows,
-        'uncertain_below': service.calibration.threshold,
+        'uncertain_below': service.checkpoint.calibration.threshold,
         'notice': NOTICE})
 
   async def model(request):

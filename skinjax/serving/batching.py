@@ -53,8 +53,8 @@ class _Job:
 
 class Batcher:
   """A worker thread that runs `functions[kind](*padded inputs)` on batches
-  of jobs and splits the outputs (an array, one row per photo) back into
-  the jobs' futures."""
+  of jobs and splits the outputs (an array, or a dict of arrays, one row
+  per photo) back into the jobs' futures."""
 
   def __init__(self, functions: dict, max_batch_size: int,
                max_wait_s: float, device_count: int):
@@ -80,8 +80,8 @@ class Batcher:
     self._thread.join()
 
   def submit(self, kind: str, *inputs) -> list:
-    """Futures of the outputs for these photos (arrays of one row per
-    photo), one per chunk of at most max_batch_size photos."""
+    """Futures of the outputs for these photos (arrays, or dicts of arrays,
+    of one row per photo), one per chunk of at most max_batch_size photos."""
     if kind not in self._functions:
       raise KeyError(f'no function for jobs of kind {kind!r}')
     futures = []
@@ -149,7 +149,7 @@ class Batcher:
     inputs = pad([np.concatenate(parts) for parts in
                   zip(*(job.inputs for job in jobs))], size)
     try:
-      outputs = np.asarray(self._functions[jobs[0].kind](*inputs))
+      outputs = self._functions[jobs[0].kind](*inputs)
     except Exception as e:  # pylint: disable=broad-except
       for job in jobs:  # the requests fail with it; the worker goes on
         job.future.set_exception(e)
@@ -159,6 +159,14 @@ class Batcher:
       self._padded_shapes[size] += 1
     start = 0
     for job in jobs:
-      job.future.set_result(outputs[start:start + job.size])
+      job.future.set_result(_rows(outputs, start, start + job.size))
       start += job.size
 
+
+
+def _rows(outputs, start: int, stop: int):
+  """Rows [start, stop) of an array or of each array of a dict."""
+  if isinstance(outputs, dict):
+    return {key: np.asarray(value)[start:stop]
+            for key, value in outputs.items()}
+  return np.asarray(outputs)[start:stop]

@@ -1,5 +1,6 @@
 """What the service runs for a restored checkpoint: an uploaded photo made
-into the model's input exactly as predict makes a photo file into it, and
+into the model's input (and its skin tone measured) exactly as predict
+makes a photo file into it, and
 the functions of a batch that the device worker runs (logits; Grad-CAM
 maps of given classes), one compiled program per batch shape."""
 
@@ -10,27 +11,34 @@ import jax
 import numpy as np
 
 from skinjax.data import pipeline
+from skinjax.data import preprocess
 from skinjax.data.prepare import decode
 from skinjax.evaluation import saliency
+from skinjax.evaluation import skin_tone
 from skinjax.parallel import sharding
 
 
-def model_input(data: bytes, config) -> np.ndarray:
-  """An uploaded photo as the model sees it (uint8 HxWx3): prepared like a
-  dataset photo (decode.normalise_image: only photo formats, pixel limit
-  from the header, EXIF rotation, RGB, short side, JPEG), then the centre
-  crop evaluation takes. Raises decode.BadImageError with the reason."""
+def prepare_photo(data: bytes, config) -> tuple:
+  """An uploaded photo as the model sees it (uint8 HxWx3), and its skin tone
+  (skin_tone.estimate), both as predict has them for a photo file: prepared
+  like a dataset photo (decode.normalise_image: only photo formats, pixel
+  limit from the header, EXIF rotation, RGB, short side, JPEG), then the
+  centre crop evaluation takes. Raises decode.BadImageError with the
+  reason."""
   jpeg, _ = decode.normalise_image(
       data, config.dataset.max_short_side, decode.JPEG_QUALITY,
       max_pixels=config.dataset.max_image_pixels)
   crop = pipeline.EvalPreprocess(config.image_size,
                                  config.augment.eval_crop_fraction)
-  return crop.map(({'image': jpeg, 'label': 0}, True))['image']
+  tone = skin_tone.estimate(preprocess.open_image(jpeg),
+                            skin_tone.region_for(config.dataset.name))
+  return crop.map(({'image': jpeg, 'label': 0}, True))['image'], tone
 
 
 def device_functions(checkpoint) -> dict:
-  """{'predict': images -> logits, 'grad_cam': (images, classes) -> maps},
-  numpy in and out, for batches that split evenly over the devices."""
+  """{'predict': images -> {'logits', 'features'} (what the unfamiliar flag
+  reads), 'grad_cam': (images, classes) -> maps}, numpy in and out, for
+  batches that split evenly over the devices."""
   mesh = checkpoint.mesh
 
   def predict(images):
@@ -38,8 +46,9 @@ def device_functions(checkpoint) -> dict:
     batch = sharding.shard_batch(
         {'image': images, 'label': np.zeros(count, np.int32),
          'mask': np.ones(count, bool)}, mesh)
-    return np.asarray(jax.device_get(
-        checkpoint.eval_step(checkpoint.state, batch)['logits']))
+    result = checkpoint.eval_step(checkpoint.state, batch)
+    return {key: np.asarray(jax.device_get(result[key]))
+            for key in ('logits', 'features')}
 
   cam_fn = jax.jit(lambda variables, images, classes: saliency.grad_cam(
       checkpoint.model, variables, images, classes))

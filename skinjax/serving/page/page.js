@@ -89,6 +89,21 @@ function addFlags(element, row) {
         ? 'no confidence level met the validation target'
         : `top probability under ${percent(threshold)}`);
   }
+  if (row.unfamiliar) {
+    const note = document.createElement('span');
+    note.className = 'unfamiliar-meaning';
+    note.textContent = ' unlike the photos the model was trained on: the ' +
+        'condition may be none of its classes, or not skin at all';
+    element.append(note);
+  }
+  if (row.skin_tone) {
+    const tone = document.createElement('span');
+    tone.className = 'skin-tone';
+    tone.dataset.skinTone = row.skin_tone;
+    tone.textContent = ` skin tone (ITA estimate): ` +
+        row.skin_tone.replace('_', ' ');
+    element.append(tone);
+  }
 }
 
 function showDifferential(item, row) {
