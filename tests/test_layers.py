@@ -74,3 +74,38 @@ def test_max_pool_keeps_bfloat16():
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 4), jnp.bfloat16)
   y, pullback = jax.vjp(lambda x: layers.max_pool(x, (3, 3), (2, 2)), x)
   assert y.dtype == pullback(jnp.ones_like(y))[0].dtype == jnp.bfloat16
+
+
+def _primitives(fn, *args):
+  """The primitives `fn` is made of, those inside its calls included."""
+  found, jaxprs = set(), [jax.make_jaxpr(fn)(*args).jaxpr]
+  while jaxprs:
+    for eqn in jaxprs.pop().eqns:
+      found.add(eqn.primitive.name)
+      jaxprs += [getattr(j, 'jaxpr', j)
+                 for j in jax.extend.core.jaxprs_in_params(eqn.params)]
+  return found
+
+
+def test_plain_forms_are_one_xla_op_each_with_the_same_results():
+  """Fast forms (patch matmul, depthwise shifted sums, max pool with a
+  custom gradient) against plain ones: one convolution or pool each.
+  Functions are traced anew in each form (jax's caches ignore the form)."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 7, 8))
+  convs = [(layers.Conv(8, (3, 3)), x[:, :2, :2]),  # patch matmul when fast
+           (layers.Conv(8, (5, 5), (2, 2), feature_group_count=8), x)]
+  params = [conv.init(jax.random.PRNGKey(1), inputs) for conv, inputs in convs]
+
+  def outputs(params):
+    return [conv.apply(p, inputs) for (conv, inputs), p in zip(convs, params)
+            ] + [layers.max_pool(x, (3, 3), (2, 2))]
+
+  fast = jax.jit(lambda p: outputs(p))(params)
+  assert 'custom_vjp_call' in _primitives(lambda p: outputs(p), params)
+  with layers.plain_forms():
+    plain = jax.jit(lambda p: outputs(p))(params)
+    primitives = _primitives(lambda p: outputs(p), params)
+  assert 'custom_vjp_call' not in primitives
+  assert not primitives & {'slice', 'concatenate', 'dot_general'}
+  for a, b in zip(plain, fast):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

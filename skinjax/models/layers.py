@@ -1,5 +1,7 @@
 """Layers shared by the models, and the names every model gives its parts."""
 
+import contextlib
+import contextvars
 import functools
 from typing import Any, Callable, Sequence, Union
 
@@ -20,7 +22,8 @@ class Conv(nn.Module):
   * depthwise convolutions (one filter per channel) are a sum of shifted,
     channel-scaled copies of the input, which XLA fuses into one loop: 3 to
     12x faster than its grouped convolution on EfficientNet's shapes.
-  Everywhere else it is XLA's convolution.
+  Everywhere else it is XLA's convolution, and everywhere inside
+  `plain_forms()`.
   """
   features: int
   kernel_size: Sequence[int]
@@ -42,10 +45,12 @@ class Conv(nn.Module):
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
     pads = self._explicit_padding(x.shape[1:3])
     depthwise = self.feature_group_count == in_features == self.features
-    if depthwise:
+    fast_cpu_forms = not _PLAIN_FORMS.get()
+    if fast_cpu_forms and depthwise:
       y = sum(window * kernel[i, j, 0]
               for (i, j), window in self._windows(x, pads))
-    elif self.feature_group_count == 1 and min(x.shape[1:3]) < min(kh, kw):
+    elif (fast_cpu_forms and self.feature_group_count == 1
+          and min(x.shape[1:3]) < min(kh, kw)):
       y = jnp.concatenate([w for _, w in self._windows(x, pads)], axis=-1)
       y = y @ kernel.reshape(-1, self.features)
     else:
@@ -70,6 +75,24 @@ class Conv(nn.Module):
                    self.strides)
 
 
+_PLAIN_FORMS = contextvars.ContextVar('plain_forms', default=False)
+
+
+@contextlib.contextmanager
+def plain_forms():
+  """Within it, the layers traced take the forms exporters know: every Conv
+  is one XLA convolution (a grouped one if depthwise) and max_pool is
+  flax's, which become ONNX's Conv and 2D MaxPool, where the fast CPU forms
+  would be hundreds of slices and a rank-4 pool onnxruntime cannot run.
+  Same parameters and results (up to float rounding); no custom gradient,
+  so for inference only."""
+  token = _PLAIN_FORMS.set(True)
+  try:
+    yield
+  finally:
+    _PLAIN_FORMS.reset(token)
+
+
 def same_padding(spatial, window, strides):
   """'SAME' padding (low, high) per spatial axis, as XLA computes it."""
   pads = []
@@ -90,10 +113,18 @@ def windows(x_padded, window, strides):
           for i in range(kh) for j in range(kw)]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
 def max_pool(x, window: Sequence[int], strides: Sequence[int]):
   """`nn.max_pool(x, window, strides, 'SAME')`, with a gradient XLA:CPU runs
-  fast.
+  fast (flax's own inside `plain_forms()`)."""
+  if _PLAIN_FORMS.get():
+    return nn.max_pool(x, window_shape=tuple(window), strides=tuple(strides),
+                       padding='SAME')
+  return _fast_max_pool(x, tuple(window), tuple(strides))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _fast_max_pool(x, window: Sequence[int], strides: Sequence[int]):
+  """max_pool with a fast gradient.
 
   The gradient is the same (each output's gradient goes to the first maximum
   of its window), but XLA:CPU lowers jax's own (select-and-scatter) to a
@@ -141,7 +172,7 @@ def _max_pool_bwd(window, strides, residuals, g):
   return (dx[:, top:top + x.shape[1], left:left + x.shape[2]],)
 
 
-max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+_fast_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
 class DropPath(nn.Module):
