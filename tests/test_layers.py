@@ -94,7 +94,8 @@ def test_plain_forms_are_one_xla_op_each_with_the_same_results():
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 7, 8))
   convs = [(layers.Conv(8, (3, 3)), x[:, :2, :2]),  # patch matmul when fast
            (layers.Conv(8, (5, 5), (2, 2), feature_group_count=8), x)]
-  params = [conv.init(jax.random.PRNGKey(1), inputs) for conv, inputs in convs]
+  params = [jax.jit(conv.init)(jax.random.PRNGKey(1), inputs)
+            for conv, inputs in convs]
 
   def outputs(params):
     return [conv.apply(p, inputs) for (conv, inputs), p in zip(convs, params)
