@@ -145,10 +145,15 @@ def to_onnx(fn, meta: dict) -> bytes:
   # It warns, with a traceback each, of its optional plugins for equinox
   # and dm_pix, libraries skinjax does not use.
   logging.getLogger('jax2onnx.plugins.plugin_system').setLevel(logging.ERROR)
-  model = jax2onnx.to_onnx(fn, [_input_spec(meta['image_size'])],
-                           model_name=meta['model'],
-                           input_names=[exported.INPUT_NAME],
-                           output_names=[exported.OUTPUT_NAME])
+  try:
+    model = jax2onnx.to_onnx(fn, [_input_spec(meta['image_size'])],
+                             model_name=meta['model'],
+                             input_names=[exported.INPUT_NAME],
+                             output_names=[exported.OUTPUT_NAME])
+  except Exception as e:  # pylint: disable=broad-except
+    # Its plugins raise many types for what they do not translate.
+    raise ExportError(f'jax2onnx cannot convert {meta["model"]}: '
+                      f'{type(e).__name__}: {_first_line(e)}') from e
   # jax2onnx 0.17 leaves NHWC shapes on values its layout pass made NCHW,
   # and onnxruntime refuses a graph whose shapes disagree. They are hints:
   # dropped, then inferred again (strictly) by onnx and the model checked.
@@ -160,6 +165,11 @@ def to_onnx(fn, meta: dict) -> bytes:
   model.producer_name = 'skinjax'
   model.producer_version = meta['skinjax_version']
   return model.SerializeToString()
+
+
+def _first_line(error) -> str:
+  lines = str(error).strip().splitlines()
+  return lines[0][:300] if lines else ''
 
 
 _CONVERTERS = {'onnx': to_onnx, 'stablehlo': to_stablehlo}
