@@ -33,6 +33,9 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip
   "$VENV/bin/pip" install --quiet -e '.[dev]'
+  # The ONNX converter, without its declared dependencies: see the 'export'
+  # extra in pyproject.toml.
+  "$VENV/bin/pip" install --quiet --no-deps 'jax2onnx==0.17.1'
 fi
 PYTHON="$VENV/bin/python"
 

@@ -114,7 +114,8 @@ def max_pool(x, window: Sequence[int], strides: Sequence[int],
   gradient XLA:CPU runs fast (_cpu_max_pool)."""
   if cpu_forms(layer_forms):
     return _cpu_max_pool(x, tuple(window), tuple(strides))
-  return nn.max_pool(x, tuple(window), tuple(strides), padding='SAME')
+  return nn.max_pool(x, window_shape=tuple(window), strides=tuple(strides),
+                     padding='SAME')
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))

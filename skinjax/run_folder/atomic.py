@@ -3,12 +3,17 @@
 import os
 
 
-def write_text(path: str, text: str) -> None:
-  """Writes `text` beside `path`, flushes it to the disk, then renames it over
+def write_bytes(path: str, data: bytes) -> None:
+  """Writes `data` beside `path`, flushes it to the disk, then renames it over
   `path`: a reader sees the old file or the new one, never a part."""
   tmp = f'{path}.tmp'
-  with open(tmp, 'w') as f:
-    f.write(text)
+  with open(tmp, 'wb') as f:
+    f.write(data)
     f.flush()
     os.fsync(f.fileno())
   os.replace(tmp, path)
+
+
+def write_text(path: str, text: str) -> None:
+  """write_bytes of `text` in UTF-8."""
+  write_bytes(path, text.encode('utf-8'))

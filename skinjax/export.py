@@ -1,0 +1,66 @@
+r"""Exports a run's calibrated checkpoint as one file that runs without skinjax.
+
+  python -m skinjax.export --workdir runs/ham10000 --format onnx|stablehlo \
+      --output model.onnx [--checkpoint best|latest|STEP] [--weights raw|ema]
+
+The file takes uint8 RGB photos [batch, S, S, 3] already centre-cropped and
+resized to the model's input size S (skinjax.serving.exported.prepare, or
+the recipe in its metadata) and returns calibrated probabilities [batch,
+classes]: normalisation, the network, the run's test-time augmentation, the
+temperature and the softmax are inside. Its metadata holds the class names,
+the temperature, the abstain threshold, the input size and preparation, the
+skinjax version and the checkpoint step. ONNX (jax2onnx; checked with
+onnxruntime) or StableHLO (a zip of jax.export's serialized program and
+metadata.json); the batch dimension is dynamic in both. The file is written
+only once it matches the JAX model within 1e-4 on check images. The config
+is the run's own config.json, as in evaluate.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+from skinjax.cli import checks
+from skinjax.cli import flags as cli_flags
+from skinjax.config import run_config
+from skinjax.serving import exporting
+from skinjax.serving import exported
+from skinjax.serving import restore
+
+_RUN = cli_flags.define_run_flags()
+_FORMAT = flags.DEFINE_enum('format', None, list(exporting.FORMATS),
+                            'onnx: for onnxruntime and other ONNX runtimes; '
+                            'stablehlo: jax.export, for JAX or XLA.',
+                            required=True)
+_OUTPUT = flags.DEFINE_string('output', None, 'The file to write.',
+                              required=True)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  folder = os.path.dirname(os.path.abspath(_OUTPUT.value))
+  if not os.path.isdir(folder) or os.path.isdir(_OUTPUT.value):
+    sys.exit(f'error: --output={_OUTPUT.value}: not a file in an existing '
+             'folder')
+  try:
+    config = _RUN.evaluation_config()
+    checks.validate_here(config, batch_keys=('eval_batch_size',))
+    checkpoint = restore.load(config, _RUN.workdir.value,
+                              _RUN.checkpoint.value, _RUN.weights.value)
+    meta = exporting.export(config, checkpoint, _RUN.weights.value,
+                            _FORMAT.value, _OUTPUT.value)
+  except (checks.ConfigError, run_config.RunFolderError,
+          restore.CheckpointNotFound, exporting.ExportError,
+          exported.ExportedModelError) as e:
+    sys.exit(f'error: {e}')
+  print(f"{meta['model']}, checkpoint step {meta['checkpoint_step']}, "
+        f"temperature {meta['temperature']:.3f}, {len(meta['class_names'])} "
+        f'classes, input uint8 [batch, {meta["image_size"]}, '
+        f'{meta["image_size"]}, 3]: written to {_OUTPUT.value}')
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=cli_flags.parse_flags)

@@ -1,0 +1,246 @@
+"""Exports of a calibrated checkpoint (skinjax.export): ONNX run by
+onnxruntime and StableHLO reloaded by jax.export compute the JAX model's
+calibrated probabilities, and carry its metadata."""
+
+import json
+import os
+import zipfile
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from helpers import run_module, tiny_run_flags, train
+
+from skinjax import data
+from skinjax.config import run_config
+from skinjax.data import pipeline
+from skinjax.data import preprocess
+from skinjax.evaluation import metrics
+from skinjax.evaluation import outputs
+from skinjax.serving import exported
+from skinjax.serving import exporting
+from skinjax.serving import restore
+
+NUM_PHOTOS = 100
+
+
+def _checkpoint(workdir):
+  config = run_config.for_evaluation(str(workdir), {})
+  return config, restore.load(config, str(workdir), 'best')
+
+
+def _photos(config, count=NUM_PHOTOS):
+  """The test split's photos as the model sees them, topped up to `count`
+  with generated ones: smooth colour fields and noise."""
+  builder = data.load_builder(config.dataset)
+  source = pipeline.data_source(builder, 'test')
+  size = config.image_size
+  photos = [preprocess.center_crop(
+      preprocess.open_image(source[i]['image']), size,
+      config.augment.eval_crop_fraction)
+            for i in range(min(len(source), count))]
+  rng = np.random.default_rng(1)
+  ramp = np.linspace(0, 1, size)[:, None, None]
+  while len(photos) < count:
+    if len(photos) % 2:
+      photo = rng.integers(0, 256, (size, size, 3))
+    else:
+      photo = 255 * (ramp * rng.random(3) + ramp.transpose(1, 0, 2)
+                     * rng.random(3)) / 2
+    photos.append(photo.astype(np.uint8))
+  return np.stack(photos)
+
+
+def _jax_probabilities(checkpoint, images):
+  """What evaluate and predict compute: the jitted eval step on the batch,
+  then the temperature."""
+  batch = {'image': images, 'label': np.zeros(len(images), np.int32),
+           'mask': np.ones(len(images), bool)}
+  logits = outputs.predict(checkpoint.eval_step, checkpoint.state, [batch],
+                           checkpoint.mesh)['logits']
+  return metrics.softmax(logits / checkpoint.calibration.temperature)
+
+
+def _assert_same_outputs(model, checkpoint, images):
+  want = _jax_probabilities(checkpoint, images)
+  got = model.probabilities(images)
+  assert got.shape == want.shape
+  np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+  top3 = lambda p: np.argsort(-p, axis=-1, kind='stable')[:, :3]
+  np.testing.assert_array_equal(top3(got), top3(want))
+
+
+def _assert_metadata(meta, config, checkpoint):
+  assert meta['class_names'] == list(checkpoint.class_names)
+  assert meta['temperature'] == checkpoint.calibration.temperature
+  assert meta['abstain_threshold'] == checkpoint.calibration.threshold
+  calibration = checkpoint.calibration
+  assert (meta['unfamiliar_score'], meta['unfamiliar_threshold']) == (
+      calibration.unfamiliar_score, calibration.unfamiliar_threshold)
+  assert meta['unfamiliar_threshold'] is not None
+  assert meta['checkpoint_step'] == checkpoint.step
+  assert meta['model'] == config.model.name
+  assert meta['image_size'] == config.image_size
+  assert meta['input']['preparation']['crop_fraction'] == (
+      config.augment.eval_crop_fraction)
+  assert meta['skinjax_version']
+
+
+@pytest.fixture(scope='module')
+def resnet_exports(trained_run, tmp_path_factory):
+  """(config, checkpoint, {format: path}) of the trained ResNet run."""
+  config, checkpoint = _checkpoint(trained_run[0])
+  folder = tmp_path_factory.mktemp('exports')
+  paths = {}
+  for fmt in exporting.FORMATS:
+    paths[fmt] = str(folder / f'model.{fmt}')
+    exporting.export(config, checkpoint, 'raw', fmt, paths[fmt])
+  return config, checkpoint, paths
+
+
+@pytest.mark.parametrize('fmt', exporting.FORMATS)
+def test_resnet_export_matches_the_model(resnet_exports, fmt):
+  config, checkpoint, paths = resnet_exports
+  model = exported.load(paths[fmt])
+  assert model.format == fmt
+  _assert_metadata(model.metadata, config, checkpoint)
+  images = _photos(config)
+  _assert_same_outputs(model, checkpoint, images)
+  # The batch dimension is free.
+  np.testing.assert_allclose(model.probabilities(images[:1]),
+                             model.probabilities(images)[:1], atol=1e-6)
+
+
+def test_onnx_metadata_reads_without_skinjax(resnet_exports):
+  """An integrator's few lines: onnxruntime's metadata map, JSON values."""
+  import onnxruntime  # pylint: disable=g-import-not-at-top
+  _, checkpoint, paths = resnet_exports
+  session = onnxruntime.InferenceSession(paths['onnx'])
+  meta = session.get_modelmeta().custom_metadata_map
+  assert json.loads(meta['class_names']) == list(checkpoint.class_names)
+  (images,) = session.get_inputs()
+  assert images.name == 'images' and images.type == 'tensor(uint8)'
+  assert not isinstance(images.shape[0], int)  # dynamic batch
+
+
+def test_stablehlo_reads_without_skinjax(resnet_exports):
+  """The same with the zip and jax.export: a program of symbolic batch."""
+  import jax  # pylint: disable=g-import-not-at-top
+  config, checkpoint, paths = resnet_exports
+  with zipfile.ZipFile(paths['stablehlo']) as archive:
+    meta = json.loads(archive.read('metadata.json'))
+    program = jax.export.deserialize(archive.read('model.jax_exported'))
+  assert meta['class_names'] == list(checkpoint.class_names)
+  ((images,), (probabilities,)) = program.in_avals, program.out_avals
+  size = config.image_size
+  assert images.dtype == np.uint8 and images.shape[1:] == (size, size, 3)
+  assert probabilities.shape[1:] == (len(checkpoint.class_names),)
+  assert not isinstance(images.shape[0], int)
+  assert str(images.shape[0]) == str(probabilities.shape[0]) == 'batch'
+
+
+def test_loader_refuses_damaged_and_foreign_files(resnet_exports, tmp_path):
+  config, _, paths = resnet_exports
+  damaged = {}
+  for fmt, path in paths.items():
+    with open(path, 'rb') as f:
+      content = f.read()
+    damaged[f'truncated.{fmt}'] = content[:len(content) // 2]
+  damaged['random.bin'] = np.random.default_rng(0).bytes(4096)
+  damaged['empty.onnx'] = b''
+  with zipfile.ZipFile(tmp_path / 'foreign.zip', 'w') as archive:
+    archive.writestr('readme.txt', 'not a model')
+  for name, content in damaged.items():
+    (tmp_path / name).write_bytes(content)
+  for name in [*damaged, 'foreign.zip', 'missing.onnx']:
+    with pytest.raises(exported.ExportedModelError, match=name):
+      exported.load(str(tmp_path / name))
+  model = exported.load(paths['onnx'])
+  size = config.image_size
+  for wrong in (np.zeros((2, size, size, 3), np.float32),
+                np.zeros((2, size + 1, size, 3), np.uint8)):
+    with pytest.raises(exported.ExportedModelError, match='images'):
+      model.probabilities(wrong)
+
+
+def test_export_refuses_a_model_that_differs(resnet_exports, tmp_path,
+                                             monkeypatch):
+  """The check before writing: an export that computes something else
+  (here, the StableHLO of a different temperature) leaves no file."""
+  config, checkpoint, _ = resnet_exports
+  convert = exporting.to_stablehlo
+  monkeypatch.setitem(
+      exporting._CONVERTERS, 'stablehlo',  # pylint: disable=protected-access
+      lambda fn, meta: convert(lambda images: fn(images) ** 2, meta))
+  output = tmp_path / 'model.zip'
+  with pytest.raises(exporting.ExportError, match='nothing written'):
+    exporting.export(config, checkpoint, 'raw', 'stablehlo', str(output))
+  assert not os.listdir(tmp_path)
+
+
+@pytest.fixture(scope='module')
+def efficientnet_run(small_data_dir, tmp_path_factory):
+  """A 4-step EfficientNet-Lite0 run at 32 px."""
+  workdir = tmp_path_factory.mktemp('efficientnet')
+  train(workdir, tiny_run_flags(
+      small_data_dir, **{'model.name': 'efficientnet_lite0',
+                         'num_train_steps': 4, 'eval_every_steps': 4,
+                         'checkpoint_every_steps': 4, 'log_every_steps': 2}))
+  return workdir
+
+
+@pytest.mark.slow
+def test_efficientnet_exports_match_the_model(efficientnet_run, tmp_path):
+  """ONNX from the command line, StableHLO from the function it calls."""
+  config, checkpoint = _checkpoint(efficientnet_run)
+  images = _photos(config)
+  onnx_file, stablehlo_file = (str(tmp_path / 'model.onnx'),
+                               str(tmp_path / 'model.zip'))
+  result = run_module('skinjax.export', [
+      '--workdir', str(efficientnet_run), '--format', 'onnx', '--output',
+      onnx_file])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert onnx_file in result.stdout
+  exporting.export(config, checkpoint, 'raw', 'stablehlo', stablehlo_file)
+  nowhere = str(tmp_path / 'missing' / 'model.onnx')
+  result = run_module('skinjax.export', [
+      '--workdir', str(efficientnet_run), '--format', 'onnx', '--output',
+      nowhere])
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      f'error: --output={nowhere}: not a file in an existing folder']
+  for output in (onnx_file, stablehlo_file):
+    model = exported.load(output)
+    _assert_metadata(model.metadata, config, checkpoint)
+    _assert_same_outputs(model, checkpoint, images)
+
+
+@pytest.mark.slow
+def test_prepared_photos_score_as_predict_scores_them(trained_run,
+                                                      resnet_exports,
+                                                      tmp_path):
+  """Photo files through exported.prepare and the ONNX export give what
+  `skinjax.predict` gives for them: no drift in the preparation."""
+  workdir, _ = trained_run
+  _, checkpoint, paths = resnet_exports
+  rng = np.random.default_rng(2)
+  files = []
+  for i, shape in enumerate([(50, 70), (90, 40), (33, 33)]):
+    files.append(str(tmp_path / f'photo{i}.png'))
+    Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+                    ).save(files[-1])
+  output = str(tmp_path / 'predictions.json')
+  result = run_module('skinjax.predict', [
+      '--workdir', str(workdir), '--top_k', str(len(checkpoint.class_names)),
+      '--output', output, *files])
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(output) as f:
+    rows = json.load(f)
+  model = exported.load(paths['onnx'])
+  probabilities = model.probabilities(
+      np.stack([exported.prepare(f, model.metadata) for f in files]))
+  names = model.metadata['class_names']
+  for row, p in zip(rows, probabilities):
+    for name, q in row['differential']:
+      assert abs(p[names.index(name)] - q) < 1e-4
