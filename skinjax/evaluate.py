@@ -33,7 +33,6 @@ import numpy as np
 from skinjax.cli import checks
 from skinjax.cli import flags as cli_flags
 from skinjax.cli import photos
-from skinjax.config import run_config
 from skinjax.data import pipeline
 from skinjax.data import preprocess
 from skinjax.data.prepare import files
@@ -46,6 +45,7 @@ from skinjax.evaluation import shift
 from skinjax.evaluation import skin_tone
 from skinjax.evaluation import subgroups
 from skinjax.evaluation import unfamiliar
+from skinjax.run_folder import run_config
 from skinjax.serving import restore
 
 _RUN = cli_flags.define_run_flags()

@@ -24,9 +24,9 @@ from absl import flags
 
 from skinjax.cli import checks
 from skinjax.cli import flags as cli_flags
-from skinjax.config import run_config
-from skinjax.serving import exporting
+from skinjax.run_folder import run_config
 from skinjax.serving import exported
+from skinjax.serving import exporting
 from skinjax.serving import restore
 
 _RUN = cli_flags.define_run_flags()

@@ -27,7 +27,6 @@ import numpy as np
 from skinjax.cli import checks
 from skinjax.cli import flags as cli_flags
 from skinjax.cli import photos
-from skinjax.config import run_config
 from skinjax.data import pipeline
 from skinjax.data import preprocess
 from skinjax.data.prepare import files
@@ -35,6 +34,7 @@ from skinjax.evaluation import metrics
 from skinjax.evaluation import outputs
 from skinjax.evaluation import saliency
 from skinjax.evaluation import skin_tone
+from skinjax.run_folder import run_config
 from skinjax.serving import differential
 from skinjax.serving import restore
 

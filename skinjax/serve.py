@@ -33,7 +33,7 @@ import uvicorn
 from skinjax.cli import checks
 from skinjax.cli import flags as cli_flags
 from skinjax.config import defaults
-from skinjax.config import run_config
+from skinjax.run_folder import run_config
 from skinjax.serving import access
 from skinjax.serving import app as service_app
 from skinjax.serving import batching

@@ -24,12 +24,12 @@ from ml_collections import config_flags
 
 from skinjax.cli import checks
 from skinjax.cli import flags as cli_flags
-from skinjax.config import run_config
 from skinjax.data.prepare import files
 from skinjax.evaluation import metrics
 from skinjax.parallel import determinism
 from skinjax.parallel import distributed
 from skinjax.run_folder import lock
+from skinjax.run_folder import run_config
 from skinjax.training import checkpoints
 from skinjax.training import loop
 

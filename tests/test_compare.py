@@ -16,7 +16,7 @@ from skinjax import sweep
 from skinjax.comparison import figures
 from skinjax.comparison import runs as runs_lib
 from skinjax.config import defaults
-from skinjax.config import run_config
+from skinjax.run_folder import run_config
 from skinjax.run_folder import tracking
 from skinjax.sweeps import local
 from skinjax.sweeps import spec

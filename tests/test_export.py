@@ -13,11 +13,11 @@ import pytest
 from helpers import run_module, tiny_run_flags, train
 
 from skinjax import data
-from skinjax.config import run_config
 from skinjax.data import pipeline
 from skinjax.data import preprocess
 from skinjax.evaluation import metrics
 from skinjax.evaluation import outputs
+from skinjax.run_folder import run_config
 from skinjax.serving import exported
 from skinjax.serving import exporting
 from skinjax.serving import restore

@@ -12,7 +12,7 @@ import pytest
 
 from helpers import REPO, records, run_module, tiny_run_flags
 from skinjax.config import defaults
-from skinjax.config import run_config
+from skinjax.run_folder import run_config
 from skinjax.run_folder import tracking
 
 

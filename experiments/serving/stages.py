@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from absl import flags  # after sys.path
 import load_test
-from skinjax.config import run_config
+from skinjax.run_folder import run_config
 from skinjax.serving import restore
 from skinjax.serving import scoring
 

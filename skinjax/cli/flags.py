@@ -3,7 +3,7 @@
 Every way a flag or config can be wrong becomes a one-line error that names
 the flag or key, before any data or compile work starts. Training takes its
 config from a file; evaluate and predict take the run folder's own
-config.json (skinjax.config.run_config) and accept changes only to the
+config.json (skinjax.run_folder.run_config) and accept changes only to the
 keys that alter how a checkpoint is scored.
 """
 
@@ -19,7 +19,7 @@ import ml_collections
 from ml_collections import config_flags
 
 from skinjax.config import defaults
-from skinjax.config import run_config
+from skinjax.run_folder import run_config
 
 
 def parse_flags(argv):

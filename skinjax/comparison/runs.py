@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from skinjax.config import run_config
+from skinjax.run_folder import run_config
 from skinjax.run_folder import tracking
 
 SEED = 'seed'

@@ -1,1 +1,2 @@
-"""The config: its schema (defaults.py) and a run's own copy (run_config.py)."""
+"""The config's schema: every knob and its default (defaults.py). A run's
+own copy is skinjax.run_folder.run_config."""

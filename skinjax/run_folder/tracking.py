@@ -28,8 +28,8 @@ from urllib import parse
 from absl import logging
 import wandb
 
-from skinjax.config import run_config
 from skinjax.run_folder import atomic
+from skinjax.run_folder import run_config
 
 RUN_ID_FILE = 'wandb_run_id'
 METRICS_FILE = 'metrics.jsonl'

@@ -21,7 +21,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from skinjax.cli import checks
-from skinjax.config import run_config
+from skinjax.run_folder import run_config
 from skinjax.run_folder import tracking
 from skinjax.sweeps import spec as spec_lib
 from skinjax.training import checkpoints

@@ -26,12 +26,12 @@ import tqdm
 
 from skinjax import data
 from skinjax import models
-from skinjax.config import run_config
 from skinjax.data import pipeline
 from skinjax.evaluation import metrics as metrics_lib
 from skinjax.evaluation import outputs
 from skinjax.parallel import sharding
 from skinjax.run_folder import lock
+from skinjax.run_folder import run_config
 from skinjax.run_folder import tracking
 from skinjax.training import checkpoints
 from skinjax.training import loss
