@@ -249,6 +249,26 @@ def test_device_batches_are_copied_ahead_in_order(ahead):
   assert labels == [0, 1, 2, 3, 4]
 
 
+def test_importing_skinjax_starts_no_jax_backend():
+  """jax.distributed.initialize (and the deterministic-ops flag) must come
+  before any backend starts: no library module may touch a device when
+  imported (a jnp array at module level does). The commands at the top are
+  left out only because each defines the same absl flags; the bench's torch
+  step, because torch is optional."""
+  code = (
+      'import importlib, pkgutil, skinjax\n'
+      'from jax._src import xla_bridge\n'
+      'for m in pkgutil.walk_packages(skinjax.__path__, "skinjax."):\n'
+      '  if (m.name.count(".") > 1 or m.ispkg) and not m.name.endswith(\n'
+      '      ("__main__", "torch_step")):\n'
+      '    importlib.import_module(m.name)\n'
+      'print(xla_bridge.backends_are_initialized())\n')
+  result = subprocess.run([sys.executable, '-c', code], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip().splitlines()[-1] == 'False'
+
+
 def test_deterministic_asks_xla_once_and_keeps_the_other_flags(monkeypatch):
   monkeypatch.setenv('XLA_FLAGS', '--xla_force_host_platform_device_count=2')
   determinism.request(False)

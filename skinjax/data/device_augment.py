@@ -15,11 +15,14 @@ either, not the same under both.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # Folded into the step's key to make the augmentation's stream; the dropout
 # stream folds in micro-batch indices, which never reach it.
 _STREAM = 2**31 - 1
-_LUMA = jnp.array([0.299, 0.587, 0.114], jnp.float32)
+# numpy, not jnp: a jax array made at import would start the backend before
+# jax.distributed.initialize may run.
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def augment_batch(images, step_key, augment):
