@@ -221,6 +221,7 @@ def _assert_same_step(result, reference):
                                  atol=1e-5, err_msg=key)
 
 
+@pytest.mark.slow  # two subprocesses, ~35 s: the slow tier has the others
 def test_four_devices_match_one_device(step_results):
   """Same global batch on 1 and 4 CPU devices: same loss, params and BN stats
   (BatchNorm statistics are taken over the global batch)."""
