@@ -104,7 +104,7 @@ def _write_saliency(config, checkpoint, loaded, rows, top) -> None:
   """A Grad-CAM overlay of each photo's top class, as the model saw it."""
   os.makedirs(_SALIENCY.value, exist_ok=True)
   images = np.stack([preprocess.center_crop(
-      preprocess.open_image(image), config.image_size,
+      preprocess.open_image(image), pipeline.eval_image_size(config),
       config.augment.eval_crop_fraction) for _, image in loaded])
   maps = saliency.grad_cam_batches(checkpoint.model, checkpoint.state, images,
                                    top, checkpoint.mesh,

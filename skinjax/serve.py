@@ -33,6 +33,7 @@ import uvicorn
 from skinjax.cli import checks
 from skinjax.cli import flags as cli_flags
 from skinjax.config import defaults
+from skinjax.data import pipeline
 from skinjax.run_folder import run_config
 from skinjax.serving import access
 from skinjax.serving import app as service_app
@@ -90,7 +91,7 @@ def serve(config, token, listener) -> None:
                              config.serve.max_wait_ms / 1000,
                              jax.device_count())
   seconds = scoring.warm_up(functions['predict'], batcher.shapes,
-                            config.image_size)
+                            pipeline.eval_image_size(config))
   print(f'Compiled batch shapes {list(batcher.shapes)} in {seconds:.1f} s.')
   service = service_app.Service(
       batcher, config, checkpoint,

@@ -55,7 +55,8 @@ def test_saved_calibration_reads_back(tmp_path):
   logits, labels = _sampled(2.0, n=2000)
   fitted = calibration.fit(logits, labels, max_risk=0.2, num_bins=15,
                            checkpoint_step=7, weights='ema', tta='flips',
-                           split='validation', params_digest='ab12',
+                           split='validation', image_size=96,
+                           crop_fraction=0.875, params_digest='ab12',
                            unfamiliarity=lambda t: unfamiliar.scores(
                                logits, None, None, t),
                            unfamiliar_score='msp', unfamiliar_tpr=0.95)
@@ -68,7 +69,8 @@ def test_saved_calibration_reads_back(tmp_path):
   assert calibration.load(str(tmp_path), 7, 'ema') == fitted
   assert calibration.fitted_for(fitted) == {
       'checkpoint_step': 7, 'weights': 'ema', 'tta': 'flips', 'max_risk': 0.2,
-      'split': 'validation', 'params_digest': 'ab12',
+      'split': 'validation', 'image_size': 96, 'crop_fraction': 0.875,
+      'params_digest': 'ab12',
       'unfamiliar_score': 'msp', 'unfamiliar_tpr': 0.95}
   assert calibration.load(str(tmp_path), 7, 'raw') is None
   assert calibration.load(str(tmp_path), 8, 'ema') is None

@@ -126,6 +126,25 @@ def test_starting_at_a_step_continues_the_same_batches():
   resumed.close()
 
 
+def test_progressive_resizing_changes_size_not_examples_and_resumes_anywhere():
+  """((6, 3), (10, 5)): steps 1-3 at 6 px, 4-5 at 10, then image_size (8).
+  The examples and labels are those of an unresized run, and a pipeline
+  started at any step gives the same batches as the whole run's."""
+  source, config = _source(40), _config()
+  config.progressive_resizing = ((6, 3), (10, 5))
+  whole = _take(pipeline.train_batches(source, config, 0, 1), 8)
+  assert [b['image'].shape[1] for b in whole] == [6, 6, 6, 10, 10, 8, 8, 8]
+  plain = _take(iter(pipeline.train_dataset(source, _config(), 0, 1)), 8)
+  assert [_indices(b['image']) for b in whole] == [
+      _indices(b['image']) for b in plain]
+  for first_step in (2, 3, 5):
+    resumed = pipeline.train_batches(source, config, 0, 1, first_step)
+    for a, b in zip(whole[first_step:], _take(resumed, 8 - first_step)):
+      np.testing.assert_array_equal(a['image'], b['image'])
+      np.testing.assert_array_equal(a['label'], b['label'])
+    resumed.close()
+
+
 def test_worker_processes_give_the_same_batches():
   source = _source(40)
   threads = _take(iter(pipeline.train_dataset(source, _config(), 0, 1)), 6)

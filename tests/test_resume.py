@@ -16,9 +16,11 @@ import time
 
 import pytest
 
-from helpers import (REPO, assert_same_weights, records, start_training,
-                     tiny_run_flags, train, wait_for)
+from helpers import (REPO, assert_same_weights, records, run_module,
+                     saved_state, start_training, tiny_run_flags, train,
+                     wait_for)
 from skinjax.run_folder import lock
+from skinjax.serving import restore
 
 
 def _stopped_at(stdout):
@@ -157,16 +159,36 @@ def test_ctrl_c_to_the_process_group_with_workers_then_a_resume_is_exact(
   _ctrl_c_with_workers_then_resume(reference, flags, tmp_path / 'run')
 
 
-@pytest.mark.slow  # an uninterrupted, a stopped and a resumed run: ~40 s
-def test_with_augmentation_on_the_device_a_resume_is_exact(small_data_dir,
-                                                           tmp_path):
-  """The same with flips, turns and jitter drawn in the train step, and the
-  batches copied to the device ahead: their keys are the step's, so the
-  resumed run, on another worker count, reaches the same weights."""
-  flags = tiny_run_flags(small_data_dir, **{'augment.on_device': True})
+@pytest.mark.slow  # an uninterrupted, a stopped, a resumed run, an evaluate
+def test_a_resume_is_exact_with_device_augmentation_across_size_changes(
+    small_data_dir, tmp_path):
+  """The same with flips, turns and jitter drawn in the train step, the
+  batches copied to the device ahead, progressive resizing (24 px to step
+  12, then 32) and the first two stages frozen to step 15: the keys are the
+  step's and the batches are (seed, step)'s at any size, so the resumed run,
+  on another worker count and across both changes, reaches the same
+  weights. Evaluated at another size, the same weights are restored and
+  calibrated for that size."""
+  flags = tiny_run_flags(small_data_dir, **{
+      'augment.on_device': True, 'progressive_resizing': '((24, 12),)',
+      'model.frozen_stages': 2, 'model.frozen_until_step': 15})
   reference = tmp_path / 'reference'
   train(reference, flags)
+  compiled_at = [r['step'] for r in records(reference)
+                 if 'perf/first_step_seconds' in r]
+  assert compiled_at == [1, 13, 16]  # a program per size and freezing
   _ctrl_c_with_workers_then_resume(reference, flags, tmp_path / 'run')
+
+  result = run_module('skinjax.evaluate', ['--workdir', str(reference),
+                                           '--config.eval_image_size=40'])
+  assert result.returncode == 0, result.stderr[-3000:]
+  [path] = glob.glob(str(reference / 'calibration' / '*[0-9].json'))
+  with open(path) as f:
+    calibration = json.load(f)
+  assert calibration['fitted_on']['image_size'] == 40
+  step = calibration['checkpoint_step']
+  assert calibration['params_digest'] == restore.params_digest(
+      saved_state(reference, step)['params'])
 
 
 def _ctrl_c_with_workers_then_resume(reference, flags, workdir):

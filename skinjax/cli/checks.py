@@ -65,7 +65,7 @@ def validate(config) -> None:
               'serve.top_k'):
     if get(config, key) < 1:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 1')
-  for key in ('optimizer.warmup_steps', 'input.num_workers',
+  for key in ('optimizer.warmup_steps', 'input.num_workers', 'eval_image_size',
               'input.num_threads', 'input.device_prefetch',
               'dataset.split_seed', 'serve.max_wait_ms'):
     if get(config, key) < 0:
@@ -111,8 +111,40 @@ def validate(config) -> None:
     raise ConfigError('config.evaluation.max_risk: must be in (0, 1)')
   if not 0 < config.evaluation.unfamiliar_tpr < 1:
     raise ConfigError('config.evaluation.unfamiliar_tpr: must be in (0, 1)')
+  stages = models.STAGES[config.model.name]
+  if not 0 <= config.model.frozen_stages <= stages:
+    raise ConfigError(f'config.model.frozen_stages={config.model.frozen_stages}'
+                      f': {config.model.name} has {stages} stages (the stem '
+                      f'counted); choose 0 to {stages}')
+  if config.model.frozen_until_step < 0:
+    raise ConfigError('config.model.frozen_until_step: must be >= 0 (0: the '
+                      'whole run)')
+  _validate_progressive_resizing(config)
   if not 0 <= config.ema_decay < 1:
     raise ConfigError('config.ema_decay: must be in [0, 1) (0 disables)')
+
+
+def _validate_progressive_resizing(config) -> None:
+  """((size, until_step), ...): sizes >= 1 that fit the stored photos, steps
+  rising."""
+  last_step = 0
+  for entry in config.progressive_resizing:
+    try:
+      size, until_step = (int(v) for v in entry)
+    except (TypeError, ValueError):
+      size = until_step = None
+    if size is None or size < 1 or until_step <= last_step:
+      raise ConfigError(
+          f'config.progressive_resizing={config.progressive_resizing!r}: '
+          'need ((size, until_step), ...) with sizes >= 1 and rising steps '
+          '>= 1, e.g. ((80, 300), (96, 600))')
+    if (_prepares_photos(config.dataset.name) and
+        size > config.dataset.max_short_side):
+      raise ConfigError(
+          f'config.progressive_resizing: size {size} is larger than the '
+          'photos are stored (config.dataset.max_short_side='
+          f'{config.dataset.max_short_side})')
+    last_step = until_step
 
 
 def _prepares_photos(name: str) -> bool:

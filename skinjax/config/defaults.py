@@ -95,8 +95,23 @@ def get_config():
   config.model.init_from = ''
   # Keep BatchNorm's running statistics fixed during training.
   config.model.freeze_batch_stats = False
+  # The first N stages (the stem counts as the first) get no gradient and no
+  # update, their BatchNorm statistics stay fixed, and XLA skips their
+  # backward pass: a cheaper step for fine-tuning from good weights. Only
+  # for the first `frozen_until_step` steps when that is > 0, then all of
+  # the network trains.
+  config.model.frozen_stages = 0
+  config.model.frozen_until_step = 0
 
   config.image_size = 224
+  # Validation, evaluate, predict, serve and export score photos at this
+  # size (0: image_size). Larger than the training size pays off: random
+  # crops show lesions bigger than centre crops do (Touvron et al. 2019).
+  config.eval_image_size = 0
+  # Progressive resizing: ((size, until_step), ...) trains at each size up
+  # to and including its step, then at image_size; e.g. ((80, 300),
+  # (96, 600)). One input pipeline and one compiled step per size.
+  config.progressive_resizing = ()
   config.batch_size = 128  # global, over all devices and processes
   config.eval_batch_size = 256  # global
   config.num_train_steps = 20_000

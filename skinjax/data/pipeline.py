@@ -15,10 +15,12 @@ the padding masked out, with the same number of batches on every process.
 import atexit
 import ctypes
 import ctypes.util
+import itertools
 import math
 import multiprocessing
 import signal
 import sys
+from typing import Optional
 
 import grain
 import numpy as np
@@ -234,9 +236,11 @@ class GlobalPosition(grain.transforms.Map):
 
 
 def train_dataset(source, config, process_index: int, process_count: int,
-                  first_step: int = 0) -> grain.IterDataset:
+                  first_step: int = 0,
+                  image_size: Optional[int] = None) -> grain.IterDataset:
   """Endless augmented batches of `batch_size / process_count`, from global
-  batch `first_step` on (a resumed run passes the step it restored).
+  batch `first_step` on (a resumed run passes the step it restored), at
+  `image_size` (config.image_size when None).
 
   Examples come in a new random order every epoch or, with
   config.class_balance == 'sampling', with every class drawn equally often.
@@ -251,7 +255,7 @@ def train_dataset(source, config, process_index: int, process_count: int,
   else:  # reshuffled with a new permutation every epoch
     stream = grain.MapDataset.source(source).seed(config.seed).shuffle(
         ).repeat(None)
-  stream = stream.random_map(TrainPreprocess(config.image_size,
+  stream = stream.random_map(TrainPreprocess(image_size or config.image_size,
                                              config.augment))
   local_batch = config.batch_size // process_count
   ds = (grain.MapDataset.range(first_step * local_batch, sys.maxsize)
@@ -264,6 +268,41 @@ def train_dataset(source, config, process_index: int, process_count: int,
                              config.input)
 
 
+def train_batches(source, config, process_index: int, process_count: int,
+                  first_step: int = 0):
+  """train_dataset's batches from global batch `first_step` on, each at its
+  step's size (config.progressive_resizing): one pipeline per size, started
+  at the batch where the one before stopped. The batches are those of
+  (seed, step) whatever the sizes, so a run resumed across a size change
+  continues exactly. Closing the generator stops its workers."""
+  batch = first_step
+  phases = (*config.progressive_resizing, (config.image_size, sys.maxsize))
+  for size, until_step in phases:  # step s takes global batch s - 1
+    if until_step <= batch:
+      continue
+    iterator = iter(train_dataset(source, config, process_index,
+                                  process_count, batch, size))
+    try:
+      yield from itertools.islice(iterator, until_step - batch)
+    finally:
+      iterator.close()
+    batch = until_step
+
+
+def eval_image_size(config) -> int:
+  """The size photos are scored at: validation, evaluate, predict, serve."""
+  return config.eval_image_size or config.image_size
+
+
+def train_image_size(config, step: int) -> int:
+  """The training size of step `step` (1-based) under
+  config.progressive_resizing."""
+  for size, until_step in config.progressive_resizing:
+    if step <= until_step:
+      return size
+  return config.image_size
+
+
 def eval_dataset(source, config, process_index: int,
                  process_count: int) -> grain.IterDataset:
   """One pass over the split in batches of `eval_batch_size / process_count`."""
@@ -272,7 +311,7 @@ def eval_dataset(source, config, process_index: int,
   length = math.ceil(shard_size / batch_size) * batch_size
   ds = (grain.MapDataset.source(
       PaddedShard(source, process_index, process_count, length))
-        .map(EvalPreprocess(config.image_size,
+        .map(EvalPreprocess(eval_image_size(config),
                             config.augment.eval_crop_fraction))
         .batch(batch_size))
   return _maybe_multiprocess(ds.to_iter_dataset(_read_options(config.input)),

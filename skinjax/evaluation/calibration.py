@@ -52,6 +52,8 @@ def fitted_for(calibration: Calibration) -> dict:
           'weights': calibration.weights, 'tta': calibration.tta,
           'max_risk': calibration.max_risk,
           'split': calibration.fitted_on.get('split'),
+          'image_size': calibration.fitted_on.get('image_size'),
+          'crop_fraction': calibration.fitted_on.get('crop_fraction'),
           'params_digest': calibration.params_digest,
           'unfamiliar_score': calibration.unfamiliar_score,
           'unfamiliar_tpr': calibration.unfamiliar_tpr}
@@ -87,10 +89,13 @@ def selective_threshold(probabilities: np.ndarray, labels: np.ndarray,
 
 def fit(logits, labels, *, max_risk: float, num_bins: int,
         checkpoint_step: int, weights: str, tta: str, split: str,
-        params_digest: str, unfamiliarity, unfamiliar_score: str,
+        image_size: int, crop_fraction: float, params_digest: str,
+        unfamiliarity, unfamiliar_score: str,
         unfamiliar_tpr: float) -> Calibration:
   """`unfamiliarity(temperature)` gives the validation photos'
-  unfamiliar.scores under the fitted temperature."""
+  unfamiliar.scores under the fitted temperature. `image_size` and
+  `crop_fraction`: the centre crop the logits were computed on (another
+  size gives other logits, so it needs its own temperature)."""
   temperature = fit_temperature(logits, labels)
   before, after = metrics.softmax(logits), metrics.softmax(logits / temperature)
   selective = selective_threshold(after, labels, max_risk)
@@ -102,7 +107,8 @@ def fit(logits, labels, *, max_risk: float, num_bins: int,
       unfamiliar_threshold=unfamiliar.threshold(
           unfamiliarity(temperature)[unfamiliar_score], unfamiliar_tpr),
       fitted_on={
-          'split': split, 'num_examples': int(len(labels)),
+          'split': split, 'image_size': image_size,
+          'crop_fraction': crop_fraction, 'num_examples': int(len(labels)),
           'nll_before': metrics.negative_log_likelihood(logits, labels),
           'nll_after': metrics.negative_log_likelihood(logits / temperature,
                                                        labels),

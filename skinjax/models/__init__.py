@@ -15,6 +15,11 @@ MODELS = {
     **{name: functools.partial(efficientnet_lite.create, name)
        for name in efficientnet_lite.VARIANTS},
 }
+# Stages of each architecture, the stem counted (config.model.frozen_stages
+# may freeze all of them but the classifier).
+STAGES = {'resnet18': 5, 'resnet34': 5, 'resnet50': 5,
+          **{name: efficientnet_lite.STAGES
+             for name in efficientnet_lite.VARIANTS}}
 # Keyword arguments only some architectures take, and the config key that
 # sets each.
 _SPECIFIC = {'width': ('resnet18', 'resnet34', 'resnet50')}

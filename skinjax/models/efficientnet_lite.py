@@ -38,6 +38,7 @@ _STAGES = (
     Stage(4, 5, 2, 6, 112, 192),
     Stage(1, 3, 1, 6, 192, 320),
 )
+STAGES = 1 + len(_STAGES)  # the stem and the MBConv stages (the head aside)
 # name: (width multiplier, depth multiplier). ImageNet resolutions were 224,
 # 240 and 260 px.
 VARIANTS = {
@@ -81,6 +82,22 @@ class MBConv(nn.Module):
     return y
 
 
+def _blocks(width_multiplier: float, depth_multiplier: float) -> list:
+  """[(stage number, Stage, in_features, out_features, strides)] of every
+  MBConv block; the stem is stage 0."""
+  blocks = []
+  for i, stage in enumerate(_STAGES):
+    fixed = i in (0, len(_STAGES) - 1)  # first and last stage not deepened
+    repeats = stage.repeats if fixed else int(
+        math.ceil(depth_multiplier * stage.repeats))
+    out_features = round_filters(stage.out_features, width_multiplier)
+    in_features = round_filters(stage.in_features, width_multiplier)
+    for j in range(repeats):
+      blocks.append((i + 1, stage, in_features if j == 0 else out_features,
+                     out_features, stage.strides if j == 0 else 1))
+  return blocks
+
+
 class EfficientNetLite(nn.Module):
   """EfficientNet-Lite classifier; images in [0, 255]."""
   width_multiplier: float
@@ -89,6 +106,7 @@ class EfficientNetLite(nn.Module):
   dropout_rate: float = 0.2
   drop_path_rate: float = 0.0
   freeze_batch_stats: bool = False
+  frozen_stages: int = 0  # layers.freeze_stages
   mean_rgb: Sequence[float] = (127.0, 127.0, 127.0)
   std_rgb: Sequence[float] = (128.0, 128.0, 128.0)
   dtype: Any = jnp.float32
@@ -98,29 +116,39 @@ class EfficientNetLite(nn.Module):
   def __call__(self, images, train: bool = True):
     x = layers.standardise(images, self.mean_rgb, self.std_rgb, self.dtype)
     conv = layers.he_conv(self.dtype, self.layer_forms)
-    norm = functools.partial(
-        nn.BatchNorm, use_running_average=not train or self.freeze_batch_stats,
-        momentum=0.99, epsilon=1e-3, dtype=self.dtype)
+
+    def norm(stage: int):
+      trains = train and stage >= self.frozen_stages
+      return functools.partial(
+          nn.BatchNorm,
+          use_running_average=not trains or self.freeze_batch_stats,
+          momentum=0.99, epsilon=1e-3, dtype=self.dtype)
+
     x = conv(32, (3, 3), (2, 2), name='stem_conv')(x)  # stem not scaled
-    x = nn.relu6(norm(name='stem_bn')(x))
-    blocks = []
-    for i, stage in enumerate(_STAGES):
-      fixed = i in (0, len(_STAGES) - 1)  # first and last stage not deepened
-      repeats = stage.repeats if fixed else int(
-          math.ceil(self.depth_multiplier * stage.repeats))
-      out_features = round_filters(stage.out_features, self.width_multiplier)
-      in_features = round_filters(stage.in_features, self.width_multiplier)
-      for j in range(repeats):
-        blocks.append((stage, in_features if j == 0 else out_features,
-                       out_features, stage.strides if j == 0 else 1))
-    for index, (stage, in_features, out_features, strides) in enumerate(blocks):
+    x = nn.relu6(norm(0)(name='stem_bn')(x))
+    x = layers.freeze_stages(x, 0, self.frozen_stages, train)
+    blocks = _blocks(self.width_multiplier, self.depth_multiplier)
+    for index, (number, stage, in_features, out_features, strides) in (
+        enumerate(blocks)):
       x = MBConv(stage, in_features, out_features, strides,
                  drop_path_rate=self.drop_path_rate * index / len(blocks),
-                 conv=conv, norm=norm, name=f'block_{index}')(x, train)
+                 conv=conv, norm=norm(number), name=f'block_{index}')(
+                     x, train and number >= self.frozen_stages)
+      if index + 1 == len(blocks) or blocks[index + 1][0] != number:
+        x = layers.freeze_stages(x, number, self.frozen_stages, train)
     x = conv(1280, (1, 1), name='head_conv')(x)  # head not scaled
-    x = nn.relu6(norm(name='head_bn')(x))
+    x = nn.relu6(norm(len(_STAGES) + 1)(name='head_bn')(x))
     return layers.classifier(self, x, self.num_classes, self.dropout_rate,
                              train)
+
+  def frozen_modules(self) -> frozenset:
+    """Names of the top-level modules that `frozen_stages` freezes."""
+    if not self.frozen_stages:
+      return frozenset()
+    blocks = _blocks(self.width_multiplier, self.depth_multiplier)
+    return frozenset({'stem_conv', 'stem_bn'} | {
+        f'block_{index}' for index, (number, *_) in enumerate(blocks)
+        if number < self.frozen_stages})
 
 
 def create(name: str, **kwargs) -> EfficientNetLite:

@@ -223,6 +223,17 @@ def classifier(module: nn.Module, x, num_classes: int, dropout_rate: float,
   return nn.Dense(num_classes, dtype=jnp.float32, name=HEAD)(x)
 
 
+def freeze_stages(x, stage: int, frozen_stages: int, train: bool):
+  """The output of stage `stage` (0: the stem), cut from the gradient when it
+  is the last of the `frozen_stages` frozen ones: autodiff then never
+  reaches the stages before, so XLA computes no backward pass through them.
+  (Their BatchNorm statistics stay fixed and their update is zeroed in the
+  train step: the model's frozen_modules.)"""
+  if train and stage + 1 == frozen_stages:
+    return jax.lax.stop_gradient(x)
+  return x
+
+
 def expose_features(module: nn.Module, x):
   """Marks `x` as the model's last convolutional feature map, for Grad-CAM:
   sown into 'intermediates' and, when a 'perturbations' collection is

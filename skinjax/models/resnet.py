@@ -74,31 +74,51 @@ class ResNet(nn.Module):
   std_rgb: Sequence[float] = (0.229 * 255, 0.224 * 255, 0.225 * 255)
   dtype: Any = jnp.float32
   layer_forms: str = 'auto'  # layers.LAYER_FORMS
+  frozen_stages: int = 0  # layers.freeze_stages
 
   @nn.compact
   def __call__(self, images, train: bool = True):
     x = layers.standardise(images, self.mean_rgb, self.std_rgb, self.dtype)
     conv = layers.he_conv(self.dtype, self.layer_forms)
+
     # Under jit with a batch sharded over devices, the batch mean is taken
     # over the global batch: no axis_name is needed for synchronised BN.
-    norm = functools.partial(nn.BatchNorm,
-                             use_running_average=not train or
-                             self.freeze_batch_stats,
-                             momentum=0.9, epsilon=1e-5, dtype=self.dtype)
+    def norm(stage: int):
+      trains = train and stage >= self.frozen_stages
+      return functools.partial(
+          nn.BatchNorm,
+          use_running_average=not trains or self.freeze_batch_stats,
+          momentum=0.9, epsilon=1e-5, dtype=self.dtype)
+
     x = conv(self.width, (7, 7), (2, 2), padding=[(3, 3), (3, 3)],
              name='conv_init')(x)
-    x = nn.relu(norm(name='bn_init')(x))
+    x = nn.relu(norm(0)(name='bn_init')(x))
     x = layers.max_pool(x, (3, 3), (2, 2), self.layer_forms)
+    x = layers.freeze_stages(x, 0, self.frozen_stages, train)
     num_blocks, index = sum(self.stage_sizes), 0
     for i, stage_blocks in enumerate(self.stage_sizes):
       for j in range(stage_blocks):
         x = self.block_cls(
-            self.width * 2**i, conv=conv, norm=norm,
+            self.width * 2**i, conv=conv, norm=norm(i + 1),
             strides=2 if i > 0 and j == 0 else 1,
-            drop_path_rate=self.drop_path_rate * index / num_blocks)(x, train)
+            drop_path_rate=self.drop_path_rate * index / num_blocks,
+            name=self._block_name(index))(x, train and i + 1 >=
+                                          self.frozen_stages)
         index += 1
+      x = layers.freeze_stages(x, i + 1, self.frozen_stages, train)
     return layers.classifier(self, x, self.num_classes, self.dropout_rate,
                              train)
+
+  def _block_name(self, index: int) -> str:
+    return f'{self.block_cls.__name__}_{index}'  # flax's automatic names
+
+  def frozen_modules(self) -> frozenset:
+    """Names of the top-level modules that `frozen_stages` freezes."""
+    if not self.frozen_stages:
+      return frozenset()
+    frozen_blocks = sum(self.stage_sizes[:self.frozen_stages - 1])
+    return frozenset({'conv_init', 'bn_init'} | {
+        self._block_name(index) for index in range(frozen_blocks)})
 
 
 ResNet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2),

@@ -23,6 +23,7 @@ CONFIG_FILE = 'config.json'
 # calibration settings, batch size and workers of evaluation, W&B, and how
 # skinjax.serve batches and limits requests.
 EVALUATION_KEYS = ('evaluation', 'eval_batch_size', 'image_size',
+                   'eval_image_size',
                    'model.layer_forms',
                    'augment.eval_crop_fraction', 'input', 'dataset.data_dir',
                    'dataset.manual_dir', 'dataset.max_image_pixels', 'wandb',
@@ -31,7 +32,8 @@ EVALUATION_KEYS = ('evaluation', 'eval_batch_size', 'image_size',
 # kept, and where files are, never which weights the steps produce.
 RESUME_KEYS = ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
                'keep_checkpoints', 'input', 'wandb', 'evaluation',
-               'eval_batch_size', 'augment.eval_crop_fraction',
+               'eval_batch_size', 'eval_image_size',
+               'augment.eval_crop_fraction',
                'dataset.data_dir', 'dataset.manual_dir', 'serve')
 CHANGES_FILE = 'config_changes.jsonl'
 # Keys older skinjax versions wrote that mean nothing now; ignored on reading.
@@ -77,8 +79,14 @@ def read(workdir: str) -> ml_collections.ConfigDict:
     if node is None:
       raise RunFolderError(f'{path}: unknown config key {key!r} (written by '
                            'another version of skinjax?)')
-    node[leaf] = tuple(value) if isinstance(node[leaf], tuple) else value
+    node[leaf] = _tuples(value) if isinstance(node[leaf], tuple) else value
   return config
+
+
+def _tuples(value):
+  """JSON's lists back into the schema's tuples, nested ones too
+  (progressive_resizing's pairs)."""
+  return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def _parent(config, key: str):

@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.responses import Response
 from starlette.routing import Route
 
+from skinjax.data import pipeline
 from skinjax.data.prepare import decode
 from skinjax.evaluation import metrics
 from skinjax.serving import access
@@ -77,7 +78,7 @@ def model_card(config, checkpoint, shapes) -> dict:
       'version': {'skinjax': version, 'checkpoint_step': checkpoint.step,
                   'weights': calibration.weights,
                   'params_digest': calibration.params_digest},
-      'image_size': config.image_size,
+      'image_size': pipeline.eval_image_size(config),
       'tta': config.evaluation.tta,
       'calibration': {'temperature': calibration.temperature,
                       'max_risk': calibration.max_risk,

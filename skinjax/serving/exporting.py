@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from skinjax.data import pipeline
 from skinjax.data.prepare import decode
 from skinjax.evaluation import outputs
 from skinjax.run_folder import atomic
@@ -43,7 +44,7 @@ def metadata(config, checkpoint: restore.Checkpoint, weights: str) -> dict:
   """What an integrator needs beside the graph: the classes, the
   calibration, and how photos must be prepared for the input."""
   calibration = checkpoint.calibration
-  size = config.image_size
+  size = pipeline.eval_image_size(config)
   return {
       'format_version': exported.FORMAT_VERSION,
       'skinjax_version': importlib.metadata.version('skinjax'),
@@ -185,7 +186,7 @@ def export(config, checkpoint: restore.Checkpoint, weights: str, fmt: str,
   meta = metadata(config, checkpoint, weights)
   data = _CONVERTERS[fmt](
       probabilities_fn(checkpoint, config.evaluation.tta), meta)
-  images = check_images(config.image_size)
+  images = check_images(meta['image_size'])
   got = exported.from_bytes(data, output).probabilities(images)
   want = np.asarray(jax.jit(probabilities_fn(
       checkpoint, config.evaluation.tta, config.model.layer_forms))(images))

@@ -140,12 +140,14 @@ def _calibration(config, workdir, step, weights, builder, eval_step_fn,
                  state, mesh, refit: bool):
   """(calibration, feature statistics): the saved ones of these weights of
   checkpoint `step` if fitted for exactly them and these settings (split,
-  TTA, max_risk, unfamiliar score and rate), else fitted now (statistics on
+  image size and crop, TTA, max_risk, unfamiliar score and rate), else fitted now (statistics on
   training photos, the rest on the validation split) and saved."""
   split = config.dataset.eval_split
   wanted = {'checkpoint_step': step, 'weights': weights,
             'tta': config.evaluation.tta,
             'max_risk': config.evaluation.max_risk, 'split': split,
+            'image_size': pipeline.eval_image_size(config),
+            'crop_fraction': config.augment.eval_crop_fraction,
             'params_digest': params_digest(state.params),
             'unfamiliar_score': config.evaluation.unfamiliar_score,
             'unfamiliar_tpr': config.evaluation.unfamiliar_tpr}
@@ -177,6 +179,7 @@ def _calibration(config, workdir, step, weights, builder, eval_step_fn,
       max_risk=config.evaluation.max_risk,
       num_bins=config.evaluation.calibration_bins, checkpoint_step=step,
       weights=weights, tta=config.evaluation.tta, split=split,
+      image_size=wanted['image_size'], crop_fraction=wanted['crop_fraction'],
       params_digest=wanted['params_digest'],
       unfamiliarity=lambda t: unfamiliar.scores(
           result['logits'], result['features'], statistics, t),

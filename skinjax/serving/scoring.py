@@ -28,7 +28,7 @@ def prepare_photo(data: bytes, config) -> tuple:
   jpeg, _ = decode.normalise_image(
       data, config.dataset.max_short_side, decode.JPEG_QUALITY,
       max_pixels=config.dataset.max_image_pixels)
-  crop = pipeline.EvalPreprocess(config.image_size,
+  crop = pipeline.EvalPreprocess(pipeline.eval_image_size(config),
                                  config.augment.eval_crop_fraction)
   tone = skin_tone.estimate(preprocess.open_image(jpeg),
                             skin_tone.region_for(config.dataset.name))

@@ -142,8 +142,8 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
     print(f'Resuming from checkpoint step {latest} '
           f'({manager.directory / str(latest)}).', flush=True)
   start_step = int(jax.device_get(state.step))
-  train_iter = iter(pipeline.train_dataset(train_source, config, process_index,
-                                           process_count, start_step))
+  train_iter = pipeline.train_batches(train_source, config, process_index,
+                                      process_count, start_step)
   stack.callback(train_iter.close)  # stops its worker processes
   train_batches = sharding.device_batches(train_iter, mesh,
                                           config.input.device_prefetch)
@@ -157,8 +157,8 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
   writer = tracking.MetricWriter(workdir, config.wandb, config.to_dict(),
                                  start_step, active=is_primary)
 
-  train_step = step_lib.jit_train_step_from_config(config, mesh, model, tx,
-                                                  class_weights)
+  train_steps = step_lib.jit_train_steps_from_config(config, mesh, model, tx,
+                                                    class_weights)
   eval_step = outputs.jit_eval_step(mesh, model=model)
   last_step = config.num_train_steps
   progress = tqdm.tqdm(total=last_step, initial=start_step, unit='step',
@@ -171,14 +171,17 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
   # time inside a logging window is measured and left out.
   window, window_start, excluded, input_wait = [], time.perf_counter(), 0.0, 0.0
   unchecked = []  # (step, metrics) whose finiteness was not looked at yet
+  compiled = set()  # (frozen stages, batch shape) of the steps run so far
   for step in range(start_step + 1, last_step + 1):
     fetch_start = time.perf_counter()
     batch = next(train_batches)
     input_wait += time.perf_counter() - fetch_start
-    state, metrics = train_step(state, batch)
+    program = (step_lib.frozen_stages(config.model, step), batch['image'].shape)
+    state, metrics = train_steps[program[0]](state, batch)
     window.append(metrics)
     unchecked.append((step, metrics))
-    if step == start_step + 1:
+    if program not in compiled:  # a first step, or the first at a new size
+      compiled.add(program)
       jax.block_until_ready(state)
       compile_seconds = time.perf_counter() - fetch_start
       excluded += compile_seconds

@@ -60,6 +60,7 @@ def train_step(state, batch, *, model, tx, learning_rate_fn, label_smoothing,
   grads = jax.tree.map(lambda g: g / grad_accum_steps, grads)
   loss = loss / grad_accum_steps
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  updates = _without_frozen(updates, model)
   params = optax.apply_updates(state.params, updates)
   ema = state.ema
   if ema is not None:  # warmed up as tf.train.ExponentialMovingAverage
@@ -81,6 +82,21 @@ def train_step(state, batch, *, model, tx, learning_rate_fn, label_smoothing,
   return new_state, metrics
 
 
+def _without_frozen(updates, model):
+  """Zero updates for the model's frozen stages: their gradient is zero
+  already, but weight decay would still move them."""
+  frozen = model.frozen_modules()
+  return {name: jax.tree.map(jnp.zeros_like, update) if name in frozen
+          else update for name, update in updates.items()}
+
+
+def frozen_stages(model_config, step: int) -> int:
+  """How many stages step `step` (1-based) freezes: config.model's
+  frozen_stages, for its first frozen_until_step steps (all when 0)."""
+  until = model_config.frozen_until_step
+  return model_config.frozen_stages if not until or step <= until else 0
+
+
 def _micro_batches(batch, num: int):
   """[B, ...] -> [num, B / num, ...]; micro-batch i takes every num-th
   example, so each stays spread over all devices like the batch itself."""
@@ -93,9 +109,17 @@ def _all_finite(tree) -> jax.Array:
                             for x in jax.tree.leaves(tree)]))
 
 
+def jit_train_steps_from_config(config, mesh, model, tx, class_weights=None):
+  """{frozen stages: the compiled step} of the steps a run trains with:
+  jit_train_step with the config's loss, schedule, accumulation and EMA, for
+  `model` with its first stages frozen (frozen_stages) and without."""
+  return {n: jit_train_step_from_config(
+      config, mesh, model.clone(frozen_stages=n), tx, class_weights)
+          for n in {0, config.model.frozen_stages}}
+
+
 def jit_train_step_from_config(config, mesh, model, tx, class_weights=None):
-  """jit_train_step with the config's loss, schedule, accumulation and EMA:
-  the step a run trains with."""
+  """jit_train_step with the config's loss, schedule, accumulation and EMA."""
   return jit_train_step(
       mesh, model=model, tx=tx,
       learning_rate_fn=optimizer.learning_rate_schedule(
