@@ -53,30 +53,57 @@ def round_filters(filters: int, multiplier: float, divisor: int = 8) -> int:
   return int(rounded + divisor if rounded < 0.9 * filters else rounded)
 
 
-class MBConv(nn.Module):
-  """Inverted residual: expand 1x1, depthwise kxk, project 1x1 (no SE)."""
-  stage: Stage
+@dataclasses.dataclass(frozen=True)
+class Block:
+  """One MBConv block, after width and depth scaling."""
+  kernel_size: int
+  strides: int
+  expand_ratio: int
   in_features: int
   out_features: int
-  strides: int
+
+
+def blocks(width_multiplier: float, depth_multiplier: float) -> list:
+  """The MBConv blocks in order: all of the architecture but the fixed stem
+  and head. Plain data, so that skinjax.bench.torch_step builds its PyTorch
+  port from these very blocks without importing flax."""
+  result = []
+  for i, stage in enumerate(_STAGES):
+    fixed = i in (0, len(_STAGES) - 1)  # first and last stage not deepened
+    repeats = stage.repeats if fixed else int(
+        math.ceil(depth_multiplier * stage.repeats))
+    out_features = round_filters(stage.out_features, width_multiplier)
+    in_features = round_filters(stage.in_features, width_multiplier)
+    for j in range(repeats):
+      result.append(Block(stage.kernel_size, stage.strides if j == 0 else 1,
+                          stage.expand_ratio,
+                          in_features if j == 0 else out_features,
+                          out_features))
+  return result
+
+
+class MBConv(nn.Module):
+  """Inverted residual: expand 1x1, depthwise kxk, project 1x1 (no SE)."""
+  block: Block
   drop_path_rate: float
   conv: Any
   norm: Any
 
   @nn.compact
   def __call__(self, x, train: bool):
-    hidden = self.in_features * self.stage.expand_ratio
+    b = self.block
+    hidden = b.in_features * b.expand_ratio
     y = x
-    if self.stage.expand_ratio != 1:
+    if b.expand_ratio != 1:
       y = self.conv(hidden, (1, 1), name='expand_conv')(y)
       y = nn.relu6(self.norm(name='bn0')(y))
-    k = self.stage.kernel_size
-    y = self.conv(hidden, (k, k), (self.strides, self.strides),
+    k = b.kernel_size
+    y = self.conv(hidden, (k, k), (b.strides, b.strides),
                   feature_group_count=hidden, name='depthwise_conv')(y)
     y = nn.relu6(self.norm(name='bn1')(y))
-    y = self.conv(self.out_features, (1, 1), name='project_conv')(y)
+    y = self.conv(b.out_features, (1, 1), name='project_conv')(y)
     y = self.norm(name='bn2')(y)
-    if self.strides == 1 and self.in_features == self.out_features:
+    if b.strides == 1 and b.in_features == b.out_features:
       y = layers.DropPath(self.drop_path_rate)(y, deterministic=not train) + x
     return y
 
@@ -103,20 +130,10 @@ class EfficientNetLite(nn.Module):
         momentum=0.99, epsilon=1e-3, dtype=self.dtype)
     x = conv(32, (3, 3), (2, 2), name='stem_conv')(x)  # stem not scaled
     x = nn.relu6(norm(name='stem_bn')(x))
-    blocks = []
-    for i, stage in enumerate(_STAGES):
-      fixed = i in (0, len(_STAGES) - 1)  # first and last stage not deepened
-      repeats = stage.repeats if fixed else int(
-          math.ceil(self.depth_multiplier * stage.repeats))
-      out_features = round_filters(stage.out_features, self.width_multiplier)
-      in_features = round_filters(stage.in_features, self.width_multiplier)
-      for j in range(repeats):
-        blocks.append((stage, in_features if j == 0 else out_features,
-                       out_features, stage.strides if j == 0 else 1))
-    for index, (stage, in_features, out_features, strides) in enumerate(blocks):
-      x = MBConv(stage, in_features, out_features, strides,
-                 drop_path_rate=self.drop_path_rate * index / len(blocks),
-                 conv=conv, norm=norm, name=f'block_{index}')(x, train)
+    mbconvs = blocks(self.width_multiplier, self.depth_multiplier)
+    for index, block in enumerate(mbconvs):
+      x = MBConv(block, self.drop_path_rate * index / len(mbconvs), conv=conv,
+                 norm=norm, name=f'block_{index}')(x, train)
     x = conv(1280, (1, 1), name='head_conv')(x)  # head not scaled
     x = nn.relu6(norm(name='head_bn')(x))
     return layers.classifier(self, x, self.num_classes, self.dropout_rate,
