@@ -4,11 +4,13 @@ Only that it runs is tested: speed lives in the benchmark's figures
 (experiments/benchmarks/README.md), never in a timed test.
 """
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,6 +18,8 @@ from PIL import Image
 from helpers import REPO, run_module
 from skinjax.bench import input_pipeline
 from skinjax.data.builders import lesion_drawing
+from skinjax.models import efficientnet_lite
+from skinjax.models import pretrained
 
 
 def _assert_positive(row, keys):
@@ -96,3 +100,54 @@ def test_the_accelerator_script_runs_its_cpu_path(tmp_path):
     _assert_positive(row['end_to_end'], ['images_per_second'])
     assert row['end_to_end']['augment_on_device'] is True
     assert row['end_to_end']['num_workers'] == 1
+
+
+def _torch_lite(name, num_classes):
+  """skinjax.bench.torch_step's EfficientNet-Lite `name`, as the benchmark
+  builds it, in eval mode."""
+  from skinjax.bench import torch_step  # pylint: disable=g-import-not-at-top
+  blocks = efficientnet_lite.blocks(*efficientnet_lite.VARIANTS[name])
+  return torch_step.EfficientNetLite(
+      [dataclasses.asdict(b) for b in blocks], num_classes, dropout_rate=0.2,
+      drop_path_rate=0.2).eval()
+
+
+def _imagenet_state_dict(torch, name):
+  return torch.load(pretrained.weights_file(name), weights_only=True)
+
+
+def test_torch_efficientnet_lite_has_skinjax_layers():
+  """The side by side's PyTorch Lite0 has the flax model's parameters and
+  BatchNorm statistics, the output shape, and the layout of the PyTorch
+  port whose ImageNet weights skinjax converts (they load, strictly)."""
+  torch = pytest.importorskip('torch')
+  net = _torch_lite('efficientnet_lite0', num_classes=7)
+  images = np.zeros((2, 64, 64, 3), np.uint8)
+  variables = jax.eval_shape(lambda: efficientnet_lite.create(
+      'efficientnet_lite0', num_classes=7).init(
+          jax.random.PRNGKey(0), images, train=False))
+  size = lambda tree: sum(x.size for x in jax.tree.leaves(tree))
+  assert sum(p.numel() for p in net.parameters()) == size(
+      variables['params']) == 3_379_975
+  assert sum(b.numel() for n, b in net.named_buffers()
+             if n.endswith(('running_mean', 'running_var'))) == size(
+                 variables['batch_stats'])
+  assert net(torch.from_numpy(images)).shape == (2, 7)
+  _torch_lite('efficientnet_lite0', 1000).load_state_dict(
+      _imagenet_state_dict(torch, 'efficientnet_lite0'))
+
+
+@pytest.mark.slow
+def test_torch_efficientnet_lite_computes_skinjax_logits():
+  """With the same ImageNet weights, the PyTorch Lite0 gives skinjax's
+  logits: same layers, BatchNorm epsilon, ReLU6 and XLA's uneven 'SAME'
+  padding of strided convs (64 px: every strided conv sees an even map)."""
+  torch = pytest.importorskip('torch')
+  net = _torch_lite('efficientnet_lite0', 1000)
+  net.load_state_dict(_imagenet_state_dict(torch, 'efficientnet_lite0'))
+  images = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), np.uint8)
+  ours = efficientnet_lite.create('efficientnet_lite0', num_classes=1000).apply(
+      pretrained.imagenet_variables('efficientnet_lite0'), images, train=False)
+  with torch.no_grad():
+    theirs = net(torch.from_numpy(images)).numpy()
+  np.testing.assert_allclose(theirs, ours, atol=2e-4, rtol=0)

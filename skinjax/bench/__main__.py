@@ -6,18 +6,22 @@ r"""Benchmarks skinjax's input pipeline and train step; prints tables, writes JS
       [--num_workers 0,1,2] [--output bench.json]
 
 The global batch, ResNet width, optimiser and augmentation come from the
-config (`--config.batch_size=32`). Sections:
+config (`--config.batch_size=32`); PyTorch's step takes the same optimiser
+and label smoothing, and for the Lite models the same dropout and drop path
+(configs/ham10000.py has the Lite recipe). Sections:
   pipeline    images/s of the training input pipeline by worker count, and of
               a plain loop doing the same per-image work;
   train_step  skinjax's jitted train step on a synthetic batch on the device:
               compile time, step time, peak memory, FLOPs and, on known
               GPUs/TPUs, model FLOPs utilisation;
   end_to_end  the same step fed by the real pipeline (config.input.*);
-  torch       the ResNet steps in PyTorch eager, if torch is installed.
+  torch       the same steps in PyTorch eager (ResNet-18/50,
+              EfficientNet-Lite0/1/2), if torch is installed.
 The pipeline reads generated 256 px photos prepared by skinjax's image_folder
 builder in a temporary folder, or config.dataset with --dataset_from_config.
 """
 
+import dataclasses
 import importlib.util
 import itertools
 import json
@@ -39,10 +43,11 @@ from skinjax.cli import checks
 from skinjax.cli import flags as cli_flags
 from skinjax.config import defaults
 from skinjax.data.builders import lesion_drawing
+from skinjax.models import efficientnet_lite
 
 SECTIONS = ('pipeline', 'train_step', 'end_to_end', 'torch')
 DTYPES = tuple(models.DTYPES)
-_TORCH_MODELS = ('resnet18', 'resnet50')
+_TORCH_MODELS = ('resnet18', 'resnet50', *efficientnet_lite.VARIANTS)
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', defaults.__file__, 'Config file; batch_size, model.width, '
@@ -86,9 +91,21 @@ for _name in ('image_sizes', 'num_workers'):
       _name, lambda v: all(x.isdigit() for x in v), 'whole numbers')
 
 
+def _torch_model(config, name: str) -> dict:
+  """torch_step.MODELS' arguments: the ResNet width, or skinjax's own Lite
+  blocks (so that the two nets cannot differ) and the config's dropout and
+  drop path."""
+  if name.startswith('resnet'):
+    return {'width': config.model.width}
+  blocks = efficientnet_lite.blocks(*efficientnet_lite.VARIANTS[name])
+  return {'blocks': [dataclasses.asdict(b) for b in blocks],
+          'dropout_rate': config.model.dropout_rate,
+          'drop_path_rate': config.model.drop_path_rate}
+
+
 def _side_by_side(config, image_sizes, num_classes: int,
                   step_results) -> dict:
-  """The torch ResNet steps, each beside skinjax's figure for its setting."""
+  """The torch steps, each beside skinjax's figure for its setting."""
   if importlib.util.find_spec('torch') is None:
     return {'skipped': 'torch is not installed; pip install -e .[bench]'}
   skinjax_ips = {(r['model'], r['image_size'], r['dtype']):
@@ -97,13 +114,17 @@ def _side_by_side(config, image_sizes, num_classes: int,
   for name, size, dtype in itertools.product(
       [m for m in _MODELS.value if m in _TORCH_MODELS],
       image_sizes, _DTYPES.value):
-    row = {'model': name, 'width': config.model.width, 'image_size': size,
-           'dtype': dtype, 'batch_size': config.batch_size}
+    row = {'model': name, 'image_size': size, 'dtype': dtype,
+           'batch_size': config.batch_size}
+    if name.startswith('resnet'):
+      row['width'] = config.model.width
     print(f'torch: {row}', flush=True)
     row.update(hardware.run_isolated(
-        'skinjax.bench.torch_step', model_name=name, width=row['width'],
-        image_size=size, dtype=dtype, batch_size=config.batch_size,
-        num_classes=num_classes, num_steps=_STEPS.value,
+        'skinjax.bench.torch_step', model_name=name,
+        model=_torch_model(config, name), image_size=size, dtype=dtype,
+        batch_size=config.batch_size, num_classes=num_classes,
+        optimizer=config.optimizer.to_dict(),
+        label_smoothing=config.label_smoothing, num_steps=_STEPS.value,
         warmup_steps=_WARMUP_STEPS.value))
     ours = skinjax_ips.get((name, size, dtype))
     if ours and 'images_per_second' in row:

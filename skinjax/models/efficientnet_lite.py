@@ -54,38 +54,22 @@ def round_filters(filters: int, multiplier: float, divisor: int = 8) -> int:
   return int(rounded + divisor if rounded < 0.9 * filters else rounded)
 
 
-class MBConv(nn.Module):
-  """Inverted residual: expand 1x1, depthwise kxk, project 1x1 (no SE)."""
-  stage: Stage
+@dataclasses.dataclass(frozen=True)
+class Block:
+  """One MBConv block, after width and depth scaling."""
+  stage: int  # its stage's number; the stem is stage 0
+  kernel_size: int
+  strides: int
+  expand_ratio: int
   in_features: int
   out_features: int
-  strides: int
-  drop_path_rate: float
-  conv: Any
-  norm: Any
-
-  @nn.compact
-  def __call__(self, x, train: bool):
-    hidden = self.in_features * self.stage.expand_ratio
-    y = x
-    if self.stage.expand_ratio != 1:
-      y = self.conv(hidden, (1, 1), name='expand_conv')(y)
-      y = nn.relu6(self.norm(name='bn0')(y))
-    k = self.stage.kernel_size
-    y = self.conv(hidden, (k, k), (self.strides, self.strides),
-                  feature_group_count=hidden, name='depthwise_conv')(y)
-    y = nn.relu6(self.norm(name='bn1')(y))
-    y = self.conv(self.out_features, (1, 1), name='project_conv')(y)
-    y = self.norm(name='bn2')(y)
-    if self.strides == 1 and self.in_features == self.out_features:
-      y = layers.DropPath(self.drop_path_rate)(y, deterministic=not train) + x
-    return y
 
 
-def _blocks(width_multiplier: float, depth_multiplier: float) -> list:
-  """[(stage number, Stage, in_features, out_features, strides)] of every
-  MBConv block; the stem is stage 0."""
-  blocks = []
+def blocks(width_multiplier: float, depth_multiplier: float) -> list:
+  """The MBConv blocks in order: all of the architecture but the fixed stem
+  and head. Plain data, so that skinjax.bench.torch_step builds its PyTorch
+  port from these very blocks without importing flax."""
+  result = []
   for i, stage in enumerate(_STAGES):
     fixed = i in (0, len(_STAGES) - 1)  # first and last stage not deepened
     repeats = stage.repeats if fixed else int(
@@ -93,9 +77,37 @@ def _blocks(width_multiplier: float, depth_multiplier: float) -> list:
     out_features = round_filters(stage.out_features, width_multiplier)
     in_features = round_filters(stage.in_features, width_multiplier)
     for j in range(repeats):
-      blocks.append((i + 1, stage, in_features if j == 0 else out_features,
-                     out_features, stage.strides if j == 0 else 1))
-  return blocks
+      result.append(Block(i + 1, stage.kernel_size, stage.strides if j == 0 else 1,
+                          stage.expand_ratio,
+                          in_features if j == 0 else out_features,
+                          out_features))
+  return result
+
+
+class MBConv(nn.Module):
+  """Inverted residual: expand 1x1, depthwise kxk, project 1x1 (no SE)."""
+  block: Block
+  drop_path_rate: float
+  conv: Any
+  norm: Any
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    b = self.block
+    hidden = b.in_features * b.expand_ratio
+    y = x
+    if b.expand_ratio != 1:
+      y = self.conv(hidden, (1, 1), name='expand_conv')(y)
+      y = nn.relu6(self.norm(name='bn0')(y))
+    k = b.kernel_size
+    y = self.conv(hidden, (k, k), (b.strides, b.strides),
+                  feature_group_count=hidden, name='depthwise_conv')(y)
+    y = nn.relu6(self.norm(name='bn1')(y))
+    y = self.conv(b.out_features, (1, 1), name='project_conv')(y)
+    y = self.norm(name='bn2')(y)
+    if b.strides == 1 and b.in_features == b.out_features:
+      y = layers.DropPath(self.drop_path_rate)(y, deterministic=not train) + x
+    return y
 
 
 class EfficientNetLite(nn.Module):
@@ -127,28 +139,27 @@ class EfficientNetLite(nn.Module):
     x = conv(32, (3, 3), (2, 2), name='stem_conv')(x)  # stem not scaled
     x = nn.relu6(norm(0)(name='stem_bn')(x))
     x = layers.freeze_stages(x, 0, self.frozen_stages, train)
-    blocks = _blocks(self.width_multiplier, self.depth_multiplier)
-    for index, (number, stage, in_features, out_features, strides) in (
-        enumerate(blocks)):
-      x = MBConv(stage, in_features, out_features, strides,
-                 drop_path_rate=self.drop_path_rate * index / len(blocks),
-                 conv=conv, norm=norm(number), name=f'block_{index}')(
-                     x, train and number >= self.frozen_stages)
-      if index + 1 == len(blocks) or blocks[index + 1][0] != number:
-        x = layers.freeze_stages(x, number, self.frozen_stages, train)
+    mbconvs = blocks(self.width_multiplier, self.depth_multiplier)
+    for index, block in enumerate(mbconvs):
+      x = MBConv(block, self.drop_path_rate * index / len(mbconvs), conv=conv,
+                 norm=norm(block.stage), name=f'block_{index}')(
+                     x, train and block.stage >= self.frozen_stages)
+      if index + 1 == len(mbconvs) or mbconvs[index + 1].stage != block.stage:
+        x = layers.freeze_stages(x, block.stage, self.frozen_stages, train)
     x = conv(1280, (1, 1), name='head_conv')(x)  # head not scaled
-    x = nn.relu6(norm(len(_STAGES) + 1)(name='head_bn')(x))
+    x = nn.relu6(norm(STAGES)(name='head_bn')(x))
     return layers.classifier(self, x, self.num_classes, self.dropout_rate,
                              train)
+
 
   def frozen_modules(self) -> frozenset:
     """Names of the top-level modules that `frozen_stages` freezes."""
     if not self.frozen_stages:
       return frozenset()
-    blocks = _blocks(self.width_multiplier, self.depth_multiplier)
+    mbconvs = blocks(self.width_multiplier, self.depth_multiplier)
     return frozenset({'stem_conv', 'stem_bn'} | {
-        f'block_{index}' for index, (number, *_) in enumerate(blocks)
-        if number < self.frozen_stages})
+        f'block_{index}' for index, block in enumerate(mbconvs)
+        if block.stage < self.frozen_stages})
 
 
 def create(name: str, **kwargs) -> EfficientNetLite:
