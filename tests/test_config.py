@@ -132,6 +132,15 @@ def test_every_shipped_config_is_valid(path):
     ({'dataset.max_image_pixels': 0}, r'max_image_pixels=0: must be in \[1, '),
     ({'dataset.max_image_pixels': 200_000_000},
      'max_image_pixels=200000000: .*PIL refuses'),
+    ({'model.name': 'resnet18', 'model.frozen_stages': 6},
+     'frozen_stages=6: resnet18 has 5 stages'),
+    ({'model.frozen_until_step': -1}, 'frozen_until_step=-1'),
+    ({'eval_image_size': -8}, 'eval_image_size=-8'),
+    ({'progressive_resizing': ((80, 300), (96, 200))},
+     'progressive_resizing=.*rising steps'),
+    ({'progressive_resizing': ((80,),)}, 'progressive_resizing='),
+    ({'dataset.name': 'ham10000', 'progressive_resizing': ((300, 10),)},
+     'size 300 is larger than the photos'),
 ])
 def test_values_that_would_silently_do_the_wrong_thing_are_refused(
     overrides, named):
@@ -144,7 +153,8 @@ def test_values_that_would_silently_do_the_wrong_thing_are_refused(
 
 
 def test_the_shipped_configs_pass_the_checks():
-  for path in ('synthetic', 'ham10000', 'ham10000:resnet50', 'dermnet',
+  for path in ('synthetic', 'ham10000', 'ham10000:resnet50', 'ham10000:cpu',
+               'dermnet',
                'dermamnist'):
     file, *arg = path.split(':')
     config = runpy.run_path(os.path.join(REPO, 'configs', f'{file}.py'))[

@@ -66,6 +66,7 @@ def validate(config) -> None:
     if get(config, key) < 1:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 1')
   for key in ('optimizer.warmup_steps', 'input.num_workers', 'eval_image_size',
+              'model.frozen_until_step',
               'input.num_threads', 'input.device_prefetch',
               'dataset.split_seed', 'serve.max_wait_ms'):
     if get(config, key) < 0:
@@ -116,9 +117,6 @@ def validate(config) -> None:
     raise ConfigError(f'config.model.frozen_stages={config.model.frozen_stages}'
                       f': {config.model.name} has {stages} stages (the stem '
                       f'counted); choose 0 to {stages}')
-  if config.model.frozen_until_step < 0:
-    raise ConfigError('config.model.frozen_until_step: must be >= 0 (0: the '
-                      'whole run)')
   _validate_progressive_resizing(config)
   if not 0 <= config.ema_decay < 1:
     raise ConfigError('config.ema_decay: must be in [0, 1) (0 disables)')
