@@ -294,15 +294,6 @@ def eval_image_size(config) -> int:
   return config.eval_image_size or config.image_size
 
 
-def train_image_size(config, step: int) -> int:
-  """The training size of step `step` (1-based) under
-  config.progressive_resizing."""
-  for size, until_step in config.progressive_resizing:
-    if step <= until_step:
-      return size
-  return config.image_size
-
-
 def eval_dataset(source, config, process_index: int,
                  process_count: int) -> grain.IterDataset:
   """One pass over the split in batches of `eval_batch_size / process_count`."""

@@ -77,8 +77,8 @@ def blocks(width_multiplier: float, depth_multiplier: float) -> list:
     out_features = round_filters(stage.out_features, width_multiplier)
     in_features = round_filters(stage.in_features, width_multiplier)
     for j in range(repeats):
-      result.append(Block(i + 1, stage.kernel_size, stage.strides if j == 0 else 1,
-                          stage.expand_ratio,
+      result.append(Block(i + 1, stage.kernel_size,
+                          stage.strides if j == 0 else 1, stage.expand_ratio,
                           in_features if j == 0 else out_features,
                           out_features))
   return result
