@@ -14,6 +14,7 @@ import sys
 
 import jax
 import numpy as np
+from orbax.checkpoint import multihost
 
 from skinjax import models
 from skinjax.config import defaults
@@ -41,7 +42,12 @@ def main(out_path, coordinator='', num_processes='1', process_id='0'):
   local = 16 // jax.process_count()
   batch = sharding.shard_batch(jax.tree.map(
       lambda x: x[jax.process_index() * local:][:local], batch), mesh)
-  train_step = step_lib.jit_train_step_from_config(config, mesh, model, tx)
+  train_step = step_lib.jit_train_step_from_config(
+      config, mesh, model, tx).lower(state, batch).compile()
+  # gloo gives a peer 30 s to reach the first collective, and on a loaded
+  # machine one process can compile longer than that: all wait for all here,
+  # through the coordination service, before any step runs.
+  multihost.get_barrier_sync_fn()(key='compiled', timeout_ms=600_000)
   for _ in range(2):
     state, metrics = train_step(state, batch)
   flat = {jax.tree_util.keystr(k): np.asarray(v) for k, v in
