@@ -35,11 +35,12 @@ def test_matches_flax_conv(size, kernel, strides, padding, groups,
   params = theirs.init(jax.random.PRNGKey(1), x)
   assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == (
       jax.tree.map(jnp.shape, params))
-  np.testing.assert_allclose(ours.apply(params, x), theirs.apply(params, x),
-                             rtol=1e-5, atol=1e-5)
-  loss = lambda m: lambda p, x: jnp.sum(m.apply(p, x) ** 2)
-  ours_grad = jax.grad(loss(ours), argnums=(0, 1))(params, x)
-  theirs_grad = jax.grad(loss(theirs), argnums=(0, 1))(params, x)
+  # One compiled program per layer: op by op, each case took seconds.
+  outputs_and_grads = lambda m: jax.jit(lambda p, x: (m.apply(p, x), jax.grad(
+      lambda p, x: jnp.sum(m.apply(p, x) ** 2), argnums=(0, 1))(p, x)))
+  ours_y, ours_grad = outputs_and_grads(ours)(params, x)
+  theirs_y, theirs_grad = outputs_and_grads(theirs)(params, x)
+  np.testing.assert_allclose(ours_y, theirs_y, rtol=1e-5, atol=1e-5)
   for a, b in zip(jax.tree.leaves(ours_grad), jax.tree.leaves(theirs_grad)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
@@ -75,10 +76,13 @@ def test_max_pool_matches_flax_with_ties(size, window, stride):
   ours = lambda x: layers.max_pool(x, (window, window), (stride, stride),
                                    'cpu')
   theirs = lambda x: nn.max_pool(x, (window, window), (stride, stride), 'SAME')
-  np.testing.assert_array_equal(ours(x), theirs(x))
   g = jax.random.normal(jax.random.PRNGKey(1), theirs(x).shape)
-  ours_grad = jax.vjp(ours, x)[1](g)[0]
-  theirs_grad = jax.vjp(theirs, x)[1](g)[0]
+  # Compiled whole, as in a model: op by op, each case took seconds.
+  outputs_and_grads = lambda f: jax.jit(
+      lambda x, g: (f(x), jax.vjp(f, x)[1](g)[0]))
+  ours_y, ours_grad = outputs_and_grads(ours)(x, g)
+  theirs_y, theirs_grad = outputs_and_grads(theirs)(x, g)
+  np.testing.assert_array_equal(ours_y, theirs_y)
   np.testing.assert_allclose(ours_grad, theirs_grad, rtol=1e-6, atol=1e-6)
   assert np.count_nonzero(ours_grad) > 0
 

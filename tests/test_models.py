@@ -32,8 +32,8 @@ def test_width_and_classes_come_from_the_config():
   config = defaults.get_config().model
   config.name, config.width = 'resnet18', 16
   model = models.create_model(config, num_classes=7)
-  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((2, 32, 32, 3)),
-                         train=False)
+  variables = jax.eval_shape(lambda: model.init(
+      jax.random.PRNGKey(0), jnp.zeros((2, 32, 32, 3)), train=False))
   assert variables['params']['conv_init']['kernel'].shape == (7, 7, 3, 16)
   assert variables['params']['head']['kernel'].shape == (16 * 8, 7)
 
@@ -44,10 +44,11 @@ def test_bfloat16_computes_in_bf16_with_float32_params_and_logits():
   model = models.create_model(config, num_classes=3)
   images = jnp.asarray(np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)),
                        jnp.uint8)
-  variables = model.init(jax.random.PRNGKey(0), images, train=False)
+  variables = jax.jit(lambda x: model.init(jax.random.PRNGKey(0), x,
+                                          train=False))(images)
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(variables))
-  logits = model.apply(variables, images, train=False)
+  apply = jax.jit(lambda v, x: model.apply(v, x, train=False))
+  logits = apply(variables, images)
   assert logits.dtype == jnp.float32 and logits.shape == (2, 3)
-  hlo = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(
-      variables, images).as_text()
+  hlo = apply.lower(variables, images).as_text()
   assert 'bf16' in hlo

@@ -28,7 +28,8 @@ def test_grad_cam_is_defined_for_every_architecture(name):
   model = _model(name, 3)
   images = jnp.asarray(np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)),
                        jnp.uint8)
-  variables = model.init(jax.random.PRNGKey(0), images, train=False)
+  variables = jax.jit(lambda x: model.init(jax.random.PRNGKey(0), x,
+                                          train=False))(images)
   cam = jax.jit(lambda v, x, c: saliency.grad_cam(model, v, x, c))(
       variables, images, jnp.array([0, 2]))
   assert cam.shape == (2, 32, 32)
@@ -71,7 +72,8 @@ def test_grad_cam_highlights_the_lesion_more_than_the_skin():
   rng = np.random.default_rng(0)
   model = _model('resnet18', 2)
   images, labels, _ = _blob_images(rng, 64)
-  variables = model.init(jax.random.PRNGKey(0), images[:1], train=False)
+  variables = jax.jit(lambda x: model.init(jax.random.PRNGKey(0), x,
+                                          train=False))(images[:1])
   params, batch_stats = variables['params'], variables['batch_stats']
   tx = optax.adam(3e-3)
   opt_state = tx.init(params)
