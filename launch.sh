@@ -22,8 +22,9 @@
 #       one resumes. Ends with the comparison of the trials.
 #   ./launch.sh compare RUN_DIR [RUN_DIR ...] [--metric M] [--output DIR]
 #       Compares run folders offline: table, curves (PNG), report.md.
-#   ./launch.sh test [--slow] [PYTEST ARGS ...]
-#       The test suite; --slow runs only the tests marked slow (minutes).
+#   ./launch.sh test [--slow | --experiments] [PYTEST ARGS ...]
+#       The test suite; --slow runs only the tests marked slow (minutes),
+#       --experiments those that reproduce an experiment's figures (an hour).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -136,6 +137,10 @@ case "$command" in
     if [[ "${1:-}" == "--slow" ]]; then
       shift
       exec "$PYTHON" -m pytest -m slow "$@"
+    fi
+    if [[ "${1:-}" == "--experiments" ]]; then
+      shift
+      exec "$PYTHON" -m pytest -m experiment "$@"
     fi
     exec "$PYTHON" -m pytest "$@"
     ;;

@@ -12,10 +12,14 @@ import time
 
 # One XLA compilation cache for the session, for this process and every
 # command a test starts (set before jax is imported): they compile the same
-# few steps, and compiling is most of a short run's time. Fresh each session.
-_XLA_CACHE = tempfile.mkdtemp(prefix='skinjax-tests-xla-')
-atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
-os.environ['JAX_COMPILATION_CACHE_DIR'] = _XLA_CACHE
+# few steps, and compiling is most of a short run's time. Fresh each session
+# unless JAX_COMPILATION_CACHE_DIR names one (.ci/run shares one between the
+# default and the slow tier).
+if not os.environ.get('JAX_COMPILATION_CACHE_DIR'):
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(
+      prefix='skinjax-tests-xla-')
+  atexit.register(shutil.rmtree, os.environ['JAX_COMPILATION_CACHE_DIR'],
+                  ignore_errors=True)
 os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
 
 import jax

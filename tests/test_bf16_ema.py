@@ -1,6 +1,7 @@
 """bfloat16 training reaches float32's test accuracy on the synthetic dataset,
 and the EMA weights are evaluated beside the raw ones: experiments/bf16_ema/
-run.sh, two README-sized runs, so slow (run by CI's slow tier)."""
+run.sh, two README-sized runs (18 minutes of CI's 2-core machine), so in
+the experiments tier, which CI does not run."""
 
 import json
 import os
@@ -12,7 +13,7 @@ import pytest
 from helpers import REPO, records
 
 
-@pytest.mark.slow
+@pytest.mark.experiment
 def test_bfloat16_matches_float32_test_top1_within_a_point(tmp_path):
   result = subprocess.run(
       ['experiments/bf16_ema/run.sh', str(tmp_path),
