@@ -33,6 +33,10 @@ def test_mahalanobis_measures_distance_from_the_training_classes():
   in_scores = unfamiliar.mahalanobis(familiar, statistics)
   out_scores = unfamiliar.mahalanobis(stranger, statistics)
   assert np.median(in_scores) == pytest.approx(16, rel=0.2)  # chi-squared, 16 dof
+  diff = stranger[:, None] - statistics['means'][None]  # the definition
+  np.testing.assert_allclose(out_scores, np.einsum(
+      'ncd,de,nce->nc', diff, statistics['precision'], diff).min(axis=1),
+                             rtol=1e-10)
   found = unfamiliar.separation(in_scores, out_scores)
   assert found['auroc'] > 0.95 and found['fpr_at_tpr'] < 0.1
   same = unfamiliar.separation(in_scores[:250], in_scores[250:])

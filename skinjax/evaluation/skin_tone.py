@@ -37,10 +37,21 @@ def region_for(dataset_name: str) -> str:
           else 'frame')
 
 
+def _srgb_to_linear(rgb) -> np.ndarray:
+  c = np.asarray(rgb, np.float64) / 255.0
+  return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055)**2.4)
+
+
+# The same curve at the 256 values of a uint8 channel: a table lookup
+# instead of a power per pixel (most of the time of estimate on a photo).
+_UINT8_TO_LINEAR = _srgb_to_linear(np.arange(256))
+
+
 def rgb_to_lab(rgb) -> np.ndarray:
   """sRGB (uint8 or floats in [0, 255]) -> CIELAB (D65), same shape."""
-  c = np.asarray(rgb, np.float64) / 255.0
-  linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055)**2.4)
+  rgb = np.asarray(rgb)
+  linear = (_UINT8_TO_LINEAR[rgb] if rgb.dtype == np.uint8
+            else _srgb_to_linear(rgb))
   xyz = linear @ np.array([[0.4124564, 0.2126729, 0.0193339],
                            [0.3575761, 0.7151522, 0.1191920],
                            [0.1804375, 0.0721750, 0.9503041]])
@@ -98,11 +109,11 @@ def estimate(image: np.ndarray, region: str = 'frame') -> dict:
   'frame' (clinical photos) the whole frame. 'skin_fraction' is the share
   of the region's pixels the estimate rests on.
   """
-  lab = rgb_to_lab(_shrink(np.asarray(image)))
-  considered = (_border_ring(lab.shape[:2]) if region == 'ring'
-                else np.ones(lab.shape[:2], bool))
-  candidates = lab[considered & _skin_coloured(lab)]
-  total = int(considered.sum())
+  pixels = _shrink(np.asarray(image))
+  lab = rgb_to_lab(pixels[_border_ring(pixels.shape[:2])] if region == 'ring'
+                   else pixels.reshape(-1, pixels.shape[-1]))
+  candidates = lab[_skin_coloured(lab)]
+  total = len(lab)
   if len(candidates) < max(16, _MIN_SKIN_FRACTION * total):
     return {'ita': None, 'group': UNKNOWN,
             'skin_fraction': len(candidates) / total}

@@ -41,11 +41,15 @@ def fit_feature_statistics(features, labels, num_classes: int) -> dict:
 def mahalanobis(features, statistics: dict) -> np.ndarray:
   """Smallest squared distance to a class mean (classes without training
   photos left out)."""
-  features = np.asarray(features, np.float64)
   means = statistics['means'][~np.isnan(statistics['means']).any(axis=1)]
-  diff = features[:, None, :] - means[None]
-  return np.einsum('ncd,de,nce->nc', diff, statistics['precision'],
-                   diff).min(axis=1)
+  # With precision = L L^T the distance is a Euclidean one after mapping by
+  # L: one (photos x features) @ (features x features) product, where the
+  # distance of every photo to every mean costs a product per pair.
+  whiten = np.linalg.cholesky(statistics['precision'])
+  mapped = np.asarray(features, np.float64) @ whiten
+  mapped_means = means @ whiten
+  return np.min([((mapped - m)**2).sum(axis=1) for m in mapped_means],
+                axis=0)
 
 
 def scores(logits, features, statistics: dict | None,
