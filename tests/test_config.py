@@ -136,6 +136,7 @@ def test_every_shipped_config_is_valid(path):
      'frozen_stages=6: resnet18 has 5 stages'),
     ({'model.frozen_until_step': -1}, 'frozen_until_step=-1'),
     ({'eval_image_size': -8}, 'eval_image_size=-8'),
+    ({'augment.cutmix_alpha': -1.0}, 'augment.cutmix_alpha=-1.0'),
     ({'progressive_resizing': ((80, 300), (96, 200))},
      'progressive_resizing=.*rising steps'),
     ({'progressive_resizing': ((80,),)}, 'progressive_resizing='),

@@ -66,6 +66,7 @@ def validate(config) -> None:
     if get(config, key) < 1:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 1')
   for key in ('optimizer.warmup_steps', 'input.num_workers', 'eval_image_size',
+              'augment.mixup_alpha', 'augment.cutmix_alpha',
               'model.frozen_until_step',
               'input.num_threads', 'input.device_prefetch',
               'dataset.split_seed', 'serve.max_wait_ms'):

@@ -72,6 +72,11 @@ def get_config():
   # host (which then only decodes and crops): frees host cores to feed an
   # accelerator. Same distribution, another random stream.
   config.augment.on_device = False
+  # Mixup and CutMix in the train step (skinjax/data/mixing.py): the
+  # Beta(alpha, alpha) of the partner's share; 0 disables, both set draws
+  # one of the two per step.
+  config.augment.mixup_alpha = 0.0
+  config.augment.cutmix_alpha = 0.0
   # Evaluation: resize so that the centre crop of this fraction of the short
   # side becomes image_size.
   config.augment.eval_crop_fraction = 0.875

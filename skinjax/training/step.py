@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import optax
 
 from skinjax.data import device_augment as augment_lib
+from skinjax.data import mixing
 from skinjax.parallel import sharding
 from skinjax.training import loss as loss_lib
 from skinjax.training import optimizer
@@ -14,11 +15,13 @@ from skinjax.training import optimizer
 
 def train_step(state, batch, *, model, tx, learning_rate_fn, label_smoothing,
                class_weights=None, grad_accum_steps=1, ema_decay=0.0,
-               device_augment=None):
+               device_augment=None, mixup_alpha=0.0, cutmix_alpha=0.0):
   """One optimiser step on a (globally sharded) batch; returns state, metrics.
 
   With `device_augment` (config.augment), the batch's flips, turns and
-  colour jitter are drawn here (skinjax/data/device_augment.py). The batch
+  colour jitter are drawn here (skinjax/data/device_augment.py); with
+  `mixup_alpha` or `cutmix_alpha`, the batch is then mixed with itself
+  (skinjax/data/mixing.py). The batch
   is split into `grad_accum_steps` micro-batches whose gradients are
   averaged. A step whose loss, gradients or new weights are not finite
   changes nothing but the step counter (metrics['finite'] says so), so a bad
@@ -28,13 +31,20 @@ def train_step(state, batch, *, model, tx, learning_rate_fn, label_smoothing,
   if device_augment is not None:
     batch = dict(batch, image=augment_lib.augment_batch(
         batch['image'], dropout_rng, device_augment))
+  if mixup_alpha or cutmix_alpha:
+    image, partner_label, partner_share = mixing.mix_batch(
+        batch['image'], batch['label'], dropout_rng, mixup_alpha,
+        cutmix_alpha)
+    batch = dict(batch, image=image, partner_label=partner_label,
+                 partner_share=partner_share)
 
   def loss_fn(params, batch_stats, micro_batch, rng):
     logits, updates = model.apply(
         {'params': params, 'batch_stats': batch_stats}, micro_batch['image'],
         train=True, mutable=['batch_stats'], rngs={'dropout': rng})
-    loss = loss_lib.cross_entropy_loss(logits, micro_batch['label'],
-                                       label_smoothing, class_weights)
+    loss = loss_lib.cross_entropy_loss(
+        logits, micro_batch['label'], label_smoothing, class_weights,
+        micro_batch.get('partner_label'), micro_batch.get('partner_share'))
     correct = jnp.sum(jnp.argmax(logits, -1) == micro_batch['label'])
     return loss, (correct, updates['batch_stats'])
 
@@ -126,12 +136,14 @@ def jit_train_step_from_config(config, mesh, model, tx, class_weights=None):
           config.optimizer, config.num_train_steps),
       label_smoothing=config.label_smoothing, class_weights=class_weights,
       grad_accum_steps=config.grad_accum_steps, ema_decay=config.ema_decay,
-      device_augment=config.augment if config.augment.on_device else None)
+      device_augment=config.augment if config.augment.on_device else None,
+      mixup_alpha=config.augment.mixup_alpha,
+      cutmix_alpha=config.augment.cutmix_alpha)
 
 
 def jit_train_step(mesh, *, model, tx, learning_rate_fn, label_smoothing,
                    class_weights=None, grad_accum_steps=1, ema_decay=0.0,
-                   device_augment=None):
+                   device_augment=None, mixup_alpha=0.0, cutmix_alpha=0.0):
   """train_step compiled for a replicated state and a data-sharded batch."""
   step = functools.partial(train_step, model=model, tx=tx,
                            learning_rate_fn=learning_rate_fn,
@@ -139,7 +151,8 @@ def jit_train_step(mesh, *, model, tx, learning_rate_fn, label_smoothing,
                            class_weights=class_weights,
                            grad_accum_steps=grad_accum_steps,
                            ema_decay=ema_decay,
-                           device_augment=device_augment)
+                           device_augment=device_augment,
+                           mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha)
   return jax.jit(step,
                  in_shardings=(sharding.replicated(mesh),
                                sharding.batch_sharded(mesh)),
