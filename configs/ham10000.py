@@ -23,6 +23,7 @@ Splits are by lesion (test 20%, validation 10% of lesions per diagnosis).
 """
 
 from skinjax.config import defaults
+from skinjax.config import recipes
 
 
 def get_config(arch='efficientnet_lite0'):
@@ -62,23 +63,11 @@ def get_config(arch='efficientnet_lite0'):
 def _cpu_recipe(config):
   """What a 2-core CPU reaches in minutes: the measured figures are in
   experiments/time_to_quality/README.md."""
-  config.model.name = 'efficientnet_lite0'
-  config.model.init_from = 'imagenet'
-  config.model.dropout_rate = 0.2
-  config.model.drop_path_rate = 0.1
-  # The stem and stages 1-2 run at the largest maps, where a CPU spends most
-  # of a step; ImageNet's low-level filters serve skin as they are.
-  config.model.frozen_stages = 3
+  recipes.cpu_finetune(config)
   config.image_size = 96
   config.eval_image_size = 128  # random crops at 96 ~ centre crops at 128
-  config.batch_size = 32
-  config.eval_batch_size = 128
   config.num_train_steps = 450
-  config.optimizer.name = 'adamw'
-  config.optimizer.learning_rate = 1.5e-3
   config.optimizer.warmup_steps = 50
-  config.optimizer.weight_decay = 0.05
   config.eval_every_steps = 150
   config.checkpoint_every_steps = 150
-  config.evaluation.unfamiliar_fit_examples = 1500
   return config

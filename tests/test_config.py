@@ -155,8 +155,7 @@ def test_values_that_would_silently_do_the_wrong_thing_are_refused(
 
 def test_the_shipped_configs_pass_the_checks():
   for path in ('synthetic', 'ham10000', 'ham10000:resnet50', 'ham10000:cpu',
-               'dermnet',
-               'dermamnist'):
+               'dermnet', 'dermnet:resnet50', 'dermnet:cpu', 'dermamnist'):
     file, *arg = path.split(':')
     config = runpy.run_path(os.path.join(REPO, 'configs', f'{file}.py'))[
         'get_config'](*arg)

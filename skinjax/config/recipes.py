@@ -1,0 +1,26 @@
+"""Recipes the dataset configs share: whole settings, not defaults.
+
+configs/<dataset>.py:cpu starts from cpu_finetune and sets what depends on
+the dataset (image sizes, steps, evaluation cadence); what each reaches is
+in experiments/time_to_quality/README.md.
+"""
+
+
+def cpu_finetune(config):
+  """Fine-tunes EfficientNet-Lite0 from ImageNet within a small CPU box's
+  hour: small batches, AdamW, and no backward pass through the stem and
+  the first two stages, which run at the largest maps where a CPU spends
+  most of a step while ImageNet's low-level filters serve skin as they
+  are."""
+  config.model.name = 'efficientnet_lite0'
+  config.model.init_from = 'imagenet'
+  config.model.dropout_rate = 0.2
+  config.model.drop_path_rate = 0.1
+  config.model.frozen_stages = 3
+  config.batch_size = 32
+  config.eval_batch_size = 128
+  config.optimizer.name = 'adamw'
+  config.optimizer.learning_rate = 1.5e-3
+  config.optimizer.weight_decay = 0.05
+  config.evaluation.unfamiliar_fit_examples = 1500
+  return config
