@@ -32,7 +32,7 @@ def mix_batch(images, labels, step_key, mixup_alpha: float,
   if cutmix_alpha:
     candidates.append(_cutmix(images, partners, jax.random.beta(
         key_share, cutmix_alpha, cutmix_alpha), key_box))
-  (mixed, share), = candidates[-1:]
+  mixed, share = candidates[-1]
   if len(candidates) == 2:
     use_cutmix = jax.random.bernoulli(key_choice)
     mixed = jnp.where(use_cutmix, candidates[1][0], candidates[0][0])
