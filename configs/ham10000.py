@@ -16,9 +16,10 @@ frozen, scored at 128 px, 450 steps of 32:
   ./launch.sh train configs/ham10000.py:cpu --workdir runs/ham10000_cpu \
       --config.dataset.manual_dir=~/data/ham10000
 
-On a 2-core CPU: 978-1,090 s in two runs (850-920 training at 17-22 img/s,
-the machine's speed varying; 100-135 evaluating), test balanced accuracy
-0.694, top-1 0.679, calibrated ECE 0.028 (the same in both).
+On a 2-core CPU: 978-1,090 s in two runs (880-956 training, to the last
+checkpoint, at 17-22 img/s, the machine's speed varying; 98-134 after it,
+evaluating), test balanced accuracy 0.694, top-1 0.679, calibrated ECE
+0.028 (the same in both).
 
 Splits are by lesion (test 20%, validation 10% of lesions per diagnosis).
 """
