@@ -49,16 +49,10 @@ def get_config(arch='efficientnet_lite0'):
     config.optimizer.learning_rate = 0.1
     config.optimizer.warmup_steps = 300
   else:
-    config.model.name = arch
-    config.model.init_from = 'imagenet'
-    config.model.dropout_rate = 0.2
-    config.model.drop_path_rate = 0.2
+    recipes.imagenet_finetune(config, arch)
     # About 30 epochs of fine-tuning.
     config.num_train_steps = 1_600
-    config.optimizer.name = 'adamw'
-    config.optimizer.learning_rate = 1e-3
     config.optimizer.warmup_steps = 150
-    config.optimizer.weight_decay = 0.05
   return config
 
 

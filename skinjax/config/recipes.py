@@ -1,9 +1,24 @@
 """Recipes the dataset configs share: whole settings, not defaults.
 
-configs/<dataset>.py:cpu starts from cpu_finetune and sets what depends on
-the dataset (image sizes, steps, evaluation cadence); what each reaches is
-in experiments/time_to_quality/README.md.
+A dataset config starts from one and sets what depends on the dataset
+(image sizes, steps, warmup, evaluation cadence): imagenet_finetune for
+an accelerator's EfficientNet-Lite, cpu_finetune for configs/<dataset>.py:cpu,
+whose figures are in experiments/time_to_quality/README.md.
 """
+
+
+def imagenet_finetune(config, model_name):
+  """Fine-tunes an EfficientNet-Lite from ImageNet with the dataset
+  config's batch (128 in ham10000.py and dermnet.py): AdamW with weight
+  decay, dropout before the classifier and stochastic depth."""
+  config.model.name = model_name
+  config.model.init_from = 'imagenet'
+  config.model.dropout_rate = 0.2
+  config.model.drop_path_rate = 0.2
+  config.optimizer.name = 'adamw'
+  config.optimizer.learning_rate = 1e-3
+  config.optimizer.weight_decay = 0.05
+  return config
 
 
 def cpu_finetune(config):
