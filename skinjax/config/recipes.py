@@ -23,7 +23,7 @@ def imagenet_finetune(config, model_name):
 
 def cpu_finetune(config):
   """Fine-tunes EfficientNet-Lite0 from ImageNet within a small CPU box's
-  hour: small batches, AdamW, and no backward pass through the stem and
+  hour: small batches, AdamW, class-balanced sampling, and no backward pass through the stem and
   the first two stages, which run at the largest maps where a CPU spends
   most of a step while ImageNet's low-level filters serve skin as they
   are."""
@@ -32,6 +32,9 @@ def cpu_finetune(config):
   config.model.dropout_rate = 0.2
   config.model.drop_path_rate = 0.1
   config.model.frozen_stages = 3
+  # Every class drawn equally often, not weighed in the loss: on HAM10000's
+  # validation 0.641 against 0.524 in the same 450 steps.
+  config.class_balance = 'sampling'
   config.batch_size = 32
   config.eval_batch_size = 128
   config.optimizer.name = 'adamw'
