@@ -23,10 +23,10 @@ def imagenet_finetune(config, model_name):
 
 def cpu_finetune(config):
   """Fine-tunes EfficientNet-Lite0 from ImageNet within a small CPU box's
-  hour: small batches, AdamW, class-balanced sampling, and no backward pass through the stem and
-  the first two stages, which run at the largest maps where a CPU spends
-  most of a step while ImageNet's low-level filters serve skin as they
-  are."""
+  hour: small batches, AdamW, class-balanced sampling, and no backward
+  pass through the stem and the first two stages, which run at the
+  largest maps where a CPU spends most of a step while ImageNet's
+  low-level filters serve skin as they are."""
   config.model.name = 'efficientnet_lite0'
   config.model.init_from = 'imagenet'
   config.model.dropout_rate = 0.2
