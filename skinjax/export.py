@@ -4,7 +4,7 @@ r"""Exports a run's calibrated checkpoint as one file that runs without skinjax.
       --output model.onnx [--checkpoint best|latest|STEP] [--weights raw|ema]
 
 The file takes uint8 RGB photos [batch, S, S, 3] already centre-cropped and
-resized to the model's input size S (skinjax.serving.exported.prepare, or
+resized to the model's input size S (skinjax.exporting.exported.prepare, or
 the recipe in its metadata) and returns calibrated probabilities [batch,
 classes]: normalisation, the network, the run's test-time augmentation, the
 temperature and the softmax are inside. Its metadata holds the class names,
@@ -13,24 +13,21 @@ skinjax version and the checkpoint step. ONNX (jax2onnx; checked with
 onnxruntime) or StableHLO (a zip of jax.export's serialized program and
 metadata.json); the batch dimension is dynamic in both. The file is written
 only once it matches the JAX model within 1e-4 on check images. The config
-is the run's own config.json, as in evaluate.
+is the run's own config.json, as in evaluate; the run folder alone is read
+(a checkpoint not yet calibrated is an error naming the `evaluate` command
+that calibrates it).
 """
-
-import os
-import sys
 
 from absl import app
 from absl import flags
 
 from skinjax.cli import checks
 from skinjax.cli import flags as cli_flags
-from skinjax.run_folder import run_config
-from skinjax.serving import exported
-from skinjax.serving import exporting
-from skinjax.serving import restore
+from skinjax.cli import main as cli_main
+from skinjax.exporting import writer
 
-_RUN = cli_flags.define_run_flags()
-_FORMAT = flags.DEFINE_enum('format', None, list(exporting.FORMATS),
+_RUN = cli_flags.define_run_flags(__name__)
+_FORMAT = flags.DEFINE_enum('format', None, list(writer.FORMATS),
                             'onnx: for onnxruntime and other ONNX runtimes; '
                             'stablehlo: jax.export, for JAX or XLA.',
                             required=True)
@@ -41,21 +38,11 @@ _OUTPUT = flags.DEFINE_string('output', None, 'The file to write.',
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  folder = os.path.dirname(os.path.abspath(_OUTPUT.value))
-  if not os.path.isdir(folder) or os.path.isdir(_OUTPUT.value):
-    sys.exit(f'error: --output={_OUTPUT.value}: not a file in an existing '
-             'folder')
-  try:
-    config = _RUN.evaluation_config()
-    checks.validate_here(config, batch_keys=('eval_batch_size',))
-    checkpoint = restore.load(config, _RUN.workdir.value,
-                              _RUN.checkpoint.value, _RUN.weights.value)
-    meta = exporting.export(config, checkpoint, _RUN.weights.value,
-                            _FORMAT.value, _OUTPUT.value)
-  except (checks.ConfigError, run_config.RunFolderError,
-          restore.CheckpointNotFound, exporting.ExportError,
-          exported.ExportedModelError) as e:
-    sys.exit(f'error: {e}')
+  config = _RUN.evaluation_config()
+  checks.validate_here(config, batch_keys=('eval_batch_size',))
+  meta = writer.export(config, _RUN.workdir.value, _FORMAT.value,
+                       _OUTPUT.value, checkpoint=_RUN.checkpoint.value,
+                       weights=_RUN.weights.value)
   print(f"{meta['model']}, checkpoint step {meta['checkpoint_step']}, "
         f"temperature {meta['temperature']:.3f}, {len(meta['class_names'])} "
         f'classes, input uint8 [batch, {meta["image_size"]}, '
@@ -63,4 +50,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=cli_flags.parse_flags)
+  cli_main.run(main)

@@ -16,21 +16,16 @@ itself is skinjax/training/loop.py.
 """
 
 import json
-import sys
 
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
 from skinjax.cli import checks
-from skinjax.cli import flags as cli_flags
-from skinjax.data.prepare import files
+from skinjax.cli import main as cli_main
 from skinjax.evaluation import metrics
 from skinjax.parallel import determinism
 from skinjax.parallel import distributed
-from skinjax.run_folder import lock
-from skinjax.run_folder import run_config
-from skinjax.training import checkpoints
 from skinjax.training import loop
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -58,15 +53,10 @@ def main(argv):
   determinism.request(config.deterministic)
   distributed.initialize(_COORDINATOR_ADDRESS.value, _NUM_PROCESSES.value,
                          _PROCESS_ID.value)
-  try:
-    checks.validate_here(config)
-    checks.validate_key_names(config, _ALLOW_CHANGE.value, '--allow_change')
-    validation = loop.train_and_evaluate(config, _WORKDIR.value,
-                                         _ALLOW_CHANGE.value)
-  except (checks.ConfigError, files.CollectionError, loop.IncompatibleConfig,
-          loop.NonFiniteLoss, checkpoints.SaveError, run_config.RunFolderError,
-          lock.RunFolderLocked) as e:
-    sys.exit(f'error: {e}')
+  checks.validate_here(config)
+  checks.validate_key_names(config, _ALLOW_CHANGE.value, '--allow_change')
+  validation = loop.train_and_evaluate(config, _WORKDIR.value,
+                                       _ALLOW_CHANGE.value)
   if validation:
     print(json.dumps({f'val/{k}': validation[k]
                       for k in metrics.CHECKPOINT_METRICS}, indent=2))
@@ -74,4 +64,4 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config', 'workdir'])
-  app.run(main, flags_parser=cli_flags.parse_flags)
+  cli_main.run(main)

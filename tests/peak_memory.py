@@ -18,7 +18,8 @@ import sys
 from skinjax import data
 from skinjax.config import defaults
 from skinjax.data.prepare import collection
-from skinjax.data.prepare import scoring_photos
+from skinjax.inference import photo_files
+from skinjax.inference import preparation
 
 
 def prepare(manual_dir, data_dir) -> dict:
@@ -34,10 +35,9 @@ def prepare(manual_dir, data_dir) -> dict:
 def predict(*patterns) -> dict:
   """The photos named, loaded with the default settings as predict loads
   them."""
-  dataset = defaults.get_config().dataset
-  loaded, failed = scoring_photos.load_images(
-      scoring_photos.expand_paths(patterns), dataset.max_short_side,
-      max_pixels=dataset.max_image_pixels)
+  loaded, failed = photo_files.load_images(
+      photo_files.expand_paths(patterns),
+      preparation.Recipe.from_config(defaults.get_config()))
   return {'loaded': [path for path, _ in loaded], 'failed': dict(failed)}
 
 

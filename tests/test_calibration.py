@@ -5,7 +5,8 @@ import pytest
 
 from skinjax.evaluation import calibration
 from skinjax.evaluation import metrics
-from skinjax.evaluation import unfamiliar
+from skinjax.inference import calibration as saved_calibration
+from skinjax.inference import unfamiliar
 
 
 def _sampled(temperature, n=20_000, classes=5, seed=0):
@@ -65,14 +66,14 @@ def test_saved_calibration_reads_back(tmp_path):
   assert np.mean(msp <= fitted.unfamiliar_threshold) == pytest.approx(
       0.95, abs=0.01)
   assert fitted.fitted_on['nll_after'] < fitted.fitted_on['nll_before']
-  calibration.save(fitted, str(tmp_path))
-  assert calibration.load(str(tmp_path), 7, 'ema') == fitted
-  assert calibration.fitted_for(fitted) == {
+  saved_calibration.save(fitted, str(tmp_path))
+  assert saved_calibration.load(str(tmp_path), 7, 'ema') == fitted
+  assert saved_calibration.fitted_for(fitted) == {
       'checkpoint_step': 7, 'weights': 'ema', 'tta': 'flips', 'max_risk': 0.2,
       'split': 'validation', 'image_size': 96, 'crop_fraction': 0.875,
       'params_digest': 'ab12',
       'unfamiliar_score': 'msp', 'unfamiliar_tpr': 0.95}
-  assert calibration.load(str(tmp_path), 7, 'raw') is None
-  assert calibration.load(str(tmp_path), 8, 'ema') is None
+  assert saved_calibration.load(str(tmp_path), 7, 'raw') is None
+  assert saved_calibration.load(str(tmp_path), 8, 'ema') is None
   assert list((tmp_path / 'calibration').iterdir()) == [
       tmp_path / 'calibration' / '7.ema.json']

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from skinjax.serving import differential
+from skinjax.inference import differential
 
 
 def test_csv_cells_are_neutralised_against_formula_injection(tmp_path):

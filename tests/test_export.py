@@ -16,11 +16,11 @@ from skinjax import data
 from skinjax.data import pipeline
 from skinjax.data import preprocess
 from skinjax.evaluation import metrics
-from skinjax.evaluation import outputs
+from skinjax.inference import forward
 from skinjax.run_folder import run_config
-from skinjax.serving import exported
-from skinjax.serving import exporting
-from skinjax.serving import restore
+from skinjax.exporting import exported
+from skinjax.exporting import writer
+from skinjax.inference import restore
 
 NUM_PHOTOS = 100
 
@@ -57,7 +57,7 @@ def _jax_probabilities(checkpoint, images):
   then the temperature."""
   batch = {'image': images, 'label': np.zeros(len(images), np.int32),
            'mask': np.ones(len(images), bool)}
-  logits = outputs.predict(checkpoint.eval_step, checkpoint.state, [batch],
+  logits = forward.predict(checkpoint.eval_step, checkpoint.state, [batch],
                            checkpoint.mesh)['logits']
   return metrics.softmax(logits / checkpoint.calibration.temperature)
 
@@ -93,13 +93,13 @@ def resnet_exports(trained_run, tmp_path_factory):
   config, checkpoint = _checkpoint(trained_run[0])
   folder = tmp_path_factory.mktemp('exports')
   paths = {}
-  for fmt in exporting.FORMATS:
+  for fmt in writer.FORMATS:
     paths[fmt] = str(folder / f'model.{fmt}')
-    exporting.export(config, checkpoint, 'raw', fmt, paths[fmt])
+    writer.write(config, checkpoint, fmt, paths[fmt])
   return config, checkpoint, paths
 
 
-@pytest.mark.parametrize('fmt', exporting.FORMATS)
+@pytest.mark.parametrize('fmt', writer.FORMATS)
 def test_resnet_export_matches_the_model(resnet_exports, fmt):
   config, checkpoint, paths = resnet_exports
   model = exported.load(paths[fmt])
@@ -169,13 +169,13 @@ def test_export_refuses_a_model_that_differs(resnet_exports, tmp_path,
   """The check before writing: an export that computes something else
   (here, the StableHLO of a different temperature) leaves no file."""
   config, checkpoint, _ = resnet_exports
-  convert = exporting.to_stablehlo
+  convert = writer.to_stablehlo
   monkeypatch.setitem(
-      exporting._CONVERTERS, 'stablehlo',  # pylint: disable=protected-access
+      writer._CONVERTERS, 'stablehlo',  # pylint: disable=protected-access
       lambda fn, meta: convert(lambda images: fn(images) ** 2, meta))
   output = tmp_path / 'model.zip'
-  with pytest.raises(exporting.ExportError, match='nothing written'):
-    exporting.export(config, checkpoint, 'raw', 'stablehlo', str(output))
+  with pytest.raises(writer.ExportError, match='nothing written'):
+    writer.write(config, checkpoint, 'stablehlo', str(output))
   assert not os.listdir(tmp_path)
 
 
@@ -202,7 +202,7 @@ def test_efficientnet_exports_match_the_model(efficientnet_run, tmp_path):
       onnx_file])
   assert result.returncode == 0, result.stderr[-3000:]
   assert onnx_file in result.stdout
-  exporting.export(config, checkpoint, 'raw', 'stablehlo', stablehlo_file)
+  writer.write(config, checkpoint, 'stablehlo', stablehlo_file)
   nowhere = str(tmp_path / 'missing' / 'model.onnx')
   result = run_module('skinjax.export', [
       '--workdir', str(efficientnet_run), '--format', 'onnx', '--output',

@@ -7,18 +7,25 @@ import pytest
 
 import image_trees
 from skinjax.data.prepare import decode
-from skinjax.data.prepare import scoring_photos
+from skinjax.evaluation import image_dir
+from skinjax.inference import photo_files
+from skinjax.inference import preparation
 
 _CLASSES = ['acne', 'eczema', 'psoriasis']
 
 
+def _recipe(max_pixels=decode.MAX_IMAGE_PIXELS):
+  return preparation.Recipe(max_short_side=16, jpeg_quality=decode.JPEG_QUALITY,
+                            max_image_pixels=max_pixels, image_size=16,
+                            crop_fraction=1.0)
+
+
 def _load_tree(root):
-  return scoring_photos.load_tree(str(root), _CLASSES, max_short_side=16,
-                                  max_pixels=decode.MAX_IMAGE_PIXELS)
+  return image_dir.load_tree(str(root), _CLASSES, _recipe())
 
 
 def test_folders_match_class_names_ignoring_case_or_through_the_map():
-  matched, unmatched = scoring_photos.match_folders(
+  matched, unmatched = image_dir.match_folders(
       ['ACNE', 'Eczema', 'Psoriasis pictures', 'nails'], _CLASSES,
       {'psoriasis PICTURES': 'Psoriasis'})
   assert matched == {'ACNE': 0, 'Eczema': 1, 'Psoriasis pictures': 2}
@@ -26,19 +33,19 @@ def test_folders_match_class_names_ignoring_case_or_through_the_map():
 
 
 def test_a_label_map_naming_an_unknown_class_is_refused():
-  with pytest.raises(scoring_photos.PhotoFolderError,
+  with pytest.raises(image_dir.PhotoFolderError,
                      match="'warts'.*not a class"):
-    scoring_photos.match_folders(['Warts'], _CLASSES, {'Warts': 'warts'})
+    image_dir.match_folders(['Warts'], _CLASSES, {'Warts': 'warts'})
 
 
 def test_label_map_file_errors_name_the_file(tmp_path):
   bad = tmp_path / 'map.json'
   bad.write_text('["acne"]')
-  with pytest.raises(scoring_photos.PhotoFolderError, match=str(bad)):
-    scoring_photos.read_label_map(str(bad))
+  with pytest.raises(image_dir.PhotoFolderError, match=str(bad)):
+    image_dir.read_label_map(str(bad))
   bad.write_text('{not json')
-  with pytest.raises(scoring_photos.PhotoFolderError, match=str(bad)):
-    scoring_photos.read_label_map(str(bad))
+  with pytest.raises(image_dir.PhotoFolderError, match=str(bad)):
+    image_dir.read_label_map(str(bad))
 
 
 def test_tree_loads_matched_folders_and_reports_the_rest(tmp_path):
@@ -66,10 +73,10 @@ def test_tree_loads_matched_folders_and_reports_the_rest(tmp_path):
 
 def test_a_tree_without_any_class_folder_is_refused_with_its_path(tmp_path):
   image_trees.write_class_tree(str(tmp_path), {'': {'other': 1}})
-  with pytest.raises(scoring_photos.PhotoFolderError, match=str(tmp_path)):
+  with pytest.raises(image_dir.PhotoFolderError, match=str(tmp_path)):
     _load_tree(tmp_path)
   missing = tmp_path / 'nowhere'
-  with pytest.raises(scoring_photos.PhotoFolderError,
+  with pytest.raises(image_dir.PhotoFolderError,
                      match=f'^{missing} does not exist$'):
     _load_tree(missing)
 
@@ -85,8 +92,8 @@ def test_photos_to_score_are_loaded_within_the_limits(tmp_path):
                     image_trees.encode(image_trees.photo(2), 'PPM'))
   with open(tmp_path / 'huge.tif', 'wb') as f:
     f.truncate(2**30)  # sparse
-  paths = scoring_photos.expand_paths([str(tmp_path)])
-  loaded, failed = scoring_photos.load_images(paths, 16, max_pixels=8_000_000)
+  paths = photo_files.expand_paths([str(tmp_path)])
+  loaded, failed = photo_files.load_images(paths, _recipe(8_000_000))
   assert [os.path.basename(p) for p, _ in loaded] == ['a.jpg']
   reasons = {os.path.basename(p): r for p, r in failed}
   assert reasons['pixels.png'].startswith('too many pixels: 3000x3000')

@@ -20,7 +20,7 @@ from helpers import (REPO, assert_same_weights, records, run_module,
                      saved_state, start_training, tiny_run_flags, train,
                      wait_for)
 from skinjax.run_folder import lock
-from skinjax.serving import restore
+from skinjax.inference import restore
 
 
 def _stopped_at(stdout):

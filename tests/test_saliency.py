@@ -8,7 +8,7 @@ import pytest
 
 from skinjax import models
 from skinjax.config import defaults
-from skinjax.evaluation import saliency
+from skinjax.inference import saliency
 from skinjax.models import layers
 from skinjax.training import loss as loss_lib
 

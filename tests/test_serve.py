@@ -24,9 +24,9 @@ from skimage import data as skimage_data
 from helpers import REPO, run_module
 import image_trees
 from skinjax.data.builders import lesion_drawing
-from skinjax.serving import access
-from skinjax.serving import batching
-from skinjax.serving import client as client_lib
+from skinjax.service import access
+from skinjax.service import batching
+from skinjax.service import client as client_lib
 
 TOKEN = secrets.token_urlsafe(24)
 # Small batches (two shapes to compile) and a long wait, so that concurrent

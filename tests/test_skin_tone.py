@@ -9,7 +9,7 @@ from PIL import Image
 from helpers import dataset_config
 from skinjax import data
 from skinjax.data import pipeline
-from skinjax.evaluation import skin_tone
+from skinjax.inference import skin_tone
 
 
 def _estimates_and_truth(data_dir):

@@ -9,7 +9,7 @@ from PIL import Image
 import pytest
 
 from helpers import REPO
-from skinjax.evaluation import skin_tone
+from skinjax.inference import skin_tone
 
 SHARED = os.path.join(os.path.dirname(REPO), 'shared', 'data')
 pytestmark = pytest.mark.skipif(not os.path.isdir(SHARED),

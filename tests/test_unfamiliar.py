@@ -14,6 +14,7 @@ import wandb_log
 from skinjax import data
 from skinjax.data import pipeline
 from skinjax.evaluation import unfamiliar
+from skinjax.inference import unfamiliar as unfamiliar_scores
 
 skimage_data = pytest.importorskip('skimage.data')
 
@@ -30,8 +31,8 @@ def test_mahalanobis_measures_distance_from_the_training_classes():
   np.testing.assert_allclose(statistics['means'], means, atol=0.15)
   familiar = means[labels[:500]] + rng.normal(0, 1, (500, 16))
   stranger = rng.normal(0, 4, (500, 16))  # not near any class
-  in_scores = unfamiliar.mahalanobis(familiar, statistics)
-  out_scores = unfamiliar.mahalanobis(stranger, statistics)
+  in_scores = unfamiliar_scores.mahalanobis(familiar, statistics)
+  out_scores = unfamiliar_scores.mahalanobis(stranger, statistics)
   assert np.median(in_scores) == pytest.approx(16, rel=0.2)  # chi-squared, 16 dof
   diff = stranger[:, None] - statistics['means'][None]  # the definition
   np.testing.assert_allclose(out_scores, np.einsum(
@@ -47,8 +48,8 @@ def test_mahalanobis_measures_distance_from_the_training_classes():
 def test_scores_rank_confident_logits_as_familiar():
   confident, flat = np.array([[9.0, 0.0, 0.0]]), np.array([[0.1, 0.0, 0.0]])
   for name in ('msp', 'energy'):
-    assert (unfamiliar.scores(confident, None, None)[name]
-            < unfamiliar.scores(flat, None, None)[name]), name
+    assert (unfamiliar_scores.scores(confident, None, None)[name]
+            < unfamiliar_scores.scores(flat, None, None)[name]), name
 
 
 def _write_not_skin(folder):

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from skinjax.data.builders import lesion_drawing
-from skinjax.evaluation import skin_tone
+from skinjax.inference import skin_tone
 
 
 def main(num_photos=600, size=64):
@@ -25,15 +25,12 @@ def main(num_photos=600, size=64):
     estimate = skin_tone.estimate(image)['ita']
     estimated.append(np.nan if estimate is None else estimate)
     drawn.append(skin_tone.ita_of_rgb(tone))
-  estimated, drawn = np.array(estimated), np.array(drawn)
-  measured = np.isfinite(estimated)
-  same = np.mean([skin_tone.group(e) == skin_tone.group(d)
-                  for e, d in zip(estimated, drawn)])
+  agreement = skin_tone.agreement(estimated, drawn)
   print(f'{num_photos} photos at {size} px: tone unknown for '
-        f'{(~measured).sum()}; Pearson r '
-        f'{np.corrcoef(estimated[measured], drawn[measured])[0, 1]:.3f}; '
-        f'mean difference {np.mean(estimated[measured] - drawn[measured]):+.1f}'
-        f' degrees; same group {same:.2f}')
+        f'{int(np.isnan(estimated).sum())}; Pearson r '
+        f"{agreement['pearson_r']:.3f}; mean difference "
+        f"{agreement['mean_difference']:+.1f} degrees; same group "
+        f"{agreement['group_agreement']:.2f}")
 
 
 if __name__ == '__main__':

@@ -32,7 +32,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 sys.path.insert(0, REPO)
 
-from skinjax.serving import client as client_lib  # after sys.path
+from skinjax.service import client as client_lib  # after sys.path
 
 def generated_photos(count: int, width=800, height=600) -> list:
   photos = []

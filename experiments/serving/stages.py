@@ -1,5 +1,5 @@
 r"""Where a served photo's time goes, in this process: preparing an upload
-(scoring.prepare_photo: decode, EXIF, RGB, shrink, JPEG, centre crop, skin
+(device.prepare_photo: decode, EXIF, RGB, shrink, JPEG, centre crop, skin
 tone) per photo on one thread, and the device's predict function per batch
 shape.
 
@@ -20,9 +20,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from absl import flags  # after sys.path
 import load_test
+from skinjax.inference import preparation
+from skinjax.inference import restore
+from skinjax.inference import skin_tone
 from skinjax.run_folder import run_config
-from skinjax.serving import restore
-from skinjax.serving import scoring
+from skinjax.service import device
 
 
 def _milliseconds(function, repeats: int) -> float:
@@ -42,10 +44,13 @@ def main():
   flags.FLAGS.mark_as_parsed()  # grain reads absl flags
   config = run_config.read(args.workdir)
   photos = load_test.generated_photos(16)
+  recipe = preparation.Recipe.from_config(config)
+  region = skin_tone.region_for(config.dataset.name)
   prepare_ms = _milliseconds(
-      lambda: [scoring.prepare_photo(data, config) for _, data in photos],
+      lambda: [device.prepare_photo(data, recipe, region)
+               for _, data in photos],
       args.repeats) / len(photos)
-  predict = scoring.device_functions(
+  predict = device.device_functions(
       restore.load(config, args.workdir, 'best'))['predict']
   size = config.image_size
   predict_ms = {

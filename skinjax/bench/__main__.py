@@ -25,7 +25,6 @@ import dataclasses
 import importlib.util
 import itertools
 import json
-import sys
 import tempfile
 
 from absl import app
@@ -40,7 +39,7 @@ from skinjax.bench import input_pipeline
 from skinjax.bench import report
 from skinjax.bench import train_step
 from skinjax.cli import checks
-from skinjax.cli import flags as cli_flags
+from skinjax.cli import main as cli_main
 from skinjax.config import defaults
 from skinjax.data.builders import lesion_drawing
 from skinjax.models import efficientnet_lite
@@ -152,10 +151,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = _CONFIG.value
-  try:
-    checks.validate_here(config)
-  except checks.ConfigError as e:
-    sys.exit(f'error: {e}')
+  checks.validate_here(config)
   sections = set(_SECTIONS.value)
   image_sizes = [int(s) for s in _IMAGE_SIZES.value]
   worker_counts = [int(w) for w in _NUM_WORKERS.value]
@@ -201,4 +197,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=cli_flags.parse_flags)
+  cli_main.run(main)

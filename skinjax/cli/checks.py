@@ -9,11 +9,12 @@ They run before any data or compile work.
 import jax
 
 from skinjax import data
+from skinjax import errors
 from skinjax import models
 from skinjax.data.builders import prepared_photos
 from skinjax.data.prepare import decode
 from skinjax.evaluation import metrics
-from skinjax.evaluation import outputs
+from skinjax.inference import forward
 from skinjax.evaluation import unfamiliar
 from skinjax.models import pretrained
 from skinjax.run_folder import tracking
@@ -21,8 +22,9 @@ from skinjax.training import loss
 from skinjax.training import optimizer
 
 
-class ConfigError(ValueError):
-  """A config value that cannot work; the message names the key."""
+# The one error class for a config value that cannot work (one line naming
+# the key), here and wherever else a value is refused.
+ConfigError = errors.ConfigError
 
 
 def _choices():
@@ -32,7 +34,7 @@ def _choices():
       'model.layer_forms': models.LAYER_FORMS,
       'optimizer.name': tuple(optimizer.OPTIMIZERS),
       'class_balance': loss.CLASS_BALANCE_MODES,
-      'evaluation.tta': tuple(outputs.TTA_MODES),
+      'evaluation.tta': tuple(forward.TTA_MODES),
       'evaluation.unfamiliar_score': unfamiliar.SCORES,
       'wandb.mode': tracking.WANDB_MODES,
       'best_metric': metrics.CHECKPOINT_METRICS,

@@ -112,11 +112,11 @@ class RunFlags:
     return run_config.for_evaluation(self.workdir.value, asked)
 
 
-def define_run_flags() -> RunFlags:
-  """Defines --workdir, --config, --checkpoint and --weights (evaluate and
-  predict share them, so they mean the same in both), listed in the calling
-  command's --help."""
-  caller = sys._getframe(1).f_globals['__name__']  # pylint: disable=protected-access
+def define_run_flags(caller: str) -> RunFlags:
+  """Defines --workdir, --config, --checkpoint and --weights (evaluate,
+  predict, serve and export share them, so they mean the same in all),
+  listed in the --help of the command module named `caller` (its
+  __name__)."""
   module = sys.argv[0] if caller == '__main__' else caller
   run_flags = RunFlags(
       workdir=flags.DEFINE_string(

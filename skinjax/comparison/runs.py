@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from skinjax import errors
 from skinjax.run_folder import run_config
 from skinjax.run_folder import tracking
 
@@ -24,7 +25,7 @@ _LOWER_IS_BETTER = ('loss', 'nll', 'ece', 'aurc')
 IMAGES_PER_SECOND = 'perf/images_per_second'
 
 
-class CompareError(ValueError):
+class CompareError(errors.UserError):
   """A folder that cannot be compared; the message names it."""
 
 

@@ -176,6 +176,11 @@ def get_config():
   config.evaluation.unfamiliar_fit_examples = 5000
   # Resamples of the bootstrap intervals of the results by skin tone.
   config.evaluation.bootstrap_resamples = 200
+  # At the end of training, fit the calibration of the checkpoint that
+  # `--checkpoint best` picks (and of its moving average, if kept), so the
+  # run folder alone predicts, serves and exports; other checkpoints are
+  # calibrated by `evaluate --checkpoint STEP`.
+  config.evaluation.calibrate_after_training = True
 
   # skinjax.serve, the HTTP service (its address is a flag: --host, --port).
   config.serve = ml_collections.ConfigDict()

@@ -26,6 +26,7 @@ import grain
 import numpy as np
 import tensorflow_datasets as tfds
 
+from skinjax import errors
 from skinjax.data import preprocess
 from skinjax.data.prepare import files
 
@@ -148,8 +149,8 @@ class EvalPreprocess(grain.transforms.Map):
 
   def map(self, element):
     example, is_real = element
-    image = preprocess.center_crop(preprocess.open_image(example['image']),
-                                   self.image_size, self.crop_fraction)
+    image = preprocess.eval_crop(example['image'], self.image_size,
+                                 self.crop_fraction)
     return {'image': image, 'label': np.int32(example['label']),
             'mask': np.bool_(is_real)}
 
@@ -235,6 +236,14 @@ class GlobalPosition(grain.transforms.Map):
     return batch * self.global_batch + self.offset + within
 
 
+def check_train_split(source, batch_size: int) -> None:
+  """ConfigError unless the training split fills at least one batch."""
+  if len(source) < batch_size:
+    raise errors.ConfigError(
+        f'config.batch_size={batch_size}: the training split has '
+        f'{len(source)} examples, fewer than one batch')
+
+
 def train_dataset(source, config, process_index: int, process_count: int,
                   first_step: int = 0,
                   image_size: Optional[int] = None) -> grain.IterDataset:
@@ -245,9 +254,7 @@ def train_dataset(source, config, process_index: int, process_count: int,
   Examples come in a new random order every epoch or, with
   config.class_balance == 'sampling', with every class drawn equally often.
   """
-  if len(source) < config.batch_size:
-    raise ValueError(f'The training split has {len(source)} examples, fewer '
-                     f'than one batch ({config.batch_size}).')
+  check_train_split(source, config.batch_size)
   if config.class_balance == 'sampling':
     stream = (grain.MapDataset.range(len(source)).seed(config.seed)
               .repeat(None).random_map(BalancedIndex(read_labels(source)))

@@ -66,6 +66,13 @@ def center_crop(image: Image.Image, size: int, crop_fraction: float) -> np.ndarr
   return _decode_region(image, (left, top, left + side, top + side), size)
 
 
+def eval_crop(data: bytes, size: int, crop_fraction: float) -> np.ndarray:
+  """A stored photo (JPEG bytes) as it is scored: its centre crop. The one
+  composition validation (pipeline.EvalPreprocess) and inference
+  (skinjax.inference.preparation) share."""
+  return center_crop(open_image(data), size, crop_fraction)
+
+
 def flip_and_rotate(image: np.ndarray, rng: np.random.Generator, hflip: bool,
                     vflip: bool, rot90: bool) -> np.ndarray:
   """Random element of the symmetry group the config allows."""

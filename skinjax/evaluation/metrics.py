@@ -4,6 +4,8 @@ import re
 
 import numpy as np
 
+from skinjax.inference import forward
+
 # Validation metrics that can rank checkpoints (config.best_metric); higher
 # is better. Top-k is None when the scored classes are k or fewer (it would
 # be 1 by construction).
@@ -160,3 +162,11 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray,
           for i, name in enumerate(class_names)},
       'confusion_matrix': counts.tolist(),
   }
+
+
+def evaluate_split(eval_step_fn, state, dataset, mesh, class_names) -> dict:
+  """classification_metrics of the model over `dataset` (training's
+  validation)."""
+  result = forward.predict(eval_step_fn, state, dataset, mesh)
+  return classification_metrics(result['logits'], result['label'],
+                                class_names)

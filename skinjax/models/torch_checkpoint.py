@@ -15,6 +15,8 @@ import struct
 
 import numpy as np
 
+from skinjax import errors
+
 _LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
 _STORAGE_DTYPES = {
     'FloatStorage': np.float32, 'DoubleStorage': np.float64,
@@ -29,7 +31,7 @@ class _Storage:
     self.key, self.dtype, self.data = key, dtype, None
 
 
-class UnsafeCheckpointError(ValueError):
+class UnsafeCheckpointError(errors.UserError):
   """A file that is not a well-formed state dict; the message names the file
   and, where there is one, the tensor."""
 

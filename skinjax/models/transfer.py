@@ -14,8 +14,14 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from skinjax import errors
 from skinjax.models import layers
 from skinjax.models import pretrained
+
+
+class InitFromError(errors.UserError):
+  """config.model.init_from names no usable weights for this model; the
+  message names the path and the variable."""
 
 
 def initial_variables(model_config, fresh: dict) -> dict:
@@ -39,8 +45,8 @@ def checkpoint_variables(path: str) -> dict:
     steps = [int(d) for d in os.listdir(path) if d.isdigit()] if os.path.isdir(
         path) else []
     if not steps:
-      raise FileNotFoundError(f'model.init_from={path}: no skinjax checkpoint '
-                              'there')
+      raise InitFromError(f'config.model.init_from={path}: no skinjax '
+                          'checkpoint there')
     path = os.path.join(path, str(max(steps)))
   state = _restore_on_one_device(os.path.join(path, 'state'))
   return {'params': state['params'], 'batch_stats': state['batch_stats']}
@@ -69,13 +75,14 @@ def merge(fresh: dict, source: dict, where: str) -> dict:
     if key not in flat_source:
       if is_head:
         return value
-      raise ValueError(f'{where} has no {key}: is it another architecture?')
+      raise InitFromError(f'{where} has no {key}: is it another '
+                          'architecture?')
     loaded = np.asarray(flat_source[key])
     if loaded.shape != value.shape:
       if is_head:  # another number of classes: keep the fresh head
         return value
-      raise ValueError(f'{where}: {key} has shape {loaded.shape}, the model '
-                       f'{value.shape}')
+      raise InitFromError(f'{where}: {key} has shape {loaded.shape}, the '
+                          f'model {value.shape}')
     return loaded.astype(value.dtype)
 
   return jax.tree_util.tree_map_with_path(take, fresh)

@@ -20,10 +20,12 @@ import json
 import os
 import socket
 
+from skinjax import errors
+
 LOCK_FILE = 'lock'
 
 
-class RunFolderLocked(RuntimeError):
+class RunFolderLocked(errors.UserError):
   """Another live run holds the run folder; the message names it."""
 
 

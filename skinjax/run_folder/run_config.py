@@ -14,6 +14,7 @@ import os
 
 import ml_collections
 
+from skinjax import errors
 from skinjax.config import defaults
 from skinjax.run_folder import atomic
 
@@ -40,7 +41,7 @@ CHANGES_FILE = 'config_changes.jsonl'
 RETIRED_KEYS = ('dataset.test_split',)
 
 
-class RunFolderError(ValueError):
+class RunFolderError(errors.UserError):
   """A run folder that cannot be read; the message names the file."""
 
 

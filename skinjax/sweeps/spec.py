@@ -24,6 +24,8 @@ import runpy
 
 import numpy as np
 
+from skinjax import errors
+
 METHODS = ('grid', 'random')
 _KEYS = {'name', 'config', 'fixed', 'parameters', 'method', 'metric', 'tags',
          'num_trials', 'random_seed'}
@@ -31,7 +33,7 @@ _REQUIRED = ('name', 'config', 'parameters')
 _DISTRIBUTIONS = ('uniform', 'log_uniform')
 
 
-class SweepError(ValueError):
+class SweepError(errors.UserError):
   """A sweep file that cannot be run; the message names the file and key."""
 
 

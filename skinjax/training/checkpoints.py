@@ -1,4 +1,6 @@
-"""Where checkpoints are written: an Orbax CheckpointManager in WORKDIR/checkpoints.
+"""Checkpoints written and restored whole, for training: an Orbax
+CheckpointManager in WORKDIR/checkpoints (skinjax.run_folder.checkpoint_folder
+says how they lie there; inference reads only their weights).
 
 A checkpoint holds the TrainState (params, optimiser state, BatchNorm
 statistics, step, RNG) and the moving average of the weights beside it (when
@@ -22,43 +24,19 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
-from orbax.checkpoint import checkpoint_managers
 
-STATE = 'state'
-EMA = 'ema'
+from skinjax import errors
+from skinjax.run_folder import checkpoint_folder
 
-
-class SaveError(RuntimeError):
-  """A checkpoint could not be written; the earlier ones are intact."""
-
-
-def checkpoint_dir(workdir: str) -> str:
-  return os.path.join(os.path.abspath(workdir), 'checkpoints')
+STATE = checkpoint_folder.STATE
+EMA = checkpoint_folder.EMA
+checkpoint_dir = checkpoint_folder.checkpoint_dir
+create_manager = checkpoint_folder.create_manager
 
 
-def create_manager(workdir: str, keep: int, best_metric: str,
-                   read_only: bool = False) -> ocp.CheckpointManager:
-  """The run's manager; `read_only` for evaluation: creates and sweeps nothing.
-
-  (Orbax's own read_only option only adds warnings: nothing is written unless
-  `save` is called.)
-  """
-  if not read_only:
-    _set_aside_unreadable_metrics(checkpoint_dir(workdir))
-  best_fn = lambda metrics: metrics[best_metric]
-  options = ocp.CheckpointManagerOptions(
-      best_fn=best_fn,
-      best_mode='max',
-      preservation_policy=checkpoint_managers.AnyPreservationPolicy([
-          checkpoint_managers.LatestN(n=keep),
-          checkpoint_managers.BestN(get_metric_fn=best_fn, n=1,
-                                    keep_checkpoints_without_metrics=False),
-      ]),
-      cleanup_tmp_directories=not read_only,
-      create=not read_only)
-  # Each item's handler comes with its args (StandardSave, grain's
-  # CheckpointSave, ...).
-  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
+class SaveError(errors.UserError):
+  """A checkpoint could not be written (a full disk, say); the earlier ones
+  are intact."""
 
 
 def save(manager, state, metrics=None) -> None:
@@ -199,27 +177,3 @@ def _set_aside(manager, steps) -> None:
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices('skinjax checkpoints set aside')
   manager.reload()
-
-
-def _set_aside_unreadable_metrics(directory: str) -> None:
-  """Orbax reads every checkpoint's metrics when it opens the folder, and one
-  truncated file would stop it: such checkpoints are moved aside first."""
-  if jax.process_index() == 0 and os.path.isdir(directory):
-    for name in os.listdir(directory):
-      _set_aside_if_metrics_unreadable(directory, name)
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices('skinjax checkpoint metrics checked')
-
-
-def _set_aside_if_metrics_unreadable(directory: str, name: str) -> None:
-  path = os.path.join(directory, name, 'metrics', 'metrics')
-  if not name.isdigit() or not os.path.exists(path):
-    return
-  try:
-    with open(path) as f:
-      json.load(f)
-  except ValueError:
-    target = os.path.join(directory, f'{name}.unreadable-{int(time.time())}')
-    logging.warning('Checkpoint step %s has unreadable metrics and was '
-                    'skipped; moved to %s', name, target)
-    os.rename(os.path.join(directory, name), target)

@@ -1,8 +1,9 @@
 """The training loop: resume or start, train, validate, checkpoint, log.
 
-WORKDIR receives checkpoints/ (Orbax), metrics.jsonl, config.json and the
-W&B run files; WORKDIR/lock keeps a second run out while this one trains. A
-resume must keep the config of the run (run_config.resume_changes) but for
+WORKDIR receives checkpoints/ (Orbax), metrics.jsonl, config.json,
+class_names.json (with them, scoring needs no dataset) and the W&B run
+files; WORKDIR/lock keeps a second run out while this one trains. A resume
+must keep the config of the run (run_config.resume_changes) but for
 the keys it is explicitly allowed to change. Validation runs every
 config.eval_every_steps and before every checkpoint, so each checkpoint is
 ranked by config.best_metric.
@@ -25,11 +26,15 @@ import numpy as np
 import tqdm
 
 from skinjax import data
+from skinjax import errors
 from skinjax import models
 from skinjax.data import pipeline
+from skinjax.evaluation import calibrate
 from skinjax.evaluation import metrics as metrics_lib
-from skinjax.evaluation import outputs
+from skinjax.inference import forward
+from skinjax.inference import restore
 from skinjax.parallel import sharding
+from skinjax.run_folder import class_names as class_names_lib
 from skinjax.run_folder import lock
 from skinjax.run_folder import run_config
 from skinjax.run_folder import tracking
@@ -41,20 +46,15 @@ from skinjax.training import state as state_lib
 from skinjax.training import step as step_lib
 
 
-class IncompatibleConfig(ValueError):
-  """A config value that this dataset or run folder rules out; the message
-  names the key."""
-
-
 def _check_best_metric(best_metric: str, num_classes: int) -> None:
   k = metrics_lib.top_k_of(best_metric)
   if k is not None and k >= num_classes:
-    raise IncompatibleConfig(
+    raise errors.ConfigError(
         f'config.best_metric={best_metric!r}: the dataset has {num_classes} '
         'classes, so it is always 1 and cannot rank checkpoints')
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(errors.UserError):
   """The loss was NaN or Inf; the message says where and what to change."""
 
 
@@ -116,6 +116,7 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
   _check_best_metric(config.best_metric, len(class_names))
   train_source = pipeline.data_source(builder, config.dataset.train_split,
                                       held_out)
+  pipeline.check_train_split(train_source, config.batch_size)
   class_weights = None
   if config.class_balance == 'loss_weights':
     class_weights = loss.balanced_class_weights(
@@ -154,12 +155,13 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
       for key, (old, new) in changes.items():
         print(f'Resuming with config.{key}: {old!r} -> {new!r}.', flush=True)
     run_config.write(config, workdir)
+    class_names_lib.write(workdir, class_names)
   writer = tracking.MetricWriter(workdir, config.wandb, config.to_dict(),
                                  start_step, active=is_primary)
 
   train_steps = step_lib.jit_train_steps_from_config(config, mesh, model, tx,
                                                     class_weights)
-  eval_step = outputs.jit_eval_step(mesh, model=model)
+  eval_step = forward.jit_eval_step(mesh, model=model)
   last_step = config.num_train_steps
   progress = tqdm.tqdm(total=last_step, initial=start_step, unit='step',
                        disable=not is_primary, dynamic_ncols=True,
@@ -238,6 +240,8 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
   checkpoints.wait_until_finished(manager)
   manager.close()
   writer.close()
+  if not stopped and config.evaluation.calibrate_after_training:
+    _calibrate_best(config, workdir, builder)
   if stopped:
     print(f'Stopped at step {step} of {last_step}; checkpoint saved in '
           f'{manager.directory}. Run the same command to resume.', flush=True)
@@ -247,13 +251,22 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
   return validation
 
 
+def _calibrate_best(config, workdir: str, builder) -> None:
+  """The calibration of the checkpoint scoring uses by default (raw weights,
+  and their moving average if kept), fitted now unless already saved."""
+  for weights in ('raw', 'ema') if config.ema_decay else ('raw',):
+    calibrate.calibrated(config, workdir,
+                         restore.restore(config, workdir, 'best', weights),
+                         lambda: builder)
+
+
 def _validate(state, eval_step, eval_data, mesh, class_names, writer, step,
               progress) -> dict:
   """Validates the raw weights and, if kept, their moving average; logs both
   and returns the raw weights' metrics."""
   keys = metrics_lib.CHECKPOINT_METRICS + ('nll',)
-  validation = outputs.evaluate_split(eval_step, state, eval_data, mesh,
-                                      class_names)
+  validation = metrics_lib.evaluate_split(eval_step, state, eval_data, mesh,
+                                          class_names)
   record = {f'val/{k}': validation[k] for k in keys
             if validation[k] is not None}
   line = (f"step {step}: validation top1 {validation['top1']:.4f}, balanced "
@@ -261,7 +274,7 @@ def _validate(state, eval_step, eval_data, mesh, class_names, writer, step,
           f"{validation['macro_f1']:.4f} ({validation['num_examples']} "
           'examples)')
   if state.ema is not None:
-    with_ema = outputs.evaluate_split(
+    with_ema = metrics_lib.evaluate_split(
         eval_step, state_lib.ema_weights(state), eval_data, mesh, class_names)
     record.update({f'val_ema/{k}': with_ema[k] for k in keys
                    if with_ema[k] is not None})

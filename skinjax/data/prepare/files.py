@@ -14,6 +14,8 @@ import os
 import pathlib
 import zipfile
 
+from skinjax import errors
+
 
 # No photo file is larger: a 50 Mpx photo stored uncompressed as 8-bit RGB
 # is 150 MB. A larger file or member is refused unread.
@@ -25,7 +27,7 @@ MAX_ZIP_RATIO = 100
 RATIO_CHECKED_ABOVE = 2**20
 
 
-class CollectionError(ValueError):
+class CollectionError(errors.UserError):
   """The user's files cannot be prepared as asked; the message names the
   file or folder."""
 

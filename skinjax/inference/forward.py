@@ -1,6 +1,7 @@
-"""A model's outputs over a whole split: the eval step and the loop over it.
+"""A model's outputs over a set of photos: the eval step (with test-time
+augmentation and penultimate features) and the loop over batches.
 
-Shared by training's validation and by evaluate and predict. Batches are
+Shared by training's validation, evaluate, predict, the service and export. Batches are
 padded to whole batches and the padding masked out, so every real example
 counts once.
 """
@@ -11,7 +12,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from skinjax.evaluation import metrics
 from skinjax.models import layers
 from skinjax.parallel import sharding
 
@@ -80,10 +80,3 @@ def predict(eval_step_fn, state, dataset, mesh) -> dict:
   results = jax.device_get(results)
   return {key: np.concatenate([r[key][r['mask']] for r in results])
           for key in results[0] if key != 'mask'}
-
-
-def evaluate_split(eval_step_fn, state, dataset, mesh, class_names) -> dict:
-  """metrics.classification_metrics of the model over `dataset`."""
-  result = predict(eval_step_fn, state, dataset, mesh)
-  return metrics.classification_metrics(result['logits'], result['label'],
-                                        class_names)

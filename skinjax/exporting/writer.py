@@ -4,7 +4,7 @@ any JAX or XLA).
 
 Both take uint8 RGB photos already cropped and resized to the model's input
 size (the host-side part of skinjax's preparation, see
-skinjax.serving.exported.prepare) and do the rest inside: normalisation,
+skinjax.exporting.exported.prepare) and do the rest inside: normalisation,
 the network (with the run's test-time augmentation), the temperature and the
 softmax. Both carry the same metadata (`metadata`), and each is checked
 against the JAX model before it is written.
@@ -14,18 +14,19 @@ import importlib.metadata
 import io
 import json
 import logging
+import os
 import zipfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from skinjax.data import pipeline
-from skinjax.data.prepare import decode
-from skinjax.evaluation import outputs
+from skinjax import errors
+from skinjax.exporting import exported
+from skinjax.inference import forward
+from skinjax.inference import preparation
+from skinjax.inference import restore
 from skinjax.run_folder import atomic
-from skinjax.serving import exported
-from skinjax.serving import restore
 
 FORMATS = ('onnx', 'stablehlo')
 # jax.export lowers for each; the caller's backend picks its own.
@@ -36,22 +37,23 @@ _ONNX_INSTALL = ("pip install -e '.[export]' && pip install --no-deps "
                  "'jax2onnx==0.17.1'")
 
 
-class ExportError(ValueError):
+class ExportError(errors.UserError):
   """The export cannot be made or does not compute what the model does."""
 
 
-def metadata(config, checkpoint: restore.Checkpoint, weights: str) -> dict:
+def metadata(config, checkpoint: restore.Checkpoint) -> dict:
   """What an integrator needs beside the graph: the classes, the
   calibration, and how photos must be prepared for the input."""
   calibration = checkpoint.calibration
-  size = pipeline.eval_image_size(config)
+  recipe = preparation.Recipe.from_config(config)
+  size = recipe.image_size
   return {
       'format_version': exported.FORMAT_VERSION,
       'skinjax_version': importlib.metadata.version('skinjax'),
       'model': config.model.name,
       'dataset': config.dataset.name,
       'checkpoint_step': int(checkpoint.step),
-      'weights': weights,
+      'weights': checkpoint.weights,
       'params_digest': restore.params_digest(checkpoint.state.params),
       'class_names': list(checkpoint.class_names),
       'temperature': float(calibration.temperature),
@@ -76,10 +78,10 @@ def metadata(config, checkpoint: restore.Checkpoint, weights: str) -> dict:
                        'jpeg_quality (as a dataset build stores photos); '
                        'then the central square of crop_fraction of the '
                        'short side, bilinear-resized to image_size',
-              'max_short_side': config.dataset.max_short_side,
-              'jpeg_quality': decode.JPEG_QUALITY,
-              'crop_fraction': config.augment.eval_crop_fraction,
-              'max_image_pixels': config.dataset.max_image_pixels,
+              'max_short_side': recipe.max_short_side,
+              'jpeg_quality': recipe.jpeg_quality,
+              'crop_fraction': recipe.crop_fraction,
+              'max_image_pixels': recipe.max_image_pixels,
           },
       },
       'output': {
@@ -95,7 +97,7 @@ def metadata(config, checkpoint: restore.Checkpoint, weights: str) -> dict:
 def probabilities_fn(checkpoint: restore.Checkpoint, tta: str,
                      layer_forms: str = 'xla'):
   """uint8 images [batch, size, size, 3] -> calibrated probabilities, the
-  logits being those evaluate and predict compute (outputs.eval_step); by
+  logits being those evaluate and predict compute (forward.eval_step); by
   default in XLA's native layer forms (model.layer_forms='xla'), which
   exporters translate into ONNX's Conv and MaxPool, where the CPU forms
   would be hundreds of slices and a rank-4 pool onnxruntime cannot run."""
@@ -104,7 +106,7 @@ def probabilities_fn(checkpoint: restore.Checkpoint, tta: str,
   model = checkpoint.model.clone(layer_forms=layer_forms)
 
   def probabilities(images):
-    logits = outputs.eval_step(
+    logits = forward.eval_step(
         state, {'image': images, 'label': None, 'mask': None},
         model=model, tta=tta)['logits']
     return jax.nn.softmax(logits / temperature, axis=-1)
@@ -176,14 +178,25 @@ def _first_line(error) -> str:
 _CONVERTERS = {'onnx': to_onnx, 'stablehlo': to_stablehlo}
 
 
-def export(config, checkpoint: restore.Checkpoint, weights: str, fmt: str,
-           output: str) -> dict:
-  """Writes the export of `checkpoint` in format `fmt` to `output`
-  (atomically), once it matches the JAX model (in its usual forms) within
-  TOLERANCE on check_images; returns its metadata."""
+def export(config, workdir: str, fmt: str, output: str, *,
+           checkpoint: str = 'best', weights: str = 'raw') -> dict:
+  """Writes the export of checkpoint `checkpoint` of the run in `workdir`
+  (from the run folder alone) in format `fmt` to `output` (atomically),
+  once it matches the JAX model (in its usual forms) within TOLERANCE on
+  check_images; returns its metadata."""
   if fmt not in _CONVERTERS:
     raise ExportError(f'format {fmt!r}: use one of {", ".join(FORMATS)}')
-  meta = metadata(config, checkpoint, weights)
+  folder = os.path.dirname(os.path.abspath(output))
+  if not os.path.isdir(folder) or os.path.isdir(output):
+    raise ExportError(f'--output={output}: not a file in an existing folder')
+  return write(config, restore.load(config, workdir, checkpoint, weights),
+               fmt, output)
+
+
+def write(config, checkpoint: restore.Checkpoint, fmt: str,
+          output: str) -> dict:
+  """Writes the export of a calibrated `checkpoint` (see `export`)."""
+  meta = metadata(config, checkpoint)
   data = _CONVERTERS[fmt](
       probabilities_fn(checkpoint, config.evaluation.tta), meta)
   images = check_images(meta['image_size'])

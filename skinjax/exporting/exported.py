@@ -19,8 +19,8 @@ import zipfile
 import jax
 import numpy as np
 
-from skinjax.data import preprocess
-from skinjax.data.prepare import scoring_photos
+from skinjax import errors
+from skinjax.inference import preparation
 
 FORMAT_VERSION = 1
 INPUT_NAME, OUTPUT_NAME = 'images', 'probabilities'
@@ -29,14 +29,14 @@ METADATA_FILE, EXPORTED_FILE = 'metadata.json', 'model.jax_exported'
 _ZIP_MAGIC = b'PK\x03\x04'
 
 
-class ExportedModelError(ValueError):
+class ExportedModelError(errors.UserError):
   """A file that is not a usable skinjax export, or input it cannot take;
   the message names the file or the input."""
 
 
 @dataclasses.dataclass(frozen=True)
 class ExportedModel:
-  metadata: dict  # see skinjax.serving.exporting.metadata
+  metadata: dict  # see skinjax.exporting.writer.metadata
   format: str  # 'onnx' or 'stablehlo'
   run: Callable  # uint8 images -> probabilities, unchecked
 
@@ -120,13 +120,19 @@ def _onnx(data: bytes, name: str) -> ExportedModel:
       lambda images: session.run([OUTPUT_NAME], {INPUT_NAME: images})[0])
 
 
+def recipe(metadata: dict) -> preparation.Recipe:
+  """The preparation recipe an export's metadata records."""
+  steps = metadata['input']['preparation']
+  return preparation.Recipe(
+      max_short_side=steps['max_short_side'],
+      jpeg_quality=steps['jpeg_quality'],
+      max_image_pixels=steps['max_image_pixels'],
+      image_size=metadata['image_size'], crop_fraction=steps['crop_fraction'])
+
+
 def prepare(path: str, metadata: dict) -> np.ndarray:
   """One photo file as the export's input expects it (uint8 [size, size,
   3]), prepared as predict prepares it; raises decode.BadImageError,
   files.FileTooLarge or OSError when the file cannot be used."""
-  steps = metadata['input']['preparation']
-  image = scoring_photos.load_image(path, steps['max_short_side'],
-                                    max_pixels=steps['max_image_pixels'])
-  return preprocess.center_crop(preprocess.open_image(image),
-                                metadata['image_size'],
-                                steps['crop_fraction'])
+  photo_recipe = recipe(metadata)
+  return photo_recipe.model_input(photo_recipe.read(path))

@@ -10,12 +10,14 @@ import os
 import socket
 import stat
 
+from skinjax import errors
+
 TOKEN_VARIABLE = 'SKINJAX_SERVE_TOKEN'
 MIN_TOKEN_LENGTH = 16
 _NEW_TOKEN = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
-class AccessError(ValueError):
+class AccessError(errors.UserError):
   """An address or token the service refuses to start with; the message
   names the flag, file or variable."""
 

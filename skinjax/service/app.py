@@ -27,13 +27,12 @@ from starlette.responses import JSONResponse
 from starlette.responses import Response
 from starlette.routing import Route
 
-from skinjax.data import pipeline
 from skinjax.data.prepare import decode
-from skinjax.evaluation import metrics
-from skinjax.serving import access
-from skinjax.serving import differential
-from skinjax.serving import scoring
-from skinjax.serving import uploads
+from skinjax.inference import preparation
+from skinjax.inference import skin_tone
+from skinjax.service import access
+from skinjax.service import device
+from skinjax.service import uploads
 
 NOTICE = ('Decision support for a clinician, not a diagnosis: a ranked '
           'differential over the classes this model was trained on, with '
@@ -59,6 +58,7 @@ class Service:
   """What the routes share: the device worker and how its outputs are read."""
   batcher: Any  # batching.Batcher, with 'predict' and 'grad_cam' functions
   config: Any
+  recipe: preparation.Recipe  # how an uploaded photo becomes the input
   checkpoint: Any  # restore.Checkpoint: classes, calibration, unfamiliarity
   card: dict  # GET /v1/model
   decoding: anyio.CapacityLimiter  # photos decoded (overlays drawn) at once
@@ -78,7 +78,7 @@ def model_card(config, checkpoint, shapes) -> dict:
       'version': {'skinjax': version, 'checkpoint_step': checkpoint.step,
                   'weights': calibration.weights,
                   'params_digest': calibration.params_digest},
-      'image_size': pipeline.eval_image_size(config),
+      'image_size': preparation.Recipe.from_config(config).image_size,
       'tta': config.evaluation.tta,
       'calibration': {'temperature': calibration.temperature,
                       'max_risk': calibration.max_risk,
@@ -117,7 +117,8 @@ async def _model_inputs(service: Service, photos) -> tuple:
   async def one(index, photo):
     try:
       return await anyio.to_thread.run_sync(
-          scoring.prepare_photo, photo.data, service.config,
+          device.prepare_photo, photo.data, service.recipe,
+          skin_tone.region_for(service.config.dataset.name),
           limiter=service.decoding)
     except decode.BadImageError as e:
       raise uploads.Refused(422, f'photo {index + 1} ({photo.filename}): '
@@ -140,7 +141,7 @@ async def _add_grad_cam(service: Service, rows, images, top) -> None:
   for row, image, cam in zip(rows, images, maps):
     name, p = row['differential'][0]
     png = await anyio.to_thread.run_sync(
-        scoring.overlay_png, image, cam, f'{name} ({p:.2f})',
+        device.overlay_png, image, cam, f'{name} ({p:.2f})',
         limiter=service.decoding)
     row['grad_cam_png'] = base64.b64encode(png).decode('ascii')
 
@@ -156,18 +157,13 @@ def _routes(service: Service, token) -> list:
     images, tones = await _model_inputs(service, photos)
     result = await _results(service.batcher, 'predict', images)
     checkpoint = service.checkpoint
-    calibration = checkpoint.calibration
-    probabilities = metrics.softmax(result['logits'] / calibration.temperature)
-    rows = differential.differentials(
-        probabilities, checkpoint.class_names, service.card['top_k'],
-        calibration.threshold,
-        unfamiliar=checkpoint.flag_unfamiliar(checkpoint.unfamiliarity(result)),
-        skin_tones=tones)
+    rows = checkpoint.differentials(result, service.card['top_k'],
+                                    skin_tones=tones)
     for row, photo in zip(rows, photos):
       row['file'] = photo.filename
     if grad_cam:
-      await _add_grad_cam(service, rows, images,
-                          probabilities.argmax(axis=-1).astype(np.int32))
+      top = checkpoint.probabilities(result['logits']).argmax(axis=-1)
+      await _add_grad_cam(service, rows, images, top.astype(np.int32))
     return JSONResponse({
         'photos': rows,
         'uncertain_below': service.checkpoint.calibration.threshold,
@@ -194,7 +190,7 @@ def _routes(service: Service, token) -> list:
       return await endpoint(request)
     return checked
 
-  page = importlib.resources.files('skinjax.serving') / 'page'
+  page = importlib.resources.files('skinjax.service') / 'page'
   files = {path: (page.joinpath(name).read_bytes(), media_type)
            for path, (name, media_type) in _PAGE_FILES.items()}
 

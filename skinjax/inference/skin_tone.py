@@ -126,3 +126,18 @@ def estimate(image: np.ndarray, region: str = 'frame') -> dict:
   angle = float(ita(np.median(kept, axis=0)))
   return {'ita': angle, 'group': group(angle),
           'skin_fraction': len(kept) / total}
+
+
+def agreement(estimated, drawn) -> dict:
+  """How ITA angles estimated on photos (NaN: unknown) agree with the angles
+  of the tones they were drawn with: Pearson r and mean difference over the
+  measured ones, and the share in the same group."""
+  estimated, drawn = np.asarray(estimated), np.asarray(drawn)
+  measured = np.isfinite(estimated)
+  return {
+      'pearson_r': float(np.corrcoef(estimated[measured],
+                                     drawn[measured])[0, 1]),
+      'mean_difference': float(np.mean(estimated[measured]
+                                       - drawn[measured])),
+      'group_agreement': float(np.mean([group(e) == group(d)
+                                        for e, d in zip(estimated, drawn)]))}

@@ -8,6 +8,15 @@ import os
 
 import numpy as np
 
+
+def probabilities(logits, temperature: float = 1.0) -> np.ndarray:
+  """Calibrated probabilities, softmax(logits / temperature), in float64:
+  the one place scoring turns logits into probabilities (the export does
+  the same inside its graph)."""
+  scaled = np.asarray(np.asarray(logits) / temperature, np.float64)
+  return np.exp(scaled - np.logaddexp.reduce(scaled, axis=-1, keepdims=True))
+
+
 # A cell starting with one of these is a formula to a spreadsheet (OWASP's
 # CSV injection list).
 _FORMULA_STARTS = ('=', '+', '-', '@', '\t', '\r')

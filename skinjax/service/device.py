@@ -1,8 +1,8 @@
 """What the service runs for a restored checkpoint: an uploaded photo made
-into the model's input (and its skin tone measured) exactly as predict
-makes a photo file into it, and
-the functions of a batch that the device worker runs (logits; Grad-CAM
-maps of given classes), one compiled program per batch shape."""
+into the model's input (and its skin tone measured) exactly as predict makes
+a photo file into it, and the functions of a batch that the device worker
+runs (logits; Grad-CAM maps of given classes), one compiled program per batch
+shape."""
 
 import io
 import time
@@ -10,29 +10,20 @@ import time
 import jax
 import numpy as np
 
-from skinjax.data import pipeline
 from skinjax.data import preprocess
-from skinjax.data.prepare import decode
-from skinjax.evaluation import saliency
-from skinjax.evaluation import skin_tone
+from skinjax.inference import saliency
+from skinjax.inference import skin_tone
 from skinjax.parallel import sharding
 
 
-def prepare_photo(data: bytes, config) -> tuple:
+def prepare_photo(data: bytes, recipe, skin_region: str) -> tuple:
   """An uploaded photo as the model sees it (uint8 HxWx3), and its skin tone
-  (skin_tone.estimate), both as predict has them for a photo file: prepared
-  like a dataset photo (decode.normalise_image: only photo formats, pixel
-  limit from the header, EXIF rotation, RGB, short side, JPEG), then the
-  centre crop evaluation takes. Raises decode.BadImageError with the
+  (skin_tone.estimate), both as predict has them for a photo file: through
+  the run's preparation Recipe. Raises decode.BadImageError with the
   reason."""
-  jpeg, _ = decode.normalise_image(
-      data, config.dataset.max_short_side, decode.JPEG_QUALITY,
-      max_pixels=config.dataset.max_image_pixels)
-  crop = pipeline.EvalPreprocess(pipeline.eval_image_size(config),
-                                 config.augment.eval_crop_fraction)
-  tone = skin_tone.estimate(preprocess.open_image(jpeg),
-                            skin_tone.region_for(config.dataset.name))
-  return crop.map(({'image': jpeg, 'label': 0}, True))['image'], tone
+  jpeg = recipe.normalise(data)
+  tone = skin_tone.estimate(preprocess.open_image(jpeg), skin_region)
+  return recipe.model_input(jpeg), tone
 
 
 def device_functions(checkpoint) -> dict:

@@ -1,24 +1,19 @@
 """Photos scored without a dataset build: a class-per-folder tree for
-`evaluate --image_dir`, or loose files, folders and globs for `predict`.
+`evaluate --image_dir`.
 
 Each photo goes through the same preparation as a dataset build (EXIF
 rotation, RGB, short side shrunk, JPEG), so a tree holding a prepared split's
 original files scores exactly like that split.
 """
 
-import glob
 import json
-import os
 
+from skinjax import errors
 from skinjax.data.prepare import collection
-from skinjax.data.prepare import decode
 from skinjax.data.prepare import files
 
-_IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff',
-                   '.webp')
 
-
-class PhotoFolderError(ValueError):
+class PhotoFolderError(errors.UserError):
   """Photos that cannot be scored as asked; the message names the file."""
 
 
@@ -60,9 +55,9 @@ def match_folders(folders, class_names, label_map=None) -> tuple:
   return matched, unmatched
 
 
-def load_tree(root: str, class_names, max_short_side: int, label_map=None, *,
-              max_pixels: int) -> tuple:
-  """(examples, report) for every image in root/<class folder>/...
+def load_tree(root: str, class_names, recipe, label_map=None) -> tuple:
+  """(examples, report) for every image in root/<class folder>/..., each
+  normalised as `recipe` (inference.preparation.Recipe) says.
 
   `examples` is a list of {'image': JPEG bytes, 'label', 'id'}, a random-
   access source for the evaluation pipeline. The report names unmatched
@@ -88,7 +83,8 @@ def load_tree(root: str, class_names, max_short_side: int, label_map=None, *,
         f'{root}: no folder matches a class of the model (folders: '
         f'{sorted(by_folder)}; classes: {list(class_names)})')
   prepared, skipped = collection.prepare_images(
-      candidates, max_short_side, decode.JPEG_QUALITY, max_pixels=max_pixels)
+      candidates, recipe.max_short_side, recipe.jpeg_quality,
+      max_pixels=recipe.max_image_pixels)
   examples = [{'image': p.image, 'label': p.candidate.label,
                'id': '/'.join(files.relative_parts(p.candidate.file, root))}
               for p in prepared]
@@ -102,42 +98,3 @@ def load_tree(root: str, class_names, max_short_side: int, label_map=None, *,
       'num_examples': len(examples),
   }
   return examples, report
-
-
-def load_image(path: str, max_short_side: int, *, max_pixels: int) -> bytes:
-  """One photo prepared like a dataset's; raises decode.BadImageError,
-  files.FileTooLarge (or OSError) with the reason when it cannot be used."""
-  image, _ = decode.normalise_image(files.FileRef(path).read(), max_short_side,
-                                    decode.JPEG_QUALITY, max_pixels=max_pixels)
-  return image
-
-
-def expand_paths(patterns) -> list:
-  """Files named, found under folders, or matched by globs, in order, once."""
-  paths = []
-  for pattern in patterns:
-    if os.path.isdir(pattern):
-      paths += sorted(os.path.join(d, f) for d, _, names in os.walk(pattern)
-                      for f in names if f.lower().endswith(_IMAGE_SUFFIXES)
-                      and not f.startswith('.'))
-    elif glob.has_magic(pattern):
-      paths += sorted(p for p in glob.glob(pattern, recursive=True)
-                      if os.path.isfile(p))
-    else:
-      paths.append(pattern)
-  return list(dict.fromkeys(paths))
-
-
-def load_images(paths, max_short_side: int, *, max_pixels: int) -> tuple:
-  """([(path, JPEG bytes)], [(path, reason)]): every file prepared like a
-  dataset photo, one at a time, or the reason it could not be."""
-  loaded, failed = [], []
-  for path in paths:
-    try:
-      loaded.append((path, load_image(path, max_short_side,
-                                      max_pixels=max_pixels)))
-    except (decode.BadImageError, files.FileTooLarge) as e:
-      failed.append((path, str(e)))
-    except OSError as e:
-      failed.append((path, f'unreadable: {e.strerror or e}'))
-  return loaded, failed

@@ -1,0 +1,21 @@
+"""How every command starts and ends: absl flags parsed with one-line errors
+(cli.flags.parse_flags), then `main`; a UserError becomes `error: ...` on
+stderr and exit status 1, while any other exception, a bug, keeps its
+traceback."""
+
+import sys
+
+from absl import app
+
+from skinjax import errors
+from skinjax.cli import flags as cli_flags
+
+
+def run(main) -> None:
+  """app.run(main) with skinjax's flag parser and error contract."""
+  def guarded(argv):
+    try:
+      return main(argv)
+    except errors.UserError as e:
+      sys.exit(f'error: {e}')
+  app.run(guarded, flags_parser=cli_flags.parse_flags)

@@ -1,0 +1,93 @@
+"""Fits a checkpoint's calibration on its run's dataset and saves it beside
+the checkpoint, where scoring reads it (skinjax.inference.calibration): the
+temperature, the selective-prediction threshold and the unfamiliar flag's
+threshold on the validation split, the Mahalanobis statistics on training
+photos. `evaluate` does this once per checkpoint and scoring setting."""
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from skinjax.data import pipeline
+from skinjax.evaluation import calibration as calibration_lib
+from skinjax.evaluation import unfamiliar
+from skinjax.inference import calibration as saved_calibration
+from skinjax.inference import forward
+from skinjax.inference import restore
+from skinjax.inference import unfamiliar as unfamiliar_scores
+
+
+def calibrated(config, workdir: str, checkpoint: restore.Checkpoint,
+               load_builder, refit: bool = False) -> restore.Checkpoint:
+  """`checkpoint` with its calibration: the saved one if fitted for exactly
+  these weights and settings (split, image size and crop, TTA, max_risk,
+  unfamiliar score and rate), else (or with `refit`) one fitted now on the
+  splits of the dataset `load_builder()` gives (called only then) and
+  saved."""
+  step, weights = checkpoint.step, checkpoint.weights
+  want = saved_calibration.wanted(config, step, weights,
+                                  restore.params_digest(checkpoint.state.params))
+  saved = saved_calibration.load(workdir, step, weights)
+  statistics_file = unfamiliar_scores.statistics_path(
+      saved_calibration.path(workdir, step, weights))
+  if saved is not None and not refit:
+    differs = saved_calibration.mismatches(saved, want)
+    statistics = unfamiliar_scores.load_statistics(statistics_file)
+    if not differs and statistics is not None:
+      return dataclasses.replace(checkpoint, calibration=saved,
+                                 feature_statistics=statistics)
+    if jax.process_index() == 0:
+      reason = (', '.join(f'{k} {old!r} -> {new!r}'
+                          for k, (old, new) in differs.items())
+                if differs else f'{statistics_file} missing or unreadable')
+      print(f'The saved calibration was fitted for other settings ({reason})'
+            ': refitting.')
+  calibration, statistics = _fit(config, checkpoint, load_builder(), want)
+  if jax.process_index() == 0:
+    # The statistics first: a calibration file never stands without them.
+    unfamiliar_scores.save_statistics(statistics, statistics_file)
+    print(f'Calibrated on {want["split"]}: temperature '
+          f'{calibration.temperature:.3f}, unfamiliar above '
+          f'{calibration.unfamiliar_score} {calibration.unfamiliar_threshold:.4g}'
+          f' (saved to {saved_calibration.save(calibration, workdir)}).')
+  return dataclasses.replace(checkpoint, calibration=calibration,
+                             feature_statistics=statistics)
+
+
+def _fit(config, checkpoint, builder, want: dict) -> tuple:
+  """(calibration, feature statistics) fitted now: statistics on training
+  photos, the rest on the validation split."""
+  training = _outputs(config, builder, config.dataset.train_split, checkpoint,
+                      config.evaluation.unfamiliar_fit_examples)
+  statistics = unfamiliar.fit_feature_statistics(
+      training['features'], training['label'], len(checkpoint.class_names))
+  result = _outputs(config, builder, want['split'], checkpoint)
+  calibration = calibration_lib.fit(
+      result['logits'], result['label'],
+      max_risk=config.evaluation.max_risk,
+      num_bins=config.evaluation.calibration_bins,
+      checkpoint_step=checkpoint.step, weights=checkpoint.weights,
+      tta=config.evaluation.tta, split=want['split'],
+      image_size=want['image_size'], crop_fraction=want['crop_fraction'],
+      params_digest=want['params_digest'],
+      unfamiliarity=lambda t: unfamiliar_scores.scores(
+          result['logits'], result['features'], statistics, t),
+      unfamiliar_score=config.evaluation.unfamiliar_score,
+      unfamiliar_tpr=config.evaluation.unfamiliar_tpr)
+  statistics.update({f'validation_{k}': v for k, v in unfamiliar_scores.scores(
+      result['logits'], result['features'], statistics,
+      calibration.temperature).items()})
+  return calibration, statistics
+
+
+def _outputs(config, builder, split, checkpoint, limit=None) -> dict:
+  source = pipeline.data_source(builder, split,
+                                config.dataset.held_out_classes)
+  if limit is not None and len(source) > limit:
+    source = [source[int(i)] for i in
+              np.linspace(0, len(source) - 1, limit).round()]
+  return forward.predict(
+      checkpoint.eval_step, checkpoint.state, pipeline.eval_dataset(
+          source, config, jax.process_index(), jax.process_count()),
+      checkpoint.mesh)

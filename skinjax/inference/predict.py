@@ -1,0 +1,70 @@
+"""`predict` as a function of values: ranked differentials of photo files,
+from a run folder alone (its config, class names, weights and calibration),
+printed, and written as CSV or JSON and Grad-CAM overlays if asked."""
+
+import os
+
+import numpy as np
+
+from skinjax import errors
+from skinjax.data import preprocess
+from skinjax.inference import differential
+from skinjax.inference import photo_files
+from skinjax.inference import preparation
+from skinjax.inference import restore
+from skinjax.inference import saliency
+from skinjax.inference import skin_tone
+
+
+class NoUsablePhoto(errors.UserError):
+  """None of the files named is an image that can be scored."""
+
+
+def predict(config, workdir: str, patterns, *, checkpoint: str = 'best',
+            weights: str = 'raw', top_k: int = 3, output: str | None = None,
+            saliency_dir: str | None = None) -> list:
+  """The differential of every usable photo in `patterns` (files, folders,
+  globs), each row with its 'file'; unusable files are reported on stderr
+  and skipped. Writes nothing into the run folder."""
+  if output and not output.endswith(('.csv', '.json')):
+    raise errors.UserError(f'--output={output}: use a .csv or .json file '
+                           'name')
+  recipe = preparation.Recipe.from_config(config)
+  paths, loaded, _ = photo_files.load(patterns, recipe)
+  if not loaded:
+    raise NoUsablePhoto(f'none of the {len(paths)} files is a usable image')
+  scorer = restore.load(config, workdir, checkpoint, weights)
+  images = np.stack([recipe.model_input(jpeg) for _, jpeg in loaded])
+  result = scorer.outputs(images, config.eval_batch_size)
+  print(f'{config.model.name}, checkpoint step {scorer.step}, temperature '
+        f'{scorer.calibration.temperature:.3f}\n')
+  region = skin_tone.region_for(config.dataset.name)
+  rows = scorer.differentials(
+      result, top_k, skin_tones=[skin_tone.estimate(
+          preprocess.open_image(jpeg), region) for _, jpeg in loaded])
+  for row, (path, _) in zip(rows, loaded):
+    row['file'] = path
+  print(differential.table(rows, scorer.calibration.threshold))
+  if output:
+    differential.write(rows, output)
+    print(f'written to {output}')
+  if saliency_dir:
+    _write_saliency(saliency_dir, scorer, images, result['logits'], loaded,
+                    rows, config.eval_batch_size)
+  return rows
+
+
+def _write_saliency(folder: str, scorer, images, logits, loaded, rows,
+                    batch_size: int) -> None:
+  """A Grad-CAM overlay of each photo's top class, as the model saw it."""
+  os.makedirs(folder, exist_ok=True)
+  top = scorer.probabilities(logits).argmax(axis=-1)
+  maps = saliency.grad_cam_batches(scorer.model, scorer.state, images, top,
+                                   scorer.mesh, batch_size)
+  for i, ((path, _), cam) in enumerate(zip(loaded, maps)):
+    name, p = rows[i]['differential'][0]
+    stem = os.path.splitext(os.path.basename(path))[0]
+    saliency.save_overlay(
+        images[i], cam, f'{name} ({p:.2f})',
+        os.path.join(folder, f'{i:04d}_{stem}_gradcam.png'))
+  print(f'Grad-CAM overlays written to {folder}/')
