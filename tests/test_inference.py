@@ -4,6 +4,7 @@ never imports training or the dataset builders; and every command reports a
 user's mistake in one line, a bug with its traceback."""
 
 import ast
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -156,14 +157,16 @@ def _one_line_error(result, *expected):
 
 def test_scoring_commands_name_a_folder_that_is_no_run(tmp_path):
   not_a_run = str(tmp_path / 'nothing_here')
-  for module, args in (
-      ('skinjax.predict', ['photo.jpg']),
-      ('skinjax.export', ['--format', 'onnx', '--output',
-                          str(tmp_path / 'm.onnx')]),
-      ('skinjax.evaluate', []),
-      ('skinjax.serve', ['--port', '0'])):
-    _one_line_error(run_module(module, ['--workdir', not_a_run, *args]),
-                    not_a_run, 'config.json')
+  commands = (('skinjax.predict', ['photo.jpg']),
+              ('skinjax.export', ['--format', 'onnx', '--output',
+                                  str(tmp_path / 'm.onnx')]),
+              ('skinjax.evaluate', []),
+              ('skinjax.serve', ['--port', '0']))
+  with concurrent.futures.ThreadPoolExecutor(len(commands)) as pool:
+    results = list(pool.map(lambda command: run_module(
+        command[0], ['--workdir', not_a_run, *command[1]]), commands))
+  for result in results:
+    _one_line_error(result, not_a_run, 'config.json')
 
 
 def test_scoring_an_uncalibrated_checkpoint_names_the_command(trained_run,
