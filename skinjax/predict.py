@@ -9,13 +9,12 @@ classes with temperature-scaled probabilities, flagged 'uncertain' when the
 top probability is below the selective-prediction threshold fitted on
 validation, and 'unfamiliar' when the photo is less like the training photos
 than all but 5% of validation photos (see skinjax.evaluate); and the skin
-tone (ITA group) measured on the photo. The config is the run's own config.json
-(only evaluation-time keys may be changed, as in evaluate). It needs the
-run folder alone, never the dataset, and writes nothing into it; a
+tone (ITA group) measured on the photo. The config is the run's own
+config.json (only evaluation-time keys may be changed, as in evaluate). It
+needs the run folder alone, never the dataset, and writes nothing into it; a
 checkpoint not yet calibrated is an error that names the `evaluate` command
-that calibrates it. A file that
-cannot be read is reported and skipped, as is a photo of more pixels than
---config.dataset.max_image_pixels.
+that calibrates it. A file that cannot be read is reported and skipped, as
+is a photo of more pixels than --config.dataset.max_image_pixels.
 
 The output supports a clinician's judgement; it is not a diagnosis.
 """
