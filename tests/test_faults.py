@@ -114,6 +114,9 @@ def test_skip_nonfinite_steps_goes_on_without_applying_them(small_data_dir,
                            keep_checkpoints=6)
   stdout, stderr = train(tmp_path, flags)
   assert 'Non-finite loss at steps [2]' in stdout + stderr
+  # Step 1's weights already give non-finite features: no calibration.
+  assert 'it cannot be calibrated' in stderr
+  assert not (tmp_path / 'calibration').exists()
   skipped = [r.get('train/skipped_steps', 0) for r in records(tmp_path)
              if 'train/loss' in r]
   assert skipped == [0, 1, 1, 1, 1, 1]

@@ -9,6 +9,7 @@ import dataclasses
 import jax
 import numpy as np
 
+from skinjax import errors
 from skinjax.data import pipeline
 from skinjax.evaluation import calibration as calibration_lib
 from skinjax.evaluation import unfamiliar
@@ -16,6 +17,11 @@ from skinjax.inference import calibration as saved_calibration
 from skinjax.inference import forward
 from skinjax.inference import restore
 from skinjax.inference import unfamiliar as unfamiliar_scores
+
+
+class NotCalibratable(errors.UserError):
+  """The checkpoint's outputs are not finite (a diverged run): no
+  temperature, threshold or statistics can be fitted to them."""
 
 
 def calibrated(config, workdir: str, checkpoint: restore.Checkpoint,
@@ -60,9 +66,16 @@ def _fit(config, checkpoint, builder, want: dict) -> tuple:
   photos, the rest on the validation split."""
   training = _outputs(config, builder, config.dataset.train_split, checkpoint,
                       config.evaluation.unfamiliar_fit_examples)
+  result = _outputs(config, builder, want['split'], checkpoint)
+  for name, outputs in (('training', training), (want['split'], result)):
+    if not all(np.isfinite(outputs[key]).all()
+               for key in ('logits', 'features')):
+      raise NotCalibratable(
+          f'checkpoint {checkpoint.step} ({checkpoint.weights} weights) gives '
+          f'non-finite logits or features on {name} photos: it cannot be '
+          'calibrated (did the run diverge?)')
   statistics = unfamiliar.fit_feature_statistics(
       training['features'], training['label'], len(checkpoint.class_names))
-  result = _outputs(config, builder, want['split'], checkpoint)
   calibration = calibration_lib.fit(
       result['logits'], result['label'],
       max_risk=config.evaluation.max_risk,

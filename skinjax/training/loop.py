@@ -253,11 +253,17 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
 
 def _calibrate_best(config, workdir: str, builder) -> None:
   """The calibration of the checkpoint scoring uses by default (raw weights,
-  and their moving average if kept), fitted now unless already saved."""
+  and their moving average if kept), fitted now unless already saved. A
+  diverged checkpoint is left uncalibrated with a warning: training itself
+  did what it was asked."""
   for weights in ('raw', 'ema') if config.ema_decay else ('raw',):
-    calibrate.calibrated(config, workdir,
-                         restore.restore(config, workdir, 'best', weights),
-                         lambda: builder)
+    try:
+      calibrate.calibrated(config, workdir,
+                           restore.restore(config, workdir, 'best', weights),
+                           lambda: builder)
+    except calibrate.NotCalibratable as e:
+      if jax.process_index() == 0:
+        print(f'warning: {e}', file=sys.stderr, flush=True)
 
 
 def _validate(state, eval_step, eval_data, mesh, class_names, writer, step,
