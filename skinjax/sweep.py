@@ -16,65 +16,28 @@ of the trials (skinjax.compare) and writes it to DIR/comparison/. Exit
 status 1 if a trial failed.
 """
 
-import argparse
-import os
 import sys
 
-from skinjax import compare
-from skinjax.comparison import runs as runs_lib
-from skinjax.config import defaults
-from skinjax.run_folder import run_config
-from skinjax.run_folder import tracking
-from skinjax.sweeps import local
-from skinjax.sweeps import online
-from skinjax.sweeps import spec
+from absl import app
+from absl import flags
+
+from skinjax.cli import main as cli_main
+from skinjax.sweeps import runner
+
+_ROOT = flags.DEFINE_string(
+    'root', '', 'Folder of the trial run folders (default: '
+    'runs/sweeps/<sweep name>).')
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(
-      prog='python -m skinjax.sweep', description=__doc__.split('\n')[0],
-      epilog='Any --config.KEY=VALUE goes to every trial.')
-  parser.add_argument('sweep_file')
-  parser.add_argument('--root', default='',
-                      help='folder of the trial run folders (default: '
-                      'runs/sweeps/<sweep name>)')
-  args, overrides = parser.parse_known_args(argv)
-  for flag in overrides:
-    if not flag.startswith('--config.') or '=' not in flag:
-      parser.error(f'unrecognised argument {flag!r} (trial config changes '
-                   'are --config.KEY=VALUE)')
-  try:
-    sweep = spec.load(args.sweep_file, run_config.flatten(
-        defaults.get_config().to_dict()))
-    root = args.root or os.path.join('runs', 'sweeps', sweep.name)
-    plans = local.plans(sweep, root, overrides)
-    local.check(sweep, plans)
-    wandb_config = local.trial_config(sweep.config, list(plans[0].flags)).wandb
-    is_online = (wandb_config.mode == 'online' and
-                 tracking.has_wandb_credentials())
-    print(f'Sweep {sweep.name!r}: {len(plans)} trials ({sweep.method}), '
-          f'{"a W&B sweep" if is_online else "run here"}, in {root}/',
-          flush=True)
-    outcome = (online.run(sweep, plans, wandb_config) if is_online
-               else local.run(sweep, plans))
-  except spec.SweepError as e:
-    sys.exit(f'error: {e}')
-  failed = {name: o for name, o in outcome.items() if o.startswith('failed')}
-  if 'stopped' in outcome.values():
-    print('Sweep stopped: run the same command to resume it.')
-  trained = [p.workdir for p in plans
-             if os.path.isfile(os.path.join(p.workdir, tracking.METRICS_FILE))]
-  if trained:
-    print()
-    try:
-      compare.compare(trained, sweep.metric,
-                      os.path.join(root, 'comparison'))
-    except runs_lib.CompareError as e:
-      print(f'No comparison yet: {e}')
-  for name, o in failed.items():
-    print(f'trial {name}: {o}', file=sys.stderr)
-  return 1 if failed else 0
+def main(argv):
+  files = [a for a in argv[1:] if not a.startswith('-')]
+  if len(files) != 1:
+    raise app.UsageError('Name one sweep file; any --config.KEY=VALUE goes '
+                         'to every trial.')
+  overrides = [a for a in argv[1:] if a.startswith('-')]
+  sys.exit(runner.sweep(files[0], _ROOT.value, overrides))
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  # --config.KEY=VALUE are the trials' flags, not this command's: passed on.
+  cli_main.run(main, known_only=True)

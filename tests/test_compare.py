@@ -9,16 +9,16 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from helpers import REPO, records
+from helpers import REPO, records, run_module
 import wandb_log
-from skinjax import compare
-from skinjax import sweep
 from skinjax.comparison import figures
+from skinjax.comparison import runner as comparison
 from skinjax.comparison import runs as runs_lib
 from skinjax.config import defaults
 from skinjax.run_folder import run_config
 from skinjax.run_folder import tracking
 from skinjax.sweeps import local
+from skinjax.sweeps import runner as sweeps_runner
 from skinjax.sweeps import spec
 
 SCHEMA = run_config.flatten(defaults.get_config().to_dict())
@@ -75,8 +75,7 @@ def test_compare_lists_differing_keys_and_summarises_seeds(trained_run,
                  **{'optimizer.learning_rate': rate,
                     'wandb.name': f'lr{rate}_seed{seed}'})
   out = tmp_path / 'out'
-  assert compare.main([str(root), '--metric', 'val/top1', '--output',
-                       str(out)]) == 0
+  comparison.compare([str(root)], 'val/top1', str(out))
   stdout = capsys.readouterr().out
   table = _table(stdout, 'run')
   assert table[0][7:] == ['optimizer.learning_rate', 'seed']
@@ -117,9 +116,9 @@ def test_compare_lists_differing_keys_and_summarises_seeds(trained_run,
 
 def test_a_folder_that_is_no_run_is_one_line(tmp_path):
   (tmp_path / 'empty').mkdir()
-  with pytest.raises(SystemExit) as exited:
-    compare.main([str(tmp_path / 'empty')])
-  assert exited.value.code == (
+  result = run_module('skinjax.compare', [str(tmp_path / 'empty')])
+  assert result.returncode == 1
+  assert result.stderr.strip() == (
       f"error: {tmp_path / 'empty'}: neither a run folder (no config.json) "
       'nor a folder of them')
 
@@ -203,19 +202,18 @@ def test_a_bad_sweep_file_is_one_line_naming_the_key(tmp_path, changes,
 
 
 def test_a_swept_key_or_a_bad_value_is_refused_before_any_trial(tmp_path):
-  with pytest.raises(SystemExit) as exited:
-    sweep.main([_sweep_file(tmp_path), '--root', str(tmp_path / 'root'),
-                '--config.augment.contrast=0.5'])
-  assert exited.value.code == (
-      'error: --config.augment.contrast=0.5: augment.contrast is swept by '
+  with pytest.raises(spec.SweepError) as error:
+    sweeps_runner.sweep(_sweep_file(tmp_path), str(tmp_path / 'root'),
+                        ['--config.augment.contrast=0.5'])
+  assert str(error.value) == (
+      '--config.augment.contrast=0.5: augment.contrast is swept by '
       'the sweep file; it cannot be overridden')
   assert not (tmp_path / 'root').exists()
-  with pytest.raises(SystemExit) as exited:
-    sweep.main([_sweep_file(tmp_path, parameters={
-        'optimizer.learning_rate': [0.1, -1.0]}), '--root',
-                str(tmp_path / 'root')])
-  assert exited.value.code == (
-      'error: trial learning_rate=-1: config.optimizer.learning_rate=-1.0: '
+  with pytest.raises(spec.SweepError) as error:
+    sweeps_runner.sweep(_sweep_file(tmp_path, parameters={
+        'optimizer.learning_rate': [0.1, -1.0]}), str(tmp_path / 'root'))
+  assert str(error.value) == (
+      'trial learning_rate=-1: config.optimizer.learning_rate=-1.0: '
       'must be > 0')
   assert not (tmp_path / 'root').exists()
 

@@ -22,13 +22,14 @@ from skinjax.config import defaults
 from skinjax.run_folder import run_config
 
 
-def parse_flags(argv):
-  """absl flags parser for `app.run` that exits with one line on a bad flag.
+def parse_flags(argv, known_only: bool = False):
+  """absl flags parser for `app.run` that exits with one line on a bad flag
+  (with `known_only`, unknown flags are left in the arguments returned).
 
   Also quiets the INFO logs of orbax and tfds unless --verbosity is given.
   """
   try:
-    remaining = flags.FLAGS(argv)
+    remaining = flags.FLAGS(argv, known_only=known_only)
     config = flags.FLAGS['config'].value if 'config' in flags.FLAGS else None
     if config is not None:
       config.keys()  # config_flags defers a file's load error to first use.

@@ -11,11 +11,13 @@ from skinjax import errors
 from skinjax.cli import flags as cli_flags
 
 
-def run(main) -> None:
-  """app.run(main) with skinjax's flag parser and error contract."""
+def run(main, known_only: bool = False) -> None:
+  """app.run(main) with skinjax's flag parser and error contract; with
+  `known_only`, flags this command does not define reach `main` in argv."""
   def guarded(argv):
     try:
       return main(argv)
     except errors.UserError as e:
       sys.exit(f'error: {e}')
-  app.run(guarded, flags_parser=cli_flags.parse_flags)
+  app.run(guarded, flags_parser=lambda argv: cli_flags.parse_flags(
+      argv, known_only))
