@@ -34,7 +34,7 @@ def main(out_path, coordinator='', num_processes='1', process_id='0'):
   config.augment.on_device = True
   mesh = sharding.create_mesh()
   model = models.create_model(config.model, num_classes=5)
-  tx = optimizer.create_optimizer(config.optimizer, config.num_train_steps)
+  tx, schedule = optimizer.from_config(config)
   state = state_lib.initial_state(config, model, tx, mesh)
   rng = np.random.default_rng(0)
   batch = {'image': rng.integers(0, 255, (16, 32, 32, 3)).astype(np.uint8),
@@ -42,8 +42,9 @@ def main(out_path, coordinator='', num_processes='1', process_id='0'):
   local = 16 // jax.process_count()
   batch = sharding.shard_batch(jax.tree.map(
       lambda x: x[jax.process_index() * local:][:local], batch), mesh)
-  train_step = step_lib.jit_train_step_from_config(
-      config, mesh, model, tx).lower(state, batch).compile()
+  train_step = step_lib.jit_train_step(
+      mesh, model, tx, step_lib.StepOptions.from_config(config, schedule)
+  ).lower(state, batch).compile()
   # gloo gives a peer 30 s to reach the first collective, and on a loaded
   # machine one process can compile longer than that: all wait for all here,
   # through the coordination service, before any step runs.

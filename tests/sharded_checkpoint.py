@@ -32,7 +32,7 @@ def save(workdir: str) -> None:
   config.model.name, config.model.width, config.image_size = 'resnet18', 8, 32
   mesh = sharding.create_mesh()
   model = models.create_model(config.model, num_classes=5)
-  tx = optimizer.create_optimizer(config.optimizer, config.num_train_steps)
+  tx, _ = optimizer.from_config(config)
   state = state_lib.initial_state(config, model, tx, mesh)
   manager = checkpoints.create_manager(workdir, 1, 'accuracy')
   checkpoints.save(manager, state, {'accuracy': 0.0})

@@ -103,15 +103,14 @@ def _mixing_step(grad_accum_steps, mixup_alpha=0.4, cutmix_alpha=1.0):
   config.model.freeze_batch_stats = True
   mesh = sharding.create_mesh()
   model = models.create_model(config.model, num_classes=4)
-  tx = optim.create_optimizer(config.optimizer, num_train_steps=100)
+  schedule = optim.learning_rate_schedule(config.optimizer, 100)
+  tx = optim.create_optimizer(config.optimizer, schedule)
   new_state = functools.partial(jax.jit(
       train_state.create_train_state, static_argnums=(1, 2, 3)),
                                 jax.random.PRNGKey(0), model, tx, 16)
-  step = steps.jit_train_step(
-      mesh, model=model, tx=tx,
-      learning_rate_fn=optim.learning_rate_schedule(config.optimizer, 100),
-      label_smoothing=0.1, grad_accum_steps=grad_accum_steps,
-      mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha)
+  step = steps.jit_train_step(mesh, model, tx, steps.StepOptions(
+      schedule, label_smoothing=0.1, grad_accum_steps=grad_accum_steps,
+      mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha))
   rng = np.random.default_rng(0)
   batch = sharding.shard_batch(
       {'image': rng.integers(0, 255, (8, 16, 16, 3)).astype(np.uint8),

@@ -34,15 +34,13 @@ def _setup(model_overrides=(), ema_decay=0.0, grad_accum_steps=1,
   config.optimizer.update(optimizer)
   mesh = sharding.create_mesh()
   model = models.create_model(config.model, num_classes=4)
-  tx = optim.create_optimizer(config.optimizer, num_train_steps=1000)
+  schedule = optim.learning_rate_schedule(config.optimizer, 1000)
+  tx = optim.create_optimizer(config.optimizer, schedule)
   # Compiled, as a run initialises: op by op, init took ~20 s.
   state = jax.jit(train_state.create_train_state, static_argnums=(1, 2, 3, 4))(
       jax.random.PRNGKey(0), model, tx, 16, ema_decay > 0)
-  step = steps.jit_train_step(
-      mesh, model=model, tx=tx,
-      learning_rate_fn=optim.learning_rate_schedule(config.optimizer, 1000),
-      label_smoothing=0.0, grad_accum_steps=grad_accum_steps,
-      ema_decay=ema_decay)
+  step = steps.jit_train_step(mesh, model, tx, steps.StepOptions(
+      schedule, grad_accum_steps=grad_accum_steps, ema_decay=ema_decay))
   return mesh, state, step
 
 
@@ -157,7 +155,7 @@ def test_weight_decay_touches_kernels_only():
   config = defaults.get_config().optimizer
   config.warmup_steps, config.learning_rate, config.weight_decay = 0, 1.0, 0.1
   config.momentum = 0.0
-  tx = optim.create_optimizer(config, num_train_steps=10)
+  tx = optim.create_optimizer(config, optim.learning_rate_schedule(config, 10))
   zero_grads = jax.tree.map(jnp.zeros_like, params)
   updates, _ = tx.update(zero_grads, tx.init(params), params)
   new = optax.apply_updates(params, updates)
@@ -334,13 +332,11 @@ def _frozen_setup(name, frozen_stages, image_size=16):
   mesh = sharding.create_mesh()
   model = models.create_model(config.model, num_classes=4).clone(
       frozen_stages=frozen_stages)
-  tx = optim.create_optimizer(config.optimizer, num_train_steps=1000)
+  schedule = optim.learning_rate_schedule(config.optimizer, 1000)
+  tx = optim.create_optimizer(config.optimizer, schedule)
   state = jax.jit(train_state.create_train_state, static_argnums=(1, 2, 3))(
       jax.random.PRNGKey(0), model, tx, image_size)
-  step = steps.jit_train_step(
-      mesh, model=model, tx=tx,
-      learning_rate_fn=optim.learning_rate_schedule(config.optimizer, 1000),
-      label_smoothing=0.0)
+  step = steps.jit_train_step(mesh, model, tx, steps.StepOptions(schedule))
   return mesh, model, state, step
 
 

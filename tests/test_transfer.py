@@ -86,7 +86,7 @@ def test_backbone_learning_rate_factor(factor):
   config = defaults.get_config().optimizer
   config.warmup_steps, config.learning_rate, config.momentum = 0, 1.0, 0.0
   config.weight_decay, config.backbone_learning_rate_factor = 0.0, factor
-  tx = optim.create_optimizer(config, num_train_steps=10)
+  tx = optim.create_optimizer(config, optim.learning_rate_schedule(config, 10))
   params = {'conv': {'kernel': jnp.ones((3, 3))}, 'head': {'bias': jnp.ones(2)}}
   grads = jax.tree.map(jnp.ones_like, params)
   updates, _ = tx.update(grads, tx.init(params), params)

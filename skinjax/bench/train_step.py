@@ -1,7 +1,7 @@
 """Train step throughput of skinjax's own step, one fresh process per setting.
 
 The step and the initial state are built as the training loop builds them
-(training.step.jit_train_step_from_config, training.state.initial_state),
+(training.step.jit_train_step, training.state.initial_state),
 compiled ahead of time so the compile is timed apart and XLA's cost analysis
 gives its FLOPs. It runs first on one synthetic batch held on the devices (compute alone), then, for
 the end-to-end figure, fed by the real input pipeline as train.py feeds it.
@@ -52,9 +52,10 @@ def compile_step(config: ml_collections.ConfigDict, num_classes: int):
   """(compiled step, state, synthetic batch, mesh, compile seconds)."""
   mesh = sharding.create_mesh()
   model = models.create_model(config.model, num_classes)
-  tx = optimizer.create_optimizer(config.optimizer, config.num_train_steps)
+  tx, schedule = optimizer.from_config(config)
   state = state_lib.initial_state(config, model, tx, mesh)
-  train_step = step_lib.jit_train_step_from_config(config, mesh, model, tx)
+  train_step = step_lib.jit_train_step(
+      mesh, model, tx, step_lib.StepOptions.from_config(config, schedule))
   batch = _synthetic_batch(config, num_classes, mesh)
   start = time.perf_counter()
   compiled = train_step.lower(state, batch).compile()

@@ -17,7 +17,6 @@ checkpoints.SaveError; earlier checkpoints are left as they were.
 import contextlib
 import os
 import sys
-import time
 
 from absl import logging
 import jax
@@ -38,6 +37,7 @@ from skinjax.run_folder import class_names as class_names_lib
 from skinjax.run_folder import lock
 from skinjax.run_folder import run_config
 from skinjax.run_folder import tracking
+from skinjax.training import bookkeeping
 from skinjax.training import checkpoints
 from skinjax.training import loss
 from skinjax.training import optimizer
@@ -56,10 +56,6 @@ def _check_best_metric(best_metric: str, num_classes: int) -> None:
 
 class NonFiniteLoss(errors.UserError):
   """The loss was NaN or Inf; the message says where and what to change."""
-
-
-def _is_due(step: int, every: int, last_step: int) -> bool:
-  return step % every == 0 or step == last_step
 
 
 def train_and_evaluate(config, workdir: str, allow_change=()) -> dict:
@@ -106,10 +102,110 @@ def _resume_changes(config, workdir: str, allow_change) -> dict:
 
 def _train(config, workdir: str, allow_change, stack) -> dict:
   mesh = sharding.create_mesh()
-  process_index, process_count = jax.process_index(), jax.process_count()
-  is_primary = process_index == 0
+  is_primary = jax.process_index() == 0
   changes = _resume_changes(config, workdir, allow_change)
+  builder, class_names, train_source, class_weights, eval_data = _data(config)
+  model = models.create_model(config.model, len(class_names))
+  tx, schedule = optimizer.from_config(config)
+  manager = checkpoints.create_manager(workdir, config.keep_checkpoints,
+                                       config.best_metric)
+  latest, state = _restore_or_start(config, manager, model, tx, mesh)
+  start_step = int(jax.device_get(state.step))
+  train_batches = _train_batches(config, train_source, start_step, mesh,
+                                 stack)
+  if is_primary:
+    _record_run_folder(config, workdir, class_names, start_step,
+                       changes if latest is not None else {})
+  writer = tracking.MetricWriter(workdir, config.wandb, config.to_dict(),
+                                 start_step, active=is_primary)
+  train_steps = _compiled_steps(config, mesh, model, tx, step_lib.StepOptions
+                                .from_config(config, schedule, class_weights))
+  eval_step = forward.jit_eval_step(mesh, model=model)
+  last_step = config.num_train_steps
+  progress = tqdm.tqdm(total=last_step, initial=start_step, unit='step',
+                       disable=not is_primary, dynamic_ncols=True,
+                       mininterval=1 if sys.stderr.isatty() else 30)
+  validate = lambda state, step: _validate(
+      state, eval_step, eval_data, mesh, class_names, writer, step, progress)
+  validation, stopped = {}, False
+  # From here on, SIGTERM and SIGINT wait for the end of a step.
+  stop_requested = stack.enter_context(preemption.handlers())
+  pace = bookkeeping.Pace()
+  unchecked = []  # (step, metrics) whose finiteness was not looked at yet
+  compiled = set()  # (frozen stages, batch shape) of the steps run so far
+  for step in range(start_step + 1, last_step + 1):
+    batch = pace.next_batch(train_batches)
+    program = (step_lib.frozen_stages(config.model, step), batch['image'].shape)
+    state, metrics = train_steps[program[0]](state, batch)
+    pace.metrics.append(metrics)
+    unchecked.append((step, metrics))
+    if program not in compiled:  # a first step, or the first at a new size
+      compiled.add(program)
+      jax.block_until_ready(state)
+      writer.write(step, {'perf/first_step_seconds': pace.compiled()})
+    progress.update()
+    stopped = stop_requested(step) and step < last_step
+    log_due, checkpoint_due, eval_due = bookkeeping.due(config, step,
+                                                        last_step, stopped)
+    if log_due or checkpoint_due or eval_due or stopped:
+      # Never log, evaluate or save past a non-finite step unnoticed.
+      _check_finite(config, unchecked, manager, writer)
+      unchecked = []
+    if log_due:
+      summary = pace.summary(config.batch_size)
+      writer.write(step, summary)
+      progress.set_postfix(loss=f"{summary['train/loss']:.3f}",
+                           acc=f"{summary['train/accuracy']:.3f}",
+                           img_s=f"{summary['perf/images_per_second']:.0f}")
+    if eval_due:
+      jax.block_until_ready(state)
+      with pace.paused():
+        validation = validate(state, step)
+        if checkpoint_due:
+          checkpoints.save(manager, state, metrics={
+              k: validation[k] for k in metrics_lib.CHECKPOINT_METRICS
+              if validation[k] is not None})
+    if stopped:
+      checkpoints.save(manager, state)
+      writer.write(step, {})  # the wall time at the checkpoint, for a resume
+      break
+  progress.close()
+  checkpoints.wait_until_finished(manager)
+  manager.close()
+  writer.close()
+  if stopped:
+    print(f'Stopped at step {step} of {last_step}; checkpoint saved in '
+          f'{manager.directory}. Run the same command to resume.', flush=True)
+    return {}
+  if config.evaluation.calibrate_after_training:
+    _calibrate_best(config, workdir, builder)
+  if start_step >= last_step:
+    print(f'Training already complete: step {start_step} of {last_step}.')
+  return validation
 
+
+def _train_batches(config, train_source, start_step: int, mesh, stack):
+  """The run's batches from global batch `start_step` on, copied to the
+  devices ahead of the step; their workers stop with `stack`."""
+  train_iter = pipeline.train_batches(train_source, config,
+                                      jax.process_index(),
+                                      jax.process_count(), start_step)
+  stack.callback(train_iter.close)  # stops its worker processes
+  return sharding.device_batches(train_iter, mesh,
+                                 config.input.device_prefetch)
+
+
+def _compiled_steps(config, mesh, model, tx, options) -> dict:
+  """{frozen stages: the compiled train step}: one with the configured
+  stages frozen (model.frozen_stages), one without."""
+  return {n: step_lib.jit_train_step(mesh, model.clone(frozen_stages=n), tx,
+                                     options)
+          for n in {0, config.model.frozen_stages}}
+
+
+def _data(config) -> tuple:
+  """(builder, class names, training source, class weights or None, the
+  validation batches) of the run's dataset, prepared on first use."""
   builder = data.load_builder(config.dataset, config.dataset.reprepare)
   held_out = config.dataset.held_out_classes
   class_names = pipeline.class_names(builder, held_out)
@@ -123,14 +219,13 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
         pipeline.read_labels(train_source), len(class_names))
   eval_data = pipeline.eval_dataset(
       pipeline.data_source(builder, config.dataset.eval_split, held_out),
-      config,
-      process_index, process_count)
+      config, jax.process_index(), jax.process_count())
+  return builder, class_names, train_source, class_weights, eval_data
 
-  model = models.create_model(config.model, len(class_names))
-  tx = optimizer.create_optimizer(config.optimizer, config.num_train_steps)
 
-  manager = checkpoints.create_manager(workdir, config.keep_checkpoints,
-                                       config.best_metric)
+def _restore_or_start(config, manager, model, tx, mesh) -> tuple:
+  """(the step restored or None, the state): the newest readable
+  checkpoint, else the initial state."""
   latest, state = checkpoints.restore_latest(
       manager, state_lib.abstract_train_state(
           model, tx, config.image_size, sharding.replicated(mesh),
@@ -142,113 +237,33 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
   else:
     print(f'Resuming from checkpoint step {latest} '
           f'({manager.directory / str(latest)}).', flush=True)
-  start_step = int(jax.device_get(state.step))
-  train_iter = pipeline.train_batches(train_source, config, process_index,
-                                      process_count, start_step)
-  stack.callback(train_iter.close)  # stops its worker processes
-  train_batches = sharding.device_batches(train_iter, mesh,
-                                          config.input.device_prefetch)
+  return latest, state
 
-  if is_primary:
-    if latest is not None and changes:
-      run_config.record_changes(workdir, start_step, changes)
-      for key, (old, new) in changes.items():
-        print(f'Resuming with config.{key}: {old!r} -> {new!r}.', flush=True)
-    run_config.write(config, workdir)
-    class_names_lib.write(workdir, class_names)
-  writer = tracking.MetricWriter(workdir, config.wandb, config.to_dict(),
-                                 start_step, active=is_primary)
 
-  train_steps = step_lib.jit_train_steps_from_config(config, mesh, model, tx,
-                                                    class_weights)
-  eval_step = forward.jit_eval_step(mesh, model=model)
-  last_step = config.num_train_steps
-  progress = tqdm.tqdm(total=last_step, initial=start_step, unit='step',
-                       disable=not is_primary, dynamic_ncols=True,
-                       mininterval=1 if sys.stderr.isatty() else 30)
-  validation, stopped = {}, False
-  # From here on, SIGTERM and SIGINT wait for the end of a step.
-  stop_requested = stack.enter_context(preemption.handlers())
-  # Throughput covers train steps only: compile, evaluation and checkpoint
-  # time inside a logging window is measured and left out.
-  window, window_start, excluded, input_wait = [], time.perf_counter(), 0.0, 0.0
-  unchecked = []  # (step, metrics) whose finiteness was not looked at yet
-  compiled = set()  # (frozen stages, batch shape) of the steps run so far
-  for step in range(start_step + 1, last_step + 1):
-    fetch_start = time.perf_counter()
-    batch = next(train_batches)
-    input_wait += time.perf_counter() - fetch_start
-    program = (step_lib.frozen_stages(config.model, step), batch['image'].shape)
-    state, metrics = train_steps[program[0]](state, batch)
-    window.append(metrics)
-    unchecked.append((step, metrics))
-    if program not in compiled:  # a first step, or the first at a new size
-      compiled.add(program)
-      jax.block_until_ready(state)
-      compile_seconds = time.perf_counter() - fetch_start
-      excluded += compile_seconds
-      writer.write(step, {'perf/first_step_seconds': compile_seconds})
-    progress.update()
+def _record_run_folder(config, workdir: str, class_names, start_step: int,
+                       changes: dict) -> None:
+  """config.json (with what this resume changed, recorded and printed) and
+  class_names.json."""
+  if changes:
+    run_config.record_changes(workdir, start_step, changes)
+    for key, (old, new) in changes.items():
+      print(f'Resuming with config.{key}: {old!r} -> {new!r}.', flush=True)
+  run_config.write(config, workdir)
+  class_names_lib.write(workdir, class_names)
 
-    stopped = stop_requested(step) and step < last_step
-    log_due = _is_due(step, config.log_every_steps, last_step)
-    checkpoint_due = _is_due(step, config.checkpoint_every_steps, last_step)
-    eval_due = not stopped and (
-        checkpoint_due or _is_due(step, config.eval_every_steps, last_step))
-    if log_due or checkpoint_due or eval_due or stopped:
-      # Never log, evaluate or save past a non-finite step unnoticed.
-      skipped = _nonfinite_steps(unchecked)
-      unchecked = []
-      if skipped and not config.skip_nonfinite_steps:
-        checkpoints.wait_until_finished(manager)
-        writer.close()
-        raise NonFiniteLoss(_nonfinite_message(config, *skipped[0],
-                                               manager.latest_step()))
-      if skipped:
-        logging.warning('Non-finite loss at steps %s: those updates were '
-                        'skipped.', [s for s, _ in skipped])
 
-    if log_due:
-      summary = _summarise(jax.device_get(window))
-      elapsed = time.perf_counter() - window_start - excluded
-      summary.update({
-          'perf/step_time_ms': 1e3 * elapsed / len(window),
-          'perf/images_per_second': config.batch_size * len(window) / elapsed,
-          'perf/input_wait_fraction': input_wait / elapsed,
-      })
-      writer.write(step, summary)
-      progress.set_postfix(loss=f"{summary['train/loss']:.3f}",
-                           acc=f"{summary['train/accuracy']:.3f}",
-                           img_s=f"{summary['perf/images_per_second']:.0f}")
-      window, window_start, excluded, input_wait = [], time.perf_counter(), 0.0, 0.0
-
-    if eval_due:
-      jax.block_until_ready(state)
-      pause_start = time.perf_counter()
-      validation = _validate(state, eval_step, eval_data, mesh, class_names,
-                             writer, step, progress)
-      if checkpoint_due:
-        checkpoints.save(manager, state, metrics={
-            k: validation[k] for k in metrics_lib.CHECKPOINT_METRICS
-            if validation[k] is not None})
-      excluded += time.perf_counter() - pause_start
-    if stopped:
-      checkpoints.save(manager, state)
-      writer.write(step, {})  # the wall time at the checkpoint, for a resume
-      break
-  progress.close()
-  checkpoints.wait_until_finished(manager)
-  manager.close()
-  writer.close()
-  if not stopped and config.evaluation.calibrate_after_training:
-    _calibrate_best(config, workdir, builder)
-  if stopped:
-    print(f'Stopped at step {step} of {last_step}; checkpoint saved in '
-          f'{manager.directory}. Run the same command to resume.', flush=True)
-    return {}
-  if start_step >= last_step:
-    print(f'Training already complete: step {start_step} of {last_step}.')
-  return validation
+def _check_finite(config, unchecked, manager, writer) -> None:
+  """Raises NonFiniteLoss at the first of `unchecked` steps whose update was
+  withheld, unless config.skip_nonfinite_steps (then they are logged)."""
+  skipped = bookkeeping.nonfinite_steps(unchecked)
+  if skipped and not config.skip_nonfinite_steps:
+    checkpoints.wait_until_finished(manager)
+    writer.close()
+    raise NonFiniteLoss(bookkeeping.nonfinite_message(
+        config, *skipped[0], manager.latest_step()))
+  if skipped:
+    logging.warning('Non-finite loss at steps %s: those updates were '
+                    'skipped.', [s for s, _ in skipped])
 
 
 def _calibrate_best(config, workdir: str, builder) -> None:
@@ -288,39 +303,3 @@ def _validate(state, eval_step, eval_data, mesh, class_names, writer, step,
   writer.write(step, record)
   progress.write(line)
   return validation
-
-
-def _nonfinite_steps(step_metrics) -> list:
-  """[(step, loss)] of the steps whose update was withheld as non-finite."""
-  fetched = jax.device_get([(m['finite'], m['loss']) for _, m in step_metrics])
-  return [(step, float(loss)) for (step, _), (finite, loss)
-          in zip(step_metrics, fetched) if not finite]
-
-
-def _nonfinite_message(config, step: int, loss: float, kept) -> str:
-  kept = (f'The last checkpoint (step {kept}) is untouched.' if kept is not None
-          else 'No checkpoint was written.')
-  bf16 = (', or compute in float32 (config.model.dtype=float32)'
-          if config.model.dtype == 'bfloat16' else '')
-  return (f'the loss is {loss} at step {step} (or its gradients are not '
-          f'finite); training stopped there without applying that update. '
-          f'{kept} Lower config.optimizer.learning_rate (now '
-          f'{config.optimizer.learning_rate}), clip gradients with '
-          f'config.optimizer.grad_clip_norm (now '
-          f'{config.optimizer.grad_clip_norm}) or lengthen '
-          f'config.optimizer.warmup_steps (now '
-          f'{config.optimizer.warmup_steps}){bf16}; or set '
-          'config.skip_nonfinite_steps=True to skip such batches and go on.')
-
-
-def _summarise(window_metrics) -> dict:
-  """Means over the finite steps since the last log; the last learning rate;
-  how many steps were skipped as non-finite, if any."""
-  finite = [m for m in window_metrics if m['finite']]
-  summary = {f'train/{k}': float(np.mean([m[k] for m in finite]))
-             if finite else float('nan')
-             for k in window_metrics[0] if k not in ('learning_rate', 'finite')}
-  summary['train/learning_rate'] = float(window_metrics[-1]['learning_rate'])
-  if len(finite) < len(window_metrics):
-    summary['train/skipped_steps'] = len(window_metrics) - len(finite)
-  return summary

@@ -46,14 +46,20 @@ def _head_or_backbone(params):
           for name, subtree in params.items()}
 
 
-def create_optimizer(opt_config, num_train_steps: int):
-  """The configured optimiser on the warmup + cosine schedule.
+def from_config(config) -> tuple:
+  """(optimiser, its schedule) of a run's config: the schedule built once."""
+  schedule = learning_rate_schedule(config.optimizer, config.num_train_steps)
+  return create_optimizer(config.optimizer, schedule), schedule
+
+
+def create_optimizer(opt_config, schedule: optax.Schedule):
+  """The configured optimiser on `schedule` (learning_rate_schedule, built
+  once: the train step logs the same one).
 
   Gradients are clipped first if configured. The backbone (all but the
   models.HEAD parameters) learns at backbone_learning_rate_factor times the
   schedule; at 0 it is frozen.
   """
-  schedule = learning_rate_schedule(opt_config, num_train_steps)
   factor = opt_config.backbone_learning_rate_factor
   base = OPTIMIZERS[opt_config.name]
   tx = base(opt_config, schedule)

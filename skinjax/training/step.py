@@ -1,6 +1,8 @@
 """The train step, a pure function of (state, batch), and its compiled form."""
 
+import dataclasses
 import functools
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -10,31 +12,56 @@ from skinjax.data import device_augment as augment_lib
 from skinjax.data import mixing
 from skinjax.parallel import sharding
 from skinjax.training import loss as loss_lib
-from skinjax.training import optimizer
 
 
-def train_step(state, batch, *, model, tx, learning_rate_fn, label_smoothing,
-               class_weights=None, grad_accum_steps=1, ema_decay=0.0,
-               device_augment=None, mixup_alpha=0.0, cutmix_alpha=0.0):
+@dataclasses.dataclass(frozen=True, eq=False)
+class StepOptions:
+  """Everything of the config that the train step reads, made once
+  (from_config). Hashed by identity: jit treats it as static."""
+  learning_rate_fn: Callable  # the optimiser's own schedule, for the log
+  label_smoothing: float = 0.0
+  class_weights: Any = None
+  grad_accum_steps: int = 1
+  ema_decay: float = 0.0
+  device_augment: Any = None  # config.augment when augmenting in the step
+  mixup_alpha: float = 0.0
+  cutmix_alpha: float = 0.0
+
+  @classmethod
+  def from_config(cls, config, schedule,
+                  class_weights=None) -> 'StepOptions':
+    """The config's loss, accumulation, EMA and in-step augmentation;
+    `schedule` is the one the optimiser was built with."""
+    return cls(learning_rate_fn=schedule,
+               label_smoothing=config.label_smoothing,
+               class_weights=class_weights,
+               grad_accum_steps=config.grad_accum_steps,
+               ema_decay=config.ema_decay,
+               device_augment=(config.augment if config.augment.on_device
+                               else None),
+               mixup_alpha=config.augment.mixup_alpha,
+               cutmix_alpha=config.augment.cutmix_alpha)
+
+
+def train_step(state, batch, *, model, tx, options: StepOptions):
   """One optimiser step on a (globally sharded) batch; returns state, metrics.
 
-  With `device_augment` (config.augment), the batch's flips, turns and
-  colour jitter are drawn here (skinjax/data/device_augment.py); with
+  With `options.device_augment` (config.augment), the batch's flips, turns
+  and colour jitter are drawn here (skinjax/data/device_augment.py); with
   `mixup_alpha` or `cutmix_alpha`, the batch is then mixed with itself
-  (skinjax/data/mixing.py). The batch
-  is split into `grad_accum_steps` micro-batches whose gradients are
-  averaged. A step whose loss, gradients or new weights are not finite
-  changes nothing but the step counter (metrics['finite'] says so), so a bad
-  batch can never corrupt the state.
+  (skinjax/data/mixing.py). The batch is split into `grad_accum_steps`
+  micro-batches whose gradients are averaged. A step whose loss, gradients
+  or new weights are not finite changes nothing but the step counter
+  (metrics['finite'] says so), so a bad batch can never corrupt the state.
   """
   dropout_rng = jax.random.fold_in(state.rng, state.step)
-  if device_augment is not None:
+  if options.device_augment is not None:
     batch = dict(batch, image=augment_lib.augment_batch(
-        batch['image'], dropout_rng, device_augment))
-  if mixup_alpha or cutmix_alpha:
+        batch['image'], dropout_rng, options.device_augment))
+  if options.mixup_alpha or options.cutmix_alpha:
     image, partner_label, partner_share = mixing.mix_batch(
-        batch['image'], batch['label'], dropout_rng, mixup_alpha,
-        cutmix_alpha)
+        batch['image'], batch['label'], dropout_rng, options.mixup_alpha,
+        options.cutmix_alpha)
     batch = dict(batch, image=image, partner_label=partner_label,
                  partner_share=partner_share)
 
@@ -43,7 +70,8 @@ def train_step(state, batch, *, model, tx, learning_rate_fn, label_smoothing,
         {'params': params, 'batch_stats': batch_stats}, micro_batch['image'],
         train=True, mutable=['batch_stats'], rngs={'dropout': rng})
     loss = loss_lib.cross_entropy_loss(
-        logits, micro_batch['label'], label_smoothing, class_weights,
+        logits, micro_batch['label'], options.label_smoothing,
+        options.class_weights,
         micro_batch.get('partner_label'), micro_batch.get('partner_share'))
     correct = jnp.sum(jnp.argmax(logits, -1) == micro_batch['label'])
     return loss, (correct, updates['batch_stats'])
@@ -60,6 +88,7 @@ def train_step(state, batch, *, model, tx, learning_rate_fn, label_smoothing,
 
   start = (jax.tree.map(jnp.zeros_like, state.params), 0.0, 0,
            state.batch_stats)
+  grad_accum_steps = options.grad_accum_steps
   if grad_accum_steps == 1:  # no scan: XLA:CPU runs a scan's body ~9x slower
     totals, _ = accumulate(start, (batch, 0))
   else:
@@ -74,7 +103,8 @@ def train_step(state, batch, *, model, tx, learning_rate_fn, label_smoothing,
   params = optax.apply_updates(state.params, updates)
   ema = state.ema
   if ema is not None:  # warmed up as tf.train.ExponentialMovingAverage
-    decay = jnp.minimum(ema_decay, (1.0 + state.step) / (10.0 + state.step))
+    decay = jnp.minimum(options.ema_decay,
+                        (1.0 + state.step) / (10.0 + state.step))
     ema = optax.incremental_update(
         {'params': params, 'batch_stats': batch_stats}, ema, 1.0 - decay)
   finite = jnp.isfinite(loss) & _all_finite((grads, params))
@@ -85,7 +115,7 @@ def train_step(state, batch, *, model, tx, learning_rate_fn, label_smoothing,
   metrics = {
       'loss': loss,
       'accuracy': correct / batch['label'].shape[0],
-      'learning_rate': learning_rate_fn(state.step),
+      'learning_rate': options.learning_rate_fn(state.step),
       'grad_norm': optax.tree.norm(grads),
       'finite': finite,
   }
@@ -119,40 +149,10 @@ def _all_finite(tree) -> jax.Array:
                             for x in jax.tree.leaves(tree)]))
 
 
-def jit_train_steps_from_config(config, mesh, model, tx, class_weights=None):
-  """{frozen stages: the compiled step} of the steps a run trains with:
-  jit_train_step with the config's loss, schedule, accumulation and EMA, for
-  `model` with its first stages frozen (frozen_stages) and without."""
-  return {n: jit_train_step_from_config(
-      config, mesh, model.clone(frozen_stages=n), tx, class_weights)
-          for n in {0, config.model.frozen_stages}}
-
-
-def jit_train_step_from_config(config, mesh, model, tx, class_weights=None):
-  """jit_train_step with the config's loss, schedule, accumulation and EMA."""
-  return jit_train_step(
-      mesh, model=model, tx=tx,
-      learning_rate_fn=optimizer.learning_rate_schedule(
-          config.optimizer, config.num_train_steps),
-      label_smoothing=config.label_smoothing, class_weights=class_weights,
-      grad_accum_steps=config.grad_accum_steps, ema_decay=config.ema_decay,
-      device_augment=config.augment if config.augment.on_device else None,
-      mixup_alpha=config.augment.mixup_alpha,
-      cutmix_alpha=config.augment.cutmix_alpha)
-
-
-def jit_train_step(mesh, *, model, tx, learning_rate_fn, label_smoothing,
-                   class_weights=None, grad_accum_steps=1, ema_decay=0.0,
-                   device_augment=None, mixup_alpha=0.0, cutmix_alpha=0.0):
-  """train_step compiled for a replicated state and a data-sharded batch."""
-  step = functools.partial(train_step, model=model, tx=tx,
-                           learning_rate_fn=learning_rate_fn,
-                           label_smoothing=label_smoothing,
-                           class_weights=class_weights,
-                           grad_accum_steps=grad_accum_steps,
-                           ema_decay=ema_decay,
-                           device_augment=device_augment,
-                           mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha)
+def jit_train_step(mesh, model, tx, options: StepOptions):
+  """train_step compiled for a replicated state and a data-sharded batch,
+  the state donated: the one way a train step is built."""
+  step = functools.partial(train_step, model=model, tx=tx, options=options)
   return jax.jit(step,
                  in_shardings=(sharding.replicated(mesh),
                                sharding.batch_sharded(mesh)),
