@@ -1,6 +1,8 @@
 """HAM10000 dermoscopy, 224 px, class-weighted loss: EfficientNet-Lite0
-fine-tuned from ImageNet, or with the argument ':resnet50' a ResNet-50
-trained from scratch.
+fine-tuned from ImageNet, or another variant (`configs/ham10000.py:VARIANT`,
+one of VARIANTS): ':efficientnet_lite1' or ':efficientnet_lite2' the same
+with a larger Lite, ':resnet50' a ResNet-50 trained from scratch, ':cpu' the
+recipe for a small CPU box.
 
 Point dataset.manual_dir at the folder with HAM10000_metadata.csv and the
 images (original part_1/part_2 folders or zips, or one folder per dx):
@@ -9,18 +11,13 @@ images (original part_1/part_2 folders or zips, or one folder per dx):
       --config.dataset.manual_dir=~/data/ham10000
   python -m skinjax.train --config configs/ham10000.py:resnet50 ...
 
-With ':cpu', the recipe for a small CPU box (experiments/time_to_quality):
-Lite0 from ImageNet trained at 96 px with the stem and first two stages
-frozen, every diagnosis drawn equally often, scored at 128 px, 450 steps
-of 32:
+With ':cpu': Lite0 from ImageNet trained at 96 px with the stem and first
+two stages frozen, every diagnosis drawn equally often, scored at 128 px,
+450 steps of 32, minutes on a 2-core CPU (what it reaches, measured:
+experiments/time_to_quality/README.md):
 
   ./launch.sh train configs/ham10000.py:cpu --workdir runs/ham10000_cpu \
       --config.dataset.manual_dir=~/data/ham10000
-
-On a 2-core CPU (2026-12-03): 461 s (369 training at 51 img/s, to the
-last checkpoint; 92 after it, evaluating), test balanced accuracy 0.718,
-top-1 0.730, calibrated ECE 0.031. Machines of the same kind differ: the
-same steps took about twice as long on 2026-12-02.
 
 Splits are by lesion (test 20%, validation 10% of lesions per diagnosis).
 """
@@ -29,7 +26,12 @@ from skinjax.config import defaults
 from skinjax.config import recipes
 
 
-def get_config(arch='efficientnet_lite0'):
+VARIANTS = ('efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2',
+            'resnet50', 'cpu')
+
+
+def get_config(variant='efficientnet_lite0'):
+  recipes.check_variant(variant, VARIANTS)
   config = defaults.get_config()
   config.dataset.name = 'ham10000'
   config.image_size = 224
@@ -41,16 +43,16 @@ def get_config(arch='efficientnet_lite0'):
   # keep the checkpoint with the best balanced accuracy.
   config.class_balance = 'loss_weights'
   config.best_metric = 'balanced_accuracy'
-  if arch == 'cpu':
+  if variant == 'cpu':
     return _cpu_recipe(config)
-  if arch == 'resnet50':
+  if variant == 'resnet50':
     config.model.name = 'resnet50'
     # ~7,000 training images: about 55 epochs from scratch.
     config.num_train_steps = 3_000
     config.optimizer.learning_rate = 0.1
     config.optimizer.warmup_steps = 300
   else:
-    recipes.imagenet_finetune(config, arch)
+    recipes.imagenet_finetune(config, variant)
     # About 30 epochs of fine-tuning.
     config.num_train_steps = 1_600
     config.optimizer.warmup_steps = 150
@@ -58,8 +60,7 @@ def get_config(arch='efficientnet_lite0'):
 
 
 def _cpu_recipe(config):
-  """What a 2-core CPU reaches in minutes: the measured figures are in
-  experiments/time_to_quality/README.md."""
+  """Sized for a 2-core CPU's minutes (experiments/time_to_quality)."""
   recipes.cpu_finetune(config)
   config.image_size = 96
   config.eval_image_size = 128  # random crops at 96 ~ centre crops at 128

@@ -9,6 +9,7 @@ import pytest
 from helpers import REPO, run_module
 from skinjax.cli import checks
 from skinjax.config import defaults
+from skinjax.run_folder import run_config
 
 
 def _error_lines(result):
@@ -160,3 +161,14 @@ def test_the_shipped_configs_pass_the_checks():
     config = runpy.run_path(os.path.join(REPO, 'configs', f'{file}.py'))[
         'get_config'](*arg)
     checks.validate(config)
+
+
+def test_every_phase_names_a_key_of_the_schema():
+  """What evaluation and a resume may change comes from defaults.PHASES: each
+  entry a key or group of the schema, each phase a known one."""
+  config = defaults.get_config()
+  for key, phase in defaults.PHASES.items():
+    assert checks.get(config, key) is not None, key
+    assert phase in ('anytime', 'scoring', 'bookkeeping'), (key, phase)
+  assert set(run_config.EVALUATION_KEYS) & set(run_config.RESUME_KEYS) == {
+      k for k, p in defaults.PHASES.items() if p == 'anytime'}

@@ -224,3 +224,33 @@ def get_config():
 
   config.lock()
   return config
+
+
+# When a key (or a whole group) may change after a run has started; every
+# key not named here is 'training': it decides which weights the steps
+# produce, so neither a resume nor an evaluation may change it.
+#   'anytime': where files are, how runs are logged, how a checkpoint is
+#     scored and served: on resume and at evaluation.
+#   'scoring': how a checkpoint is scored only; at evaluation, never on
+#     resume (there it would change training).
+#   'bookkeeping': what is logged, validated and kept; on resume.
+# skinjax.run_folder.run_config derives what evaluation and a resume may
+# change from it (EVALUATION_KEYS, RESUME_KEYS).
+PHASES = {
+    'input': 'anytime',
+    'wandb': 'anytime',
+    'dataset.data_dir': 'anytime',
+    'dataset.manual_dir': 'anytime',
+    'evaluation': 'anytime',
+    'serve': 'anytime',
+    'eval_batch_size': 'anytime',
+    'eval_image_size': 'anytime',
+    'augment.eval_crop_fraction': 'anytime',
+    'image_size': 'scoring',  # test-time resolution
+    'model.layer_forms': 'scoring',  # the same numbers in other layer forms
+    'dataset.max_image_pixels': 'scoring',
+    'log_every_steps': 'bookkeeping',
+    'eval_every_steps': 'bookkeeping',
+    'checkpoint_every_steps': 'bookkeeping',
+    'keep_checkpoints': 'bookkeeping',
+}

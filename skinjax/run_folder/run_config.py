@@ -19,23 +19,15 @@ from skinjax.config import defaults
 from skinjax.run_folder import atomic
 
 CONFIG_FILE = 'config.json'
-# Keys that change how a checkpoint is scored, never what it learnt: where
-# the data lies, the largest photo read, test-time image size and crop, TTA,
-# calibration settings, batch size and workers of evaluation, W&B, and how
-# skinjax.serve batches and limits requests.
-EVALUATION_KEYS = ('evaluation', 'eval_batch_size', 'image_size',
-                   'eval_image_size',
-                   'model.layer_forms',
-                   'augment.eval_crop_fraction', 'input', 'dataset.data_dir',
-                   'dataset.manual_dir', 'dataset.max_image_pixels', 'wandb',
-                   'serve')
-# Keys a resumed run may change: they decide what is logged, validated and
-# kept, and where files are, never which weights the steps produce.
-RESUME_KEYS = ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
-               'keep_checkpoints', 'input', 'wandb', 'evaluation',
-               'eval_batch_size', 'eval_image_size',
-               'augment.eval_crop_fraction',
-               'dataset.data_dir', 'dataset.manual_dir', 'serve')
+# Keys (or groups) that evaluation may change: those that change how a
+# checkpoint is scored, never what it learnt. And those a resumed run may
+# change: they decide what is logged, validated and kept, and where files
+# are, never which weights the steps produce. Both from the schema's phases
+# (skinjax.config.defaults.PHASES).
+EVALUATION_KEYS = tuple(key for key, phase in defaults.PHASES.items()
+                        if phase in ('anytime', 'scoring'))
+RESUME_KEYS = tuple(key for key, phase in defaults.PHASES.items()
+                    if phase in ('anytime', 'bookkeeping'))
 CHANGES_FILE = 'config_changes.jsonl'
 # Keys older skinjax versions wrote that mean nothing now; ignored on reading.
 RETIRED_KEYS = ('dataset.test_split',)
