@@ -23,7 +23,8 @@ def trained_run(small_data_dir, tmp_path_factory):
   """A 20-step run on synthetic_lesions/small, logged to W&B offline:
   (workdir, the --config.* flags it was trained with)."""
   workdir = tmp_path_factory.mktemp('run')
-  flags = tiny_run_flags(small_data_dir, **{'wandb.mode': 'offline'})
+  flags = tiny_run_flags(small_data_dir, **{
+      'wandb.mode': 'offline', 'evaluation.calibrate_after_training': True})
   train(workdir, flags)
   return workdir, flags
 

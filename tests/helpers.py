@@ -72,6 +72,10 @@ def tiny_run_flags(data_dir, **overrides):
       'eval_every_steps': 10,
       'checkpoint_every_steps': 10,
       'wandb.mode': 'disabled',
+      # Most tests never score the run: they skip the end-of-training
+      # calibration (trained_run, which predict, serve and export use, and
+      # the tests of the calibration itself turn it on).
+      'evaluation.calibrate_after_training': False,
   }
   values.update(overrides)
   return [f'--config.{k}={v}' for k, v in values.items()]

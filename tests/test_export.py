@@ -186,7 +186,8 @@ def efficientnet_run(small_data_dir, tmp_path_factory):
   train(workdir, tiny_run_flags(
       small_data_dir, **{'model.name': 'efficientnet_lite0',
                          'num_train_steps': 4, 'eval_every_steps': 4,
-                         'checkpoint_every_steps': 4, 'log_every_steps': 2}))
+                         'checkpoint_every_steps': 4, 'log_every_steps': 2,
+                         'evaluation.calibrate_after_training': True}))
   return workdir
 
 

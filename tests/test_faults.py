@@ -111,7 +111,8 @@ def test_skip_nonfinite_steps_goes_on_without_applying_them(small_data_dir,
   """Every step after the first diverges: each is skipped, so the weights
   at the end are those after step 1, and the run finishes."""
   flags = _diverging_flags(small_data_dir, skip_nonfinite_steps=True,
-                           keep_checkpoints=6)
+                           keep_checkpoints=6, **{
+                               'evaluation.calibrate_after_training': True})
   stdout, stderr = train(tmp_path, flags)
   assert 'Non-finite loss at steps [2]' in stdout + stderr
   # Step 1's weights already give non-finite features: no calibration.

@@ -196,8 +196,7 @@ def test_training_mistakes_end_in_one_line(small_data_dir, tmp_path):
                   'model.init_from', 'no skinjax checkpoint')
   result = run('other', **{
       'model.name': 'efficientnet_lite0', 'num_train_steps': 1,
-      'eval_every_steps': 1, 'checkpoint_every_steps': 1,
-      'evaluation.calibrate_after_training': False})
+      'eval_every_steps': 1, 'checkpoint_every_steps': 1})
   assert result.returncode == 0, result.stderr[-2000:]
   os.rename(tmp_path / 'other', other_architecture)
   _one_line_error(run('mismatch', **{
