@@ -8,7 +8,6 @@ normalisation defaults to the one those weights were trained with.
 """
 
 import dataclasses
-import functools
 import math
 from typing import Any, Sequence
 
@@ -126,15 +125,8 @@ class EfficientNetLite(nn.Module):
 
   @nn.compact
   def __call__(self, images, train: bool = True):
-    x = layers.standardise(images, self.mean_rgb, self.std_rgb, self.dtype)
-    conv = layers.he_conv(self.dtype, self.layer_forms)
-
-    def norm(stage: int):
-      trains = train and stage >= self.frozen_stages
-      return functools.partial(
-          nn.BatchNorm,
-          use_running_average=not trains or self.freeze_batch_stats,
-          momentum=0.99, epsilon=1e-3, dtype=self.dtype)
+    x, conv, norm = layers.backbone_start(self, images, train,
+                                          momentum=0.99, epsilon=1e-3)
 
     x = conv(32, (3, 3), (2, 2), name='stem_conv')(x)  # stem not scaled
     x = nn.relu6(norm(0)(name='stem_bn')(x))

@@ -243,3 +243,30 @@ def expose_features(module: nn.Module, x):
     x = module.perturb(FEATURES, x)
   module.sow('intermediates', FEATURES, x)
   return x
+
+
+def stage_norm(train: bool, frozen_stages: int, freeze_batch_stats: bool,
+               dtype, *, momentum: float, epsilon: float):
+  """norm(stage) -> the BatchNorm of a layer in `stage`: it normalises with
+  its running averages in evaluation, in the frozen stages
+  (freeze_stages) and with frozen statistics, else with the batch's (under
+  jit with a batch sharded over devices, the global batch's: no axis_name
+  is needed for synchronised BatchNorm)."""
+  def norm(stage: int):
+    trains = train and stage >= frozen_stages
+    return functools.partial(
+        nn.BatchNorm, use_running_average=not trains or freeze_batch_stats,
+        momentum=momentum, epsilon=epsilon, dtype=dtype)
+  return norm
+
+
+def backbone_start(module, images, train: bool, *, momentum: float,
+                   epsilon: float) -> tuple:
+  """(the standardised images, the conv factory, stage_norm) of a backbone
+  module from its fields (mean_rgb, std_rgb, dtype, layer_forms,
+  frozen_stages, freeze_batch_stats), with its BatchNorm's momentum and
+  epsilon."""
+  return (standardise(images, module.mean_rgb, module.std_rgb, module.dtype),
+          he_conv(module.dtype, module.layer_forms),
+          stage_norm(train, module.frozen_stages, module.freeze_batch_stats,
+                     module.dtype, momentum=momentum, epsilon=epsilon))

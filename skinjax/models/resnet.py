@@ -78,17 +78,8 @@ class ResNet(nn.Module):
 
   @nn.compact
   def __call__(self, images, train: bool = True):
-    x = layers.standardise(images, self.mean_rgb, self.std_rgb, self.dtype)
-    conv = layers.he_conv(self.dtype, self.layer_forms)
-
-    # Under jit with a batch sharded over devices, the batch mean is taken
-    # over the global batch: no axis_name is needed for synchronised BN.
-    def norm(stage: int):
-      trains = train and stage >= self.frozen_stages
-      return functools.partial(
-          nn.BatchNorm,
-          use_running_average=not trains or self.freeze_batch_stats,
-          momentum=0.9, epsilon=1e-5, dtype=self.dtype)
+    x, conv, norm = layers.backbone_start(self, images, train,
+                                          momentum=0.9, epsilon=1e-5)
 
     x = conv(self.width, (7, 7), (2, 2), padding=[(3, 3), (3, 3)],
              name='conv_init')(x)
