@@ -21,32 +21,21 @@ The pipeline reads generated 256 px photos prepared by skinjax's image_folder
 builder in a temporary folder, or config.dataset with --dataset_from_config.
 """
 
-import dataclasses
-import importlib.util
-import itertools
 import json
-import tempfile
 
 from absl import app
 from absl import flags
-import jax
 from ml_collections import config_flags
 
-from skinjax import data
 from skinjax import models
-from skinjax.bench import hardware
-from skinjax.bench import input_pipeline
 from skinjax.bench import report
-from skinjax.bench import train_step
+from skinjax.bench import run as bench_run
 from skinjax.cli import checks
 from skinjax.cli import main as cli_main
 from skinjax.config import defaults
-from skinjax.data.builders import lesion_drawing
-from skinjax.models import efficientnet_lite
 
-SECTIONS = ('pipeline', 'train_step', 'end_to_end', 'torch')
+SECTIONS = bench_run.SECTIONS
 DTYPES = tuple(models.DTYPES)
-_TORCH_MODELS = ('resnet18', 'resnet50', *efficientnet_lite.VARIANTS)
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', defaults.__file__, 'Config file; batch_size, model.width, '
@@ -90,106 +79,19 @@ for _name in ('image_sizes', 'num_workers'):
       _name, lambda v: all(x.isdigit() for x in v), 'whole numbers')
 
 
-def _torch_model(config, name: str) -> dict:
-  """torch_step.MODELS' arguments: the ResNet width, or skinjax's own Lite
-  blocks (so that the two nets cannot differ) and the config's dropout and
-  drop path."""
-  if name.startswith('resnet'):
-    return {'width': config.model.width}
-  blocks = efficientnet_lite.blocks(*efficientnet_lite.VARIANTS[name])
-  return {'blocks': [dataclasses.asdict(b) for b in blocks],
-          'dropout_rate': config.model.dropout_rate,
-          'drop_path_rate': config.model.drop_path_rate}
-
-
-def _side_by_side(config, image_sizes, num_classes: int,
-                  step_results) -> dict:
-  """The torch steps, each beside skinjax's figure for its setting."""
-  if importlib.util.find_spec('torch') is None:
-    return {'skipped': 'torch is not installed; pip install -e .[bench]'}
-  skinjax_ips = {(r['model'], r['image_size'], r['dtype']):
-                 r.get('images_per_second') for r in step_results}
-  results = []
-  for name, size, dtype in itertools.product(
-      [m for m in _MODELS.value if m in _TORCH_MODELS],
-      image_sizes, _DTYPES.value):
-    row = {'model': name, 'image_size': size, 'dtype': dtype,
-           'batch_size': config.batch_size}
-    if name.startswith('resnet'):
-      row['width'] = config.model.width
-    print(f'torch: {row}', flush=True)
-    row.update(hardware.run_isolated(
-        'skinjax.bench.torch_step', model_name=name,
-        model=_torch_model(config, name), image_size=size, dtype=dtype,
-        batch_size=config.batch_size, num_classes=num_classes,
-        optimizer=config.optimizer.to_dict(),
-        label_smoothing=config.label_smoothing, num_steps=_STEPS.value,
-        warmup_steps=_WARMUP_STEPS.value))
-    ours = skinjax_ips.get((name, size, dtype))
-    if ours and 'images_per_second' in row:
-      row['skinjax_images_per_second'] = ours
-      row['skinjax_over_torch'] = ours / row['images_per_second']
-    results.append(row)
-  return {'results': results}
-
-
-def _notes(report_dict: dict) -> list:
-  notes = []
-  steps = [r for r in report_dict.get('train_step', []) if 'error' not in r]
-  if steps and all(r['mfu'] is None for r in steps):
-    notes.append(f"MFU: omitted, no peak FLOP/s known for "
-                 f"{report_dict['machine']['device_kind']!r} (known: "
-                 f"{', '.join(p[0] for p in hardware.PEAK_FLOPS)}).")
-  if steps:
-    notes.append('FLOPs are XLA cost analysis of the compiled step, per '
-                 'device; MFU divides them by the step time and the '
-                 "device's dense peak for the compute dtype.")
-  return notes
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = _CONFIG.value
   checks.validate_here(config)
-  sections = set(_SECTIONS.value)
-  image_sizes = [int(s) for s in _IMAGE_SIZES.value]
-  worker_counts = [int(w) for w in _NUM_WORKERS.value]
-  device = jax.devices()[0]
-  result = {
-      'machine': {'platform': device.platform,
-                  'device_kind': device.device_kind,
-                  'device_count': jax.device_count(), **hardware.machine()},
-      'settings': {
-          'sections': sorted(sections), 'models': _MODELS.value,
-          'image_sizes': image_sizes, 'dtypes': _DTYPES.value,
-          'steps': _STEPS.value, 'warmup_steps': _WARMUP_STEPS.value,
-          'num_workers': worker_counts,
-          'pipeline_batches': _PIPELINE_BATCHES.value,
-          'dataset': ('config' if _DATASET_FROM_CONFIG.value else
-                      f'{_NUM_IMAGES.value} generated photos')},
-  }
-  with tempfile.TemporaryDirectory() as folder:
-    num_classes = len(lesion_drawing.CLASS_NAMES)  # as the generated photos
-    if sections & {'pipeline', 'end_to_end'}:
-      if not _DATASET_FROM_CONFIG.value:
-        config = input_pipeline.use_generated_dataset(config, folder,
-                                                      _NUM_IMAGES.value)
-      builder = data.load_builder(config.dataset)
-      num_classes = len(builder.info.features['label'].names)
-    if 'pipeline' in sections:
-      result['pipeline'] = input_pipeline.run(
-          config, image_sizes, worker_counts, _PIPELINE_BATCHES.value)
-    if sections & {'train_step', 'end_to_end'}:
-      result['train_step'] = train_step.run(
-          config, _MODELS.value, image_sizes, _DTYPES.value, num_classes,
-          _STEPS.value, _WARMUP_STEPS.value,
-          _STEPS.value if 'end_to_end' in sections else 0)
-    if 'torch' in sections:
-      result['torch'] = _side_by_side(config, image_sizes, num_classes,
-                                      result.get('train_step', []))
-  result['config'] = config.to_dict()
-  result['notes'] = _notes(result)
+  result = bench_run.run(config, bench_run.Settings(
+      sections=tuple(_SECTIONS.value), models=tuple(_MODELS.value),
+      image_sizes=tuple(int(s) for s in _IMAGE_SIZES.value),
+      dtypes=tuple(_DTYPES.value), steps=_STEPS.value,
+      warmup_steps=_WARMUP_STEPS.value,
+      num_workers=tuple(int(w) for w in _NUM_WORKERS.value),
+      pipeline_batches=_PIPELINE_BATCHES.value, num_images=_NUM_IMAGES.value,
+      dataset_from_config=_DATASET_FROM_CONFIG.value))
   print(report.tables(result))
   if _OUTPUT.value:
     with open(_OUTPUT.value, 'w') as f:
