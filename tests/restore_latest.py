@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from skinjax.parallel import distributed
 from skinjax.parallel import sharding
+from skinjax.run_folder import checkpoint_folder
 from skinjax.training import checkpoints
 from skinjax.training import state as train_state
 
@@ -28,7 +29,8 @@ def main(workdir, coordinator, num_processes, process_id):
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
       x.shape, x.dtype, sharding=replicated), like)
   started = time.perf_counter()
-  manager = checkpoints.create_manager(workdir, keep=3, best_metric='top1')
+  manager = checkpoint_folder.create_manager(workdir, keep=3,
+                                             best_metric='top1')
   step, state = checkpoints.restore_latest(manager, abstract)
   seconds = time.perf_counter() - started
   print(f'process {jax.process_index()} restored step {step} '

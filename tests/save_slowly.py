@@ -7,6 +7,7 @@ import sys
 
 import jax.numpy as jnp
 
+from skinjax.run_folder import checkpoint_folder
 from skinjax.training import checkpoints
 from skinjax.training import state as train_state
 
@@ -19,7 +20,8 @@ def _state(step, size):
 
 
 def main(workdir):
-  manager = checkpoints.create_manager(workdir, keep=3, best_metric='top1')
+  manager = checkpoint_folder.create_manager(workdir, keep=3,
+                                             best_metric='top1')
   checkpoints.save(manager, _state(1, 1000), {'top1': 0.5})
   manager.wait_until_finished()
   print('saved 1', flush=True)

@@ -17,6 +17,7 @@ from skinjax import models
 from skinjax.config import defaults
 from skinjax.models import transfer
 from skinjax.parallel import sharding
+from skinjax.run_folder import checkpoint_folder
 from skinjax.training import checkpoints
 from skinjax.training import optimizer
 from skinjax.training import state as state_lib
@@ -34,7 +35,7 @@ def save(workdir: str) -> None:
   model = models.create_model(config.model, num_classes=5)
   tx, _ = optimizer.from_config(config)
   state = state_lib.initial_state(config, model, tx, mesh)
-  manager = checkpoints.create_manager(workdir, 1, 'accuracy')
+  manager = checkpoint_folder.create_manager(workdir, 1, 'accuracy')
   checkpoints.save(manager, state, {'accuracy': 0.0})
   manager.wait_until_finished()
   manager.close()

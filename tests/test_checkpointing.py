@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from helpers import REPO
+from skinjax.run_folder import checkpoint_folder
 from skinjax.training import checkpoints
 from skinjax.training import state as train_state
 
@@ -35,7 +36,7 @@ def _abstract(state):
 
 
 def test_keeps_the_latest_k_and_the_best(tmp_path):
-  manager = checkpoints.create_manager(str(tmp_path), keep=2,
+  manager = checkpoint_folder.create_manager(str(tmp_path), keep=2,
                                          best_metric='top1')
   for step, top1 in enumerate([0.1, 0.9, 0.3, 0.4, 0.2, 0.5], start=1):
     checkpoints.save(manager, _state(step, step), {'top1': top1})
@@ -45,7 +46,7 @@ def test_keeps_the_latest_k_and_the_best(tmp_path):
 
 
 def test_restore_brings_back_the_state(tmp_path):
-  manager = checkpoints.create_manager(str(tmp_path), keep=2,
+  manager = checkpoint_folder.create_manager(str(tmp_path), keep=2,
                                          best_metric='top1')
   checkpoints.save(manager, _state(3, 1.5), {'top1': 0.5})
   manager.wait_until_finished()
@@ -56,7 +57,7 @@ def test_restore_brings_back_the_state(tmp_path):
 
 def test_checkpoint_killed_while_saving_is_never_restored(tmp_path):
   workdir = str(tmp_path)
-  ckpt_dir = checkpoints.checkpoint_dir(workdir)
+  ckpt_dir = checkpoint_folder.checkpoint_dir(workdir)
   proc = subprocess.Popen([sys.executable, '-m', 'tests.save_slowly', workdir],
                           cwd=REPO, stdout=subprocess.PIPE, text=True)
   assert proc.stdout.readline().strip() == 'saved 1'
@@ -69,7 +70,8 @@ def test_checkpoint_killed_while_saving_is_never_restored(tmp_path):
   assert partial, 'the save finished before it could be interrupted'
   assert not os.path.exists(os.path.join(ckpt_dir, '2'))
 
-  manager = checkpoints.create_manager(workdir, keep=3, best_metric='top1')
+  manager = checkpoint_folder.create_manager(workdir, keep=3,
+                                             best_metric='top1')
   assert list(manager.all_steps()) == [1]
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
                           _state(0))
@@ -92,12 +94,13 @@ def test_checkpoint_killed_while_saving_is_never_restored(tmp_path):
 
 def _two_checkpoints(workdir):
   """Steps 1 and 2, with EMA."""
-  manager = checkpoints.create_manager(workdir, keep=3, best_metric='top1')
+  manager = checkpoint_folder.create_manager(workdir, keep=3,
+                                             best_metric='top1')
   for step in (1, 2):
     checkpoints.save(manager, _state(step, float(step), ema=True),
                      {'top1': 0.5})
     checkpoints.wait_until_finished(manager)
-  return os.path.join(checkpoints.checkpoint_dir(workdir), '2')
+  return os.path.join(checkpoint_folder.checkpoint_dir(workdir), '2')
 
 
 def _truncate(path):
@@ -130,7 +133,8 @@ def test_a_damaged_latest_checkpoint_is_set_aside_for_the_previous_one(
     tmp_path, damage):
   workdir = str(tmp_path)
   _DAMAGE[damage](_two_checkpoints(workdir))
-  manager = checkpoints.create_manager(workdir, keep=3, best_metric='top1')
+  manager = checkpoint_folder.create_manager(workdir, keep=3,
+                                             best_metric='top1')
   step, state = checkpoints.restore_latest(
       manager, _abstract(_state(0, ema=True)))
   assert step == 1 and int(state.step) == 1
@@ -145,20 +149,21 @@ def test_a_checkpoint_that_does_not_fit_the_config_is_an_error_not_damage(
   """Every checkpoint failing (here: the config asks for EMA weights that
   were never saved) raises and moves nothing."""
   workdir = str(tmp_path)
-  manager = checkpoints.create_manager(workdir, keep=3, best_metric='top1')
+  manager = checkpoint_folder.create_manager(workdir, keep=3,
+                                             best_metric='top1')
   for step in (1, 2):
     checkpoints.save(manager, _state(step), {'top1': 0.5})
   checkpoints.wait_until_finished(manager)
   with pytest.raises(Exception, match='ema'):
     checkpoints.restore_latest(manager, _abstract(_state(0, ema=True)))
-  assert sorted(os.listdir(checkpoints.checkpoint_dir(workdir))) == [
+  assert sorted(os.listdir(checkpoint_folder.checkpoint_dir(workdir))) == [
       '1', '2']
 
 
 def test_raw_weights_restore_without_asking_for_the_ema(tmp_path):
   """skinjax.evaluate builds its target state without EMA."""
   _two_checkpoints(str(tmp_path))
-  manager = checkpoints.create_manager(str(tmp_path), keep=3,
+  manager = checkpoint_folder.create_manager(str(tmp_path), keep=3,
                                          best_metric='top1', read_only=True)
   state = checkpoints.restore(manager, 2, _abstract(_state(0)))
   assert state.ema is None
@@ -174,7 +179,7 @@ def test_a_checkpoint_damaged_for_one_process_only_is_skipped_by_both(
   views = [tmp_path / 'process_0', tmp_path / 'process_1']
   _two_checkpoints(str(views[0]))
   shutil.copytree(views[0], views[1])
-  _truncate(os.path.join(checkpoints.checkpoint_dir(str(views[1])), '2',
+  _truncate(os.path.join(checkpoint_folder.checkpoint_dir(str(views[1])), '2',
                          'state', '_METADATA'))
   with socket.socket() as s:
     s.bind(('127.0.0.1', 0))
@@ -190,5 +195,5 @@ def test_a_checkpoint_damaged_for_one_process_only_is_skipped_by_both(
     assert f'process {i} restored step 1 (w = 1.0) in ' in output
     print(output.splitlines()[-1])
   for view in views:
-    assert glob.glob(os.path.join(checkpoints.checkpoint_dir(str(view)),
+    assert glob.glob(os.path.join(checkpoint_folder.checkpoint_dir(str(view)),
                                   '2.unreadable-*'))

@@ -32,8 +32,8 @@ def calibrated(config, workdir: str, checkpoint: restore.Checkpoint,
   splits of the dataset `load_builder()` gives (called only then) and
   saved."""
   step, weights = checkpoint.step, checkpoint.weights
-  want = saved_calibration.wanted(config, step, weights,
-                                  restore.params_digest(checkpoint.state.params))
+  digest = restore.params_digest(checkpoint.state.params)
+  want = saved_calibration.wanted(config, step, weights, digest)
   saved = saved_calibration.load(workdir, step, weights)
   statistics_file = unfamiliar_scores.statistics_path(
       saved_calibration.path(workdir, step, weights))
@@ -55,8 +55,9 @@ def calibrated(config, workdir: str, checkpoint: restore.Checkpoint,
     unfamiliar_scores.save_statistics(statistics, statistics_file)
     print(f'Calibrated on {want["split"]}: temperature '
           f'{calibration.temperature:.3f}, unfamiliar above '
-          f'{calibration.unfamiliar_score} {calibration.unfamiliar_threshold:.4g}'
-          f' (saved to {saved_calibration.save(calibration, workdir)}).')
+          f'{calibration.unfamiliar_score} '
+          f'{calibration.unfamiliar_threshold:.4g} (saved to '
+          f'{saved_calibration.save(calibration, workdir)}).')
   return dataclasses.replace(checkpoint, calibration=calibration,
                              feature_statistics=statistics)
 

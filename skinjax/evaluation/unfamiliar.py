@@ -5,8 +5,8 @@ skinjax.inference.unfamiliar), and how well each tells two sets of photos
 apart.
 
 The Mahalanobis score's class means and shared covariance are fitted on
-training photos. The flag threshold is the quantile of the validation scores that leaves
-`tpr` of validation photos unflagged.
+training photos. The flag threshold is the quantile of the validation
+scores that leaves `tpr` of validation photos unflagged.
 """
 
 import numpy as np

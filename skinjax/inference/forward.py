@@ -1,9 +1,9 @@
 """A model's outputs over a set of photos: the eval step (with test-time
 augmentation and penultimate features) and the loop over batches.
 
-Shared by training's validation, evaluate, predict, the service and export. Batches are
-padded to whole batches and the padding masked out, so every real example
-counts once.
+Shared by training's validation, evaluate, predict, the service and
+export. Batches are padded to whole batches and the padding masked out, so
+every real example counts once.
 """
 
 import functools

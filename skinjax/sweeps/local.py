@@ -21,10 +21,10 @@ from absl import flags
 from ml_collections import config_flags
 
 from skinjax.cli import checks
+from skinjax.run_folder import checkpoint_folder
 from skinjax.run_folder import run_config
 from skinjax.run_folder import tracking
 from skinjax.sweeps import spec as spec_lib
-from skinjax.training import checkpoints
 
 
 XLA_CACHE = 'xla_cache'
@@ -93,7 +93,7 @@ def is_finished(plan: Plan, config_file: str) -> bool:
   a refused change."""
   config = trial_config(config_file, list(plan.flags))
   last = config.num_train_steps
-  if not os.path.isdir(os.path.join(checkpoints.checkpoint_dir(plan.workdir),
+  if not os.path.isdir(os.path.join(checkpoint_folder.checkpoint_dir(plan.workdir),
                                     str(last))):
     return False  # Orbax renames a checkpoint into place once complete
   try:

@@ -30,8 +30,6 @@ from skinjax.run_folder import checkpoint_folder
 
 STATE = checkpoint_folder.STATE
 EMA = checkpoint_folder.EMA
-checkpoint_dir = checkpoint_folder.checkpoint_dir
-create_manager = checkpoint_folder.create_manager
 
 
 class SaveError(errors.UserError):

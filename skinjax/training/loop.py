@@ -33,6 +33,7 @@ from skinjax.evaluation import metrics as metrics_lib
 from skinjax.inference import forward
 from skinjax.inference import restore
 from skinjax.parallel import sharding
+from skinjax.run_folder import checkpoint_folder
 from skinjax.run_folder import class_names as class_names_lib
 from skinjax.run_folder import lock
 from skinjax.run_folder import run_config
@@ -88,7 +89,7 @@ def _hold_run_folder(stack, workdir: str) -> None:
 def _resume_changes(config, workdir: str, allow_change) -> dict:
   """The config changes of a resume (refused ones raise ConfigDrift); {} for
   a new run."""
-  folder = checkpoints.checkpoint_dir(workdir)
+  folder = checkpoint_folder.checkpoint_dir(workdir)
   has_checkpoints = os.path.isdir(folder) and any(
       name.isdigit() for name in os.listdir(folder))
   if not has_checkpoints:
@@ -107,7 +108,7 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
   builder, class_names, train_source, class_weights, eval_data = _data(config)
   model = models.create_model(config.model, len(class_names))
   tx, schedule = optimizer.from_config(config)
-  manager = checkpoints.create_manager(workdir, config.keep_checkpoints,
+  manager = checkpoint_folder.create_manager(workdir, config.keep_checkpoints,
                                        config.best_metric)
   latest, state = _restore_or_start(config, manager, model, tx, mesh)
   start_step = int(jax.device_get(state.step))
