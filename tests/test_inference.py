@@ -155,6 +155,7 @@ def _one_line_error(result, *expected):
     assert text in last, last
 
 
+@pytest.mark.slow  # the default tier is at its 10 minutes
 def test_scoring_commands_name_a_folder_that_is_no_run(tmp_path):
   not_a_run = str(tmp_path / 'nothing_here')
   commands = (('skinjax.predict', ['photo.jpg']),
@@ -169,6 +170,7 @@ def test_scoring_commands_name_a_folder_that_is_no_run(tmp_path):
     _one_line_error(result, not_a_run, 'config.json')
 
 
+@pytest.mark.slow  # the default tier is at its 10 minutes
 def test_scoring_an_uncalibrated_checkpoint_names_the_command(trained_run,
                                                              tmp_path):
   copy = tmp_path / 'run'

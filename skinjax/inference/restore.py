@@ -56,16 +56,15 @@ class Checkpoint:
     """The eval step's 'logits' and 'features' (and 'single_view_logits'
     with TTA) of uint8 images [n, size, size, 3], in batches of
     `batch_size`, the last one padded."""
-    batches = []
-    for start in range(0, len(images), batch_size):
-      chunk = images[start:start + batch_size]
-      count = len(chunk)
-      padded = np.concatenate([chunk, np.repeat(chunk[:1], batch_size - count,
-                                                axis=0)])
-      batches.append(({'image': padded,
-                       'label': np.zeros(batch_size, np.int32),
-                       'mask': np.arange(batch_size) < count}))
-    return forward.predict(self.eval_step, self.state, batches, self.mesh)
+    def batches():  # one padded copy at a time
+      for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        count = len(chunk)
+        yield {'image': np.concatenate(
+                   [chunk, np.repeat(chunk[:1], batch_size - count, axis=0)]),
+               'label': np.zeros(batch_size, np.int32),
+               'mask': np.arange(batch_size) < count}
+    return forward.predict(self.eval_step, self.state, batches(), self.mesh)
 
   def probabilities(self, logits) -> np.ndarray:
     return differential.probabilities(logits, self.calibration.temperature)
