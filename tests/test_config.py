@@ -143,6 +143,12 @@ def test_every_shipped_config_is_valid(path):
     ({'progressive_resizing': ((80,),)}, 'progressive_resizing='),
     ({'dataset.name': 'ham10000', 'progressive_resizing': ((300, 10),)},
      'size 300 is larger than the photos'),
+    ({'model.name': 'vit_small_patch14_dinov2', 'image_size': 160},
+     "image_size: 160 px is not a multiple of .*14-pixel patches; try 154"),
+    ({'model.name': 'vit_small_patch14_dinov2', 'image_size': 168,
+      'progressive_resizing': ((100, 10),)}, 'progressive_resizing: 100 px'),
+    ({'model.init_from': '/nonexistent/dinov2.safetensors'},
+     'init_from=/nonexistent/dinov2.safetensors: no such weight file'),
 ])
 def test_values_that_would_silently_do_the_wrong_thing_are_refused(
     overrides, named):

@@ -6,6 +6,8 @@ modes, checkpoint metrics), so a name added there is accepted here at once.
 They run before any data or compile work.
 """
 
+import os
+
 import jax
 
 from skinjax import data
@@ -17,6 +19,7 @@ from skinjax.evaluation import metrics
 from skinjax.inference import forward
 from skinjax.evaluation import unfamiliar
 from skinjax.models import pretrained
+from skinjax.models import weight_files
 from skinjax.run_folder import tracking
 from skinjax.training import loss
 from skinjax.training import optimizer
@@ -121,6 +124,11 @@ def validate(config) -> None:
                       f': {config.model.name} has {stages} stages (the stem '
                       f'counted); choose 0 to {stages}')
   _validate_progressive_resizing(config)
+  _validate_patch_multiples(config)
+  if (weight_files.is_weight_file(config.model.init_from) and
+      not os.path.isfile(os.path.expanduser(config.model.init_from))):
+    raise ConfigError(f'config.model.init_from={config.model.init_from}: no '
+                      'such weight file')
   if not 0 <= config.ema_decay < 1:
     raise ConfigError('config.ema_decay: must be in [0, 1) (0 disables)')
 
@@ -146,6 +154,24 @@ def _validate_progressive_resizing(config) -> None:
           'photos are stored (config.dataset.max_short_side='
           f'{config.dataset.max_short_side})')
     last_step = until_step
+
+
+def _validate_patch_multiples(config) -> None:
+  """A ViT reads whole patches: every size it sees is a multiple of its
+  patch size (224 = 16 x 14), or border pixels would be dropped."""
+  patch = models.PATCH_SIZES.get(config.model.name)
+  if not patch:
+    return
+  sizes = [('image_size', config.image_size),
+           ('eval_image_size', config.eval_image_size)] + [
+               ('progressive_resizing', int(size))
+               for size, _ in config.progressive_resizing]
+  for key, size in sizes:
+    if size % patch:
+      raise ConfigError(
+          f'config.{key}: {size} px is not a multiple of '
+          f'{config.model.name}\'s {patch}-pixel patches; try '
+          f'{max(patch, round(size / patch) * patch)}')
 
 
 def _prepares_photos(name: str) -> bool:

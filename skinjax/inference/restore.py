@@ -145,7 +145,7 @@ def _restore_weights(manager, step: int, model, image_size: int, placement,
                                        jnp.uint8), train=False))
   abstract = {key: jax.tree.map(
       lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=placement),
-      shapes[key]) for key in ('params', 'batch_stats')}
+      shapes.get(key, {})) for key in ('params', 'batch_stats')}
   item = checkpoint_folder.EMA if weights == 'ema' else checkpoint_folder.STATE
   restored = manager.restore(step, args=ocp.args.Composite(**{
       item: ocp.args.PyTreeRestore(

@@ -4,9 +4,11 @@ import functools
 
 import jax.numpy as jnp
 
+from skinjax.models import convnext
 from skinjax.models import efficientnet_lite
 from skinjax.models import layers
 from skinjax.models import resnet
+from skinjax.models import vit
 
 MODELS = {
     'resnet18': resnet.ResNet18,
@@ -14,12 +16,22 @@ MODELS = {
     'resnet50': resnet.ResNet50,
     **{name: functools.partial(efficientnet_lite.create, name)
        for name in efficientnet_lite.VARIANTS},
+    **{name: functools.partial(vit.create, name) for name in vit.VARIANTS},
+    **{name: functools.partial(convnext.create, name)
+       for name in convnext.VARIANTS},
 }
 # Stages of each architecture, the stem counted (config.model.frozen_stages
 # may freeze all of them but the classifier).
 STAGES = {'resnet18': 5, 'resnet34': 5, 'resnet50': 5,
           **{name: efficientnet_lite.STAGES
-             for name in efficientnet_lite.VARIANTS}}
+             for name in efficientnet_lite.VARIANTS},
+          **{name: vit.stages(name) for name in vit.VARIANTS},
+          **{name: convnext.STAGES for name in convnext.VARIANTS}}
+# Pixels per patch side of the models that read patches: every image size
+# they see is a multiple of it.
+PATCH_SIZES = {name: vit.PATCH_SIZE for name in vit.VARIANTS}
+# Parameters that weight decay leaves alone although they are not vectors.
+NOT_DECAYED = vit.TOKENS
 # Keyword arguments only some architectures take, and the config key that
 # sets each.
 _SPECIFIC = {'width': ('resnet18', 'resnet34', 'resnet50')}

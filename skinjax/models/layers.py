@@ -211,15 +211,21 @@ def he_conv(dtype, layer_forms: str):
 
 def classifier(module: nn.Module, x, num_classes: int, dropout_rate: float,
                train: bool):
-  """The end of every model, called in its compact __call__: the feature map
-  exposed to Grad-CAM, global average pooling, dropout, and float32 logits
-  (so the softmax and the loss stay exact under bf16) from HEAD. The pooled
-  features are sown as PENULTIMATE (kept only when 'intermediates' is
-  mutable, so training never stores them)."""
+  """The end of every CNN, called in its compact __call__: the feature map
+  exposed to Grad-CAM, global average pooling, then `head`."""
   x = expose_features(module, x)
-  x = jnp.mean(x, axis=(1, 2))
-  module.sow('intermediates', PENULTIMATE, x.astype(jnp.float32))
-  x = nn.Dropout(dropout_rate, deterministic=not train)(x)
+  return head(module, jnp.mean(x, axis=(1, 2)), num_classes, dropout_rate,
+              train)
+
+
+def head(module: nn.Module, pooled, num_classes: int, dropout_rate: float,
+         train: bool):
+  """The end of every model: the pooled features sown as PENULTIMATE (kept
+  only when 'intermediates' is mutable, so training never stores them),
+  dropout, and float32 logits (so the softmax and the loss stay exact under
+  bf16) from HEAD."""
+  module.sow('intermediates', PENULTIMATE, pooled.astype(jnp.float32))
+  x = nn.Dropout(dropout_rate, deterministic=not train)(pooled)
   return nn.Dense(num_classes, dtype=jnp.float32, name=HEAD)(x)
 
 

@@ -1,6 +1,9 @@
-"""Starting weights other than random: ImageNet, or any skinjax checkpoint.
+"""Starting weights other than random: ImageNet, a weight file, or any
+skinjax checkpoint.
 
-`model.init_from` names the source. Every parameter and BatchNorm statistic
+`model.init_from` names the source: 'imagenet' (EfficientNet-Lite), a
+`.safetensors` or `.pth` file in timm or Hugging Face naming
+(models.weight_files), or a run folder. Every parameter and BatchNorm statistic
 whose path and shape match is taken from it; the classifier head is kept
 freshly initialised when its shape differs (another number of classes).
 Anything else that does not match is an error naming the first such key:
@@ -17,6 +20,7 @@ import orbax.checkpoint as ocp
 from skinjax import errors
 from skinjax.models import layers
 from skinjax.models import pretrained
+from skinjax.models import weight_files
 
 
 class InitFromError(errors.UserError):
@@ -29,6 +33,10 @@ def initial_variables(model_config, fresh: dict) -> dict:
   if model_config.init_from == 'imagenet':
     source = pretrained.imagenet_variables(model_config.name)
     where = f'ImageNet weights of {model_config.name}'
+  elif weight_files.is_weight_file(model_config.init_from):
+    source = weight_files.variables(model_config.name,
+                                    model_config.init_from, fresh)
+    where = model_config.init_from
   else:
     source = checkpoint_variables(model_config.init_from)
     where = model_config.init_from
@@ -49,7 +57,8 @@ def checkpoint_variables(path: str) -> dict:
                           'checkpoint there')
     path = os.path.join(path, str(max(steps)))
   state = _restore_on_one_device(os.path.join(path, 'state'))
-  return {'params': state['params'], 'batch_stats': state['batch_stats']}
+  return {'params': state['params'],
+          'batch_stats': state.get('batch_stats', {})}
 
 
 def _restore_on_one_device(path: str):

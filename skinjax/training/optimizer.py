@@ -17,8 +17,11 @@ def learning_rate_schedule(opt_config, num_train_steps: int) -> optax.Schedule:
 
 
 def _decay_mask(params):
-  """Weight decay on conv and dense kernels only, not on norms or biases."""
-  return jax.tree.map(lambda p: p.ndim > 1, params)
+  """Weight decay on conv and dense kernels only, not on norms, biases or a
+  ViT's learned tokens and position embeddings."""
+  return jax.tree_util.tree_map_with_path(
+      lambda path, p: p.ndim > 1 and path[-1].key not in models.NOT_DECAYED,
+      params)
 
 
 def _sgd(opt_config, schedule):

@@ -30,7 +30,7 @@ def create_train_state(rng, model, tx, image_size: int,
                                              jnp.uint8), train=False)
   params = variables['params']
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    batch_stats=variables['batch_stats'],
+                    batch_stats=variables.get('batch_stats', {}),
                     opt_state=tx.init(params), rng=dropout_rng,
                     ema=_weights(variables) if ema else None)
 
@@ -56,7 +56,7 @@ def initial_state(config, model, tx, mesh) -> TrainState:
 def with_variables(state: TrainState, variables: dict, tx) -> TrainState:
   """`state` starting from other weights, with a fresh optimiser state."""
   return state.replace(params=variables['params'],
-                       batch_stats=variables['batch_stats'],
+                       batch_stats=variables.get('batch_stats', {}),
                        opt_state=tx.init(variables['params']),
                        ema=None if state.ema is None else _weights(variables))
 
@@ -65,7 +65,8 @@ def _weights(variables: dict) -> dict:
   """A copy of the weights to start the moving average: buffers of their own,
   as the train step donates the whole state."""
   return jax.tree.map(jnp.copy, {'params': variables['params'],
-                                 'batch_stats': variables['batch_stats']})
+                                 'batch_stats': variables.get('batch_stats',
+                                                              {})})
 
 
 def ema_weights(state: TrainState) -> TrainState:

@@ -74,7 +74,7 @@ def train_step(state, batch, *, model, tx, options: StepOptions):
         options.class_weights,
         micro_batch.get('partner_label'), micro_batch.get('partner_share'))
     correct = jnp.sum(jnp.argmax(logits, -1) == micro_batch['label'])
-    return loss, (correct, updates['batch_stats'])
+    return loss, (correct, updates.get('batch_stats', {}))
 
   def accumulate(carry, micro_batch_and_index):
     grads_sum, loss_sum, correct_sum, batch_stats = carry
