@@ -59,7 +59,7 @@ def validate(config) -> None:
   if config.optimizer.backbone_learning_rate_factor < 0:
     raise ConfigError('config.optimizer.backbone_learning_rate_factor: must '
                       'be >= 0')
-  for key in ('image_size', 'batch_size', 'eval_batch_size', 'num_train_steps',
+  for key in ('image_size', 'batch_size', 'eval_batch_size',
               'log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
               'keep_checkpoints', 'model.width', 'grad_accum_steps',
               'evaluation.calibration_bins',
@@ -67,7 +67,8 @@ def validate(config) -> None:
               'evaluation.bootstrap_resamples', 'serve.max_batch_size',
               'serve.max_photos_per_request', 'serve.max_request_bytes',
               'serve.max_concurrent_requests', 'serve.decode_threads',
-              'serve.top_k'):
+              'serve.top_k', 'frozen_features.views', 'frozen_features.epochs',
+              'frozen_features.batch_size', 'frozen_features.chunk_size'):
     if get(config, key) < 1:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 1')
   for key in ('optimizer.warmup_steps', 'input.num_workers', 'eval_image_size',
@@ -77,9 +78,14 @@ def validate(config) -> None:
               'dataset.split_seed', 'serve.max_wait_ms'):
     if get(config, key) < 0:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 0')
-  if not config.optimizer.learning_rate > 0:
-    raise ConfigError(f'config.optimizer.learning_rate='
-                      f'{config.optimizer.learning_rate}: must be > 0')
+  if config.num_train_steps < (0 if config.frozen_features.enabled else 1):
+    raise ConfigError(f'config.num_train_steps={config.num_train_steps}: '
+                      'must be >= 1 (>= 0 with frozen_features.enabled)')
+  for key in ('optimizer.learning_rate', 'frozen_features.learning_rate'):
+    if not get(config, key) > 0:
+      raise ConfigError(f'config.{key}={get(config, key)}: must be > 0')
+  if config.frozen_features.weight_decay < 0:
+    raise ConfigError('config.frozen_features.weight_decay: must be >= 0')
   for key in ('augment.crop_scale', 'augment.crop_ratio'):
     low, high = get(config, key)
     if not 0 < low <= high:

@@ -108,6 +108,27 @@ def get_config():
   config.model.frozen_stages = 0
   config.model.frozen_until_step = 0
 
+  # The frozen-feature path (skinjax.training.frozen_features): before any
+  # step, the backbone's features of every training photo (in `views`
+  # views: the centre crop scoring sees, then views augmented as training
+  # augments) and every validation photo are computed once at the scoring
+  # size and cached, and the head is fitted on them for `epochs` epochs
+  # (AdamW, cosine schedule, class-balanced unless class_balance='none';
+  # the epoch with the best validation best_metric kept). The result is
+  # checkpoint 0; num_train_steps=0 ends there, more steps fine-tune from
+  # it. One process only.
+  config.frozen_features = ml_collections.ConfigDict()
+  config.frozen_features.enabled = False
+  config.frozen_features.views = 1
+  config.frozen_features.epochs = 100
+  config.frozen_features.batch_size = 256  # of cached features, per update
+  config.frozen_features.learning_rate = 1e-3
+  config.frozen_features.weight_decay = 1e-4
+  # Where the features are kept ('': WORKDIR/feature_cache); runs that share
+  # a folder share the features of the same backbone, data and views.
+  config.frozen_features.cache_dir = ''
+  config.frozen_features.chunk_size = 512  # photos per cache file
+
   config.image_size = 224
   # Validation, evaluate, predict, serve and export score photos at this
   # size (0: image_size). Larger than the training size pays off: random
@@ -243,6 +264,7 @@ PHASES = {
     'dataset.manual_dir': 'anytime',
     'evaluation': 'anytime',
     'serve': 'anytime',
+    'frozen_features.cache_dir': 'anytime',
     'eval_batch_size': 'anytime',
     'eval_image_size': 'anytime',
     'augment.eval_crop_fraction': 'anytime',

@@ -314,3 +314,34 @@ def eval_dataset(source, config, process_index: int,
         .batch(batch_size))
   return _maybe_multiprocess(ds.to_iter_dataset(_read_options(config.input)),
                              config.input)
+
+
+class ViewPreprocess(grain.transforms.RandomMap):
+  """An augmented view of an example, as training draws them (random resized
+  crop, flips, jitter, all on the host), keeping the padding mask."""
+
+  def __init__(self, image_size: int, augment):
+    self.train = TrainPreprocess(image_size, augment)
+    self.train.on_host = True
+
+  def random_map(self, element, rng: np.random.Generator):
+    example, is_real = element
+    return {**self.train.random_map(example, rng), 'mask': np.bool_(is_real)}
+
+
+def view_dataset(source, config, view: int) -> grain.IterDataset:
+  """One pass over `source` in order, in padded and masked batches of
+  eval_batch_size, at the scoring size: view 0 the centre crop that scoring
+  sees (eval_dataset), view v > 0 an augmented view drawn from keys of
+  (config.seed, v) and each example's index alone, so a view is the same
+  however often it is computed."""
+  if view == 0:
+    return eval_dataset(source, config, 0, 1)
+  length = math.ceil(len(source) / config.eval_batch_size
+                     ) * config.eval_batch_size
+  ds = (grain.MapDataset.source(PaddedShard(source, 0, 1, length))
+        .seed(config.seed * 1_000_003 + view)
+        .random_map(ViewPreprocess(eval_image_size(config), config.augment))
+        .batch(config.eval_batch_size))
+  return _maybe_multiprocess(ds.to_iter_dataset(_read_options(config.input)),
+                             config.input)

@@ -25,12 +25,15 @@ class NotCalibratable(errors.UserError):
 
 
 def calibrated(config, workdir: str, checkpoint: restore.Checkpoint,
-               load_builder, refit: bool = False) -> restore.Checkpoint:
+               load_builder, refit: bool = False,
+               outputs=None) -> restore.Checkpoint:
   """`checkpoint` with its calibration: the saved one if fitted for exactly
   these weights and settings (split, image size and crop, TTA, max_risk,
   unfamiliar score and rate), else (or with `refit`) one fitted now on the
   splits of the dataset `load_builder()` gives (called only then) and
-  saved."""
+  saved. `outputs(split, limit)`, when given, supplies a split's outputs
+  known already (the frozen-feature path's cache; None where not known)
+  instead of computing them."""
   step, weights = checkpoint.step, checkpoint.weights
   digest = restore.params_digest(checkpoint.state.params)
   want = saved_calibration.wanted(config, step, weights, digest)
@@ -49,7 +52,8 @@ def calibrated(config, workdir: str, checkpoint: restore.Checkpoint,
                 if differs else f'{statistics_file} missing or unreadable')
       print(f'The saved calibration was fitted for other settings ({reason})'
             ': refitting.')
-  calibration, statistics = _fit(config, checkpoint, load_builder(), want)
+  calibration, statistics = _fit(config, checkpoint, load_builder(), want,
+                                 outputs)
   if jax.process_index() == 0:
     # The statistics first: a calibration file never stands without them.
     unfamiliar_scores.save_statistics(statistics, statistics_file)
@@ -62,12 +66,19 @@ def calibrated(config, workdir: str, checkpoint: restore.Checkpoint,
                              feature_statistics=statistics)
 
 
-def _fit(config, checkpoint, builder, want: dict) -> tuple:
+def _fit(config, checkpoint, builder, want: dict, known=None) -> tuple:
   """(calibration, feature statistics) fitted now: statistics on training
   photos, the rest on the validation split."""
-  training = _outputs(config, builder, config.dataset.train_split, checkpoint,
-                      config.evaluation.unfamiliar_fit_examples)
-  result = _outputs(config, builder, want['split'], checkpoint)
+  def outputs(split, limit=None):
+    found = known(split, limit) if known and config.evaluation.tta == 'none' \
+        else None
+    if found is None:
+      found = _outputs(config, builder, split, checkpoint, limit)
+    return found
+
+  training = outputs(config.dataset.train_split,
+                     config.evaluation.unfamiliar_fit_examples)
+  result = outputs(want['split'])
   for name, outputs in (('training', training), (want['split'], result)):
     if not all(np.isfinite(outputs[key]).all()
                for key in ('logits', 'features')):

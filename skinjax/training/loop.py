@@ -40,6 +40,7 @@ from skinjax.run_folder import run_config
 from skinjax.run_folder import tracking
 from skinjax.training import bookkeeping
 from skinjax.training import checkpoints
+from skinjax.training import frozen_features
 from skinjax.training import loss
 from skinjax.training import optimizer
 from skinjax.training import preemption
@@ -119,6 +120,15 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
                        changes if latest is not None else {})
   writer = tracking.MetricWriter(workdir, config.wandb, config.to_dict(),
                                  start_step, active=is_primary)
+  validation, cached = {}, None
+  if latest is None and config.frozen_features.enabled:
+    cached = frozen_features.fit_head(config, workdir, builder, class_names,
+                                      model, state, tx, mesh)
+    state, validation = cached.state, cached.validation
+    writer.write(0, cached.record)
+    checkpoints.save(manager, state, metrics={
+        k: validation[k] for k in metrics_lib.CHECKPOINT_METRICS
+        if validation[k] is not None})
   train_steps = _compiled_steps(config, mesh, model, tx, step_lib.StepOptions
                                 .from_config(config, schedule, class_weights))
   eval_step = forward.jit_eval_step(mesh, model=model)
@@ -128,7 +138,7 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
                        mininterval=1 if sys.stderr.isatty() else 30)
   validate = lambda state, step: _validate(
       state, eval_step, eval_data, mesh, class_names, writer, step, progress)
-  validation, stopped = {}, False
+  stopped = False
   # From here on, SIGTERM and SIGINT wait for the end of a step.
   stop_requested = stack.enter_context(preemption.handlers())
   pace = bookkeeping.Pace()
@@ -179,8 +189,11 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
           f'{manager.directory}. Run the same command to resume.', flush=True)
     return {}
   if config.evaluation.calibrate_after_training:
-    _calibrate_best(config, workdir, builder)
-  if start_step >= last_step:
+    # The cache serves when the weights are still those the head was
+    # fitted with: no step after it.
+    _calibrate_best(config, workdir, builder,
+                    cached if cached and last_step == 0 else None)
+  if start_step >= last_step and cached is None:
     print(f'Training already complete: step {start_step} of {last_step}.')
   return validation
 
@@ -267,16 +280,19 @@ def _check_finite(config, unchecked, manager, writer) -> None:
                     'skipped.', [s for s, _ in skipped])
 
 
-def _calibrate_best(config, workdir: str, builder) -> None:
+def _calibrate_best(config, workdir: str, builder, cached=None) -> None:
   """The calibration of the checkpoint scoring uses by default (raw weights,
-  and their moving average if kept), fitted now unless already saved. A
-  diverged checkpoint is left uncalibrated with a warning: training itself
-  did what it was asked."""
+  and their moving average if kept), fitted now unless already saved, on
+  the frozen-feature path's `cached` features when given. A diverged
+  checkpoint is left uncalibrated with a warning: training itself did what
+  it was asked."""
   for weights in ('raw', 'ema') if config.ema_decay else ('raw',):
     try:
-      calibrate.calibrated(config, workdir,
-                           restore.restore(config, workdir, 'best', weights),
-                           lambda: builder)
+      checkpoint = restore.restore(config, workdir, 'best', weights)
+      calibrate.calibrated(
+          config, workdir, checkpoint, lambda: builder,
+          outputs=cached and frozen_features.cached_outputs(
+              cached, checkpoint.state.params))
     except calibrate.NotCalibratable as e:
       if jax.process_index() == 0:
         print(f'warning: {e}', file=sys.stderr, flush=True)
