@@ -20,6 +20,18 @@ experiments/time_to_quality/README.md):
 
   ./launch.sh train configs/dermnet.py:cpu --workdir runs/dermnet_cpu \
       --config.dataset.manual_dir=~/data/dermnet_nz
+
+With ':vit_small_cpu': a DINOv2 ViT-S/14 from your weight file, frozen, its
+features of each photo computed once and cached, the head fitted on them
+(config.frozen_features), minutes on a 2-core CPU; ':vit_small' and
+':vit_base' fine-tune all of it on an accelerator, with layer-wise decay,
+after the same head fit (what they reach, measured:
+experiments/backbones/README.md; where to get the weights: README.md,
+"Pretrained backbones"):
+
+  ./launch.sh train configs/dermnet.py:vit_small_cpu \
+      --workdir runs/dermnet_vit --config.dataset.manual_dir=~/data/dermnet_nz \
+      --config.model.init_from=~/weights/dinov2_vits14.safetensors
 """
 
 from skinjax.config import defaults
@@ -27,7 +39,7 @@ from skinjax.config import recipes
 
 
 VARIANTS = ('efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2',
-            'resnet50', 'cpu')
+            'resnet50', 'cpu', 'vit_small_cpu', 'vit_small', 'vit_base')
 
 
 def get_config(variant='efficientnet_lite0'):
@@ -42,6 +54,17 @@ def get_config(variant='efficientnet_lite0'):
   config.best_metric = 'balanced_accuracy'
   if variant == 'cpu':
     return _cpu_recipe(config)
+  if variant == 'vit_small_cpu':  # a 2-core CPU's half-hour
+    recipes.frozen_vit(config)
+    # Clinical photos show lesions smaller than dermoscopy does, and the
+    # stored ones have a 256 px short side: 168 px (12x12 patches).
+    config.image_size = 168
+    return config
+  if variant in ('vit_small', 'vit_base'):  # about 20 epochs after the head
+    recipes.vit_finetune(config, f'{variant}_patch14_dinov2')
+    config.num_train_steps = 2_700
+    config.optimizer.warmup_steps = 200
+    return config
   if variant == 'resnet50':
     config.model.name = 'resnet50'
     # ~17,500 training photos: about 50 epochs from scratch.
@@ -71,3 +94,4 @@ def _cpu_recipe(config):
   config.eval_every_steps = 400
   config.checkpoint_every_steps = 400
   return config
+

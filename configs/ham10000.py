@@ -19,6 +19,18 @@ experiments/time_to_quality/README.md):
   ./launch.sh train configs/ham10000.py:cpu --workdir runs/ham10000_cpu \
       --config.dataset.manual_dir=~/data/ham10000
 
+With ':vit_small_cpu': a DINOv2 ViT-S/14 from your weight file, frozen, its
+features of each photo computed once and cached, the head fitted on them
+(config.frozen_features), minutes on a 2-core CPU; ':vit_small' and
+':vit_base' fine-tune all of it on an accelerator, with layer-wise decay,
+after the same head fit (what they reach, measured:
+experiments/backbones/README.md; where to get the weights: README.md,
+"Pretrained backbones"):
+
+  ./launch.sh train configs/ham10000.py:vit_small_cpu \
+      --workdir runs/ham10000_vit --config.dataset.manual_dir=~/data/ham10000 \
+      --config.model.init_from=~/weights/dinov2_vits14.safetensors
+
 Splits are by lesion (test 20%, validation 10% of lesions per diagnosis).
 """
 
@@ -27,7 +39,7 @@ from skinjax.config import recipes
 
 
 VARIANTS = ('efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2',
-            'resnet50', 'cpu')
+            'resnet50', 'cpu', 'vit_small_cpu', 'vit_small', 'vit_base')
 
 
 def get_config(variant='efficientnet_lite0'):
@@ -45,6 +57,20 @@ def get_config(variant='efficientnet_lite0'):
   config.best_metric = 'balanced_accuracy'
   if variant == 'cpu':
     return _cpu_recipe(config)
+  if variant == 'vit_small_cpu':  # a 2-core CPU's half-hour
+    recipes.frozen_vit(config)
+    # The stored photos are 200x150: 112 px (8x8 patches) sees most of what
+    # they hold, at 2.6x the photos/s of 168 px (experiments/backbones).
+    config.image_size = 112
+    # Two augmented views beside the centre crop: +0.03 on validation for
+    # 2.1x the time (experiments/backbones).
+    config.frozen_features.views = 3
+    return config
+  if variant in ('vit_small', 'vit_base'):  # about 20 epochs after the head
+    recipes.vit_finetune(config, f'{variant}_patch14_dinov2')
+    config.num_train_steps = 1_100
+    config.optimizer.warmup_steps = 100
+    return config
   if variant == 'resnet50':
     config.model.name = 'resnet50'
     # ~7,000 training images: about 55 epochs from scratch.
@@ -69,3 +95,4 @@ def _cpu_recipe(config):
   config.eval_every_steps = 150
   config.checkpoint_every_steps = 150
   return config
+

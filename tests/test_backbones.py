@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 from safetensors import numpy as safetensors_numpy
 
+from skinjax.config import defaults
 from skinjax.models import convnext
 from skinjax.models import layers
 from skinjax.models import vit
 from skinjax.models import weight_files
+from skinjax.training import optimizer
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures', 'backbones')
 VIT_CASES = {  # case: (name of the tokens, of the pooled class token)
@@ -264,3 +266,21 @@ def test_frozen_stages_do_not_move_and_bf16_stays_close(family):
   assert low_logits.dtype == jnp.float32
   np.testing.assert_allclose(low_logits, logits, atol=0.1 * float(
       jnp.abs(logits).max()) + 1e-3)
+
+
+def test_layer_decay_scales_each_layer_below_the_head():
+  config = defaults.get_config().optimizer
+  config.name, config.warmup_steps, config.learning_rate = 'sgd', 0, 1.0
+  config.momentum, config.weight_decay, config.layer_decay = 0.0, 0.0, 0.5
+  tx = optimizer.create_optimizer(
+      config, optimizer.learning_rate_schedule(config, 10), vit.layer_of)
+  params = {name: {'w': jnp.ones(2)} for name in (
+      'patch_kernel', 'cls_token', 'block_0', 'block_1', 'norm', 'head')}
+  updates, _ = tx.update(jax.tree.map(jnp.ones_like, params),
+                         tx.init(params), params)
+  expected = {'head': 1, 'norm': 1, 'block_1': 0.5, 'block_0': 0.25,
+              'patch_kernel': 0.125, 'cls_token': 0.125}
+  for name, scale in expected.items():
+    np.testing.assert_allclose(updates[name]['w'], -scale, err_msg=name)
+  assert convnext.layer_of('downsample_2_conv') == convnext.layer_of(
+      'block_2_0') == 3

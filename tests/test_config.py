@@ -161,11 +161,21 @@ def test_values_that_would_silently_do_the_wrong_thing_are_refused(
 
 
 def test_the_shipped_configs_pass_the_checks():
+  weights = os.path.join(REPO, 'tests', 'fixtures', 'backbones',
+                         'hf_dinov2.safetensors')
   for path in ('synthetic', 'ham10000', 'ham10000:resnet50', 'ham10000:cpu',
-               'dermnet', 'dermnet:resnet50', 'dermnet:cpu', 'dermamnist'):
+               'ham10000:vit_small_cpu', 'ham10000:vit_small',
+               'ham10000:vit_base', 'dermnet', 'dermnet:resnet50',
+               'dermnet:cpu', 'dermnet:vit_small_cpu', 'dermnet:vit_base',
+               'dermamnist'):
     file, *arg = path.split(':')
     config = runpy.run_path(os.path.join(REPO, 'configs', f'{file}.py'))[
         'get_config'](*arg)
+    if config.frozen_features.enabled:
+      # The user's weight file; without one, a one-line refusal.
+      with pytest.raises(checks.ConfigError, match='needs pretrained'):
+        checks.validate(config)
+      config.model.init_from = weights
     checks.validate(config)
 
 

@@ -245,3 +245,36 @@ def test_prepared_photos_score_as_predict_scores_them(trained_run,
   for row, p in zip(rows, probabilities):
     for name, q in row['differential']:
       assert abs(p[names.index(name)] - q) < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', ['vit_small_patch14_dinov2',
+                                  'convnext_tiny'])
+def test_vit_and_convnext_runs_export_and_explain(small_data_dir, tmp_path,
+                                                  name):
+  """A 2-step run of each new family (no BatchNorm) exports to ONNX and
+  StableHLO computing its calibrated probabilities, and its Grad-CAM map
+  covers the photo."""
+  from skinjax.inference import saliency  # pylint: disable=g-import-not-at-top
+  size = 28 if name.startswith('vit') else 32  # 2x2 patches; one 1x1 map
+  workdir = tmp_path / 'run'
+  train(workdir, tiny_run_flags(
+      small_data_dir, **{'model.name': name, 'image_size': size,
+                         'num_train_steps': 2, 'eval_every_steps': 2,
+                         'checkpoint_every_steps': 2, 'log_every_steps': 1,
+                         'optimizer.learning_rate': 1e-3,
+                         'optimizer.name': 'adamw',
+                         'evaluation.calibrate_after_training': True}))
+  config, checkpoint = _checkpoint(workdir)
+  images = _photos(config, 8)
+  for fmt in writer.FORMATS:
+    output = str(tmp_path / f'model.{fmt}')
+    writer.write(config, checkpoint, fmt, output)
+    model = exported.load(output)
+    _assert_metadata(model.metadata, config, checkpoint)
+    _assert_same_outputs(model, checkpoint, images)
+  variables = {'params': checkpoint.state.params,
+               'batch_stats': checkpoint.state.batch_stats}
+  cam = saliency.grad_cam(checkpoint.model, variables, images[:2],
+                          np.array([0, 1]))
+  assert cam.shape == (2, size, size) and float(cam.max()) <= 1

@@ -17,9 +17,10 @@ from helpers import (records, run_module, saved_state, start_training,
 from skinjax.training import head_fit
 
 
-def _flags(data_dir, **overrides):
+def _flags(data_dir, backbone, **overrides):
+  """A tiny frozen-feature run whose backbone is `backbone`'s (a run)."""
   return tiny_run_flags(data_dir, **{
-      'num_train_steps': 0, 'frozen_features.enabled': True,
+      'model.init_from': str(backbone), 'num_train_steps': 0, 'frozen_features.enabled': True,
       'frozen_features.views': 2, 'frozen_features.epochs': 20,
       'frozen_features.chunk_size': 64,
       'evaluation.calibrate_after_training': True, **overrides})
@@ -59,9 +60,9 @@ def test_head_fit_separates_and_folds_the_standardisation_into_the_head():
 
 
 def test_run_is_a_whole_model_at_checkpoint_0_and_scores_from_its_folder(
-    small_data_dir, tmp_path):
+    small_data_dir, trained_run, tmp_path):
   workdir = tmp_path / 'run'
-  stdout, _ = train(workdir, _flags(small_data_dir))
+  stdout, _ = train(workdir, _flags(small_data_dir, trained_run[0]))
   assert 'Head fitted on 240 photos x 2 views' in stdout
   # 240 training photos x 2 views in chunks of 64, 60 validation photos.
   assert len(_chunks(workdir)) == 2 * 4 + 1
@@ -69,7 +70,13 @@ def test_run_is_a_whole_model_at_checkpoint_0_and_scores_from_its_folder(
   assert record['step'] == 0 and record['val/balanced_accuracy'] > 1 / 6
   assert os.path.isfile(workdir / 'calibration' / '0.json')
   saved = saved_state(workdir, 0)
+  backbone = saved_state(trained_run[0], 20)
   assert saved['step'] == 0
+  # The backbone is the source run's, untouched; the head is new.
+  np.testing.assert_array_equal(saved['params']['conv_init']['kernel'],
+                                backbone['params']['conv_init']['kernel'])
+  assert not np.allclose(saved['params']['head']['kernel'],
+                         backbone['params']['head']['kernel'])
   # Scored from the run folder as any run is; the calibration the
   # training saved from its cache serves evaluate unchanged.
   out = run_module('skinjax.evaluate', ['--workdir', str(workdir),
@@ -84,14 +91,14 @@ def test_run_is_a_whole_model_at_checkpoint_0_and_scores_from_its_folder(
 
 @pytest.mark.slow
 def test_a_killed_extraction_resumes_from_its_chunks_and_damage_is_redone(
-    small_data_dir, tmp_path):
+    small_data_dir, trained_run, tmp_path):
   reference = tmp_path / 'reference'
-  train(reference, _flags(small_data_dir))
+  train(reference, _flags(small_data_dir, trained_run[0]))
   name = lambda path: os.path.relpath(path, os.path.dirname(
       os.path.dirname(path)))  # KEY/viewV_chunkC.npz
   expected = {name(p): np.load(p)['features'] for p in _chunks(reference)}
   workdir = tmp_path / 'killed'
-  flags = _flags(small_data_dir)
+  flags = _flags(small_data_dir, trained_run[0])
   proc = start_training(workdir, flags)
   wait_for(workdir / 'feature_cache', proc)
   while not _chunks(workdir):
@@ -114,7 +121,7 @@ def test_a_killed_extraction_resumes_from_its_chunks_and_damage_is_redone(
                                expected[name(path)], atol=1e-5)
   assert records(workdir)[-1]['val/top1'] == records(reference)[-1]['val/top1']
   # Another scoring size is another key: a new folder, computed afresh.
-  other = _flags(small_data_dir, eval_image_size=40,
+  other = _flags(small_data_dir, trained_run[0], eval_image_size=40,
                  **{'frozen_features.cache_dir': str(workdir / 'feature_cache')})
   train(tmp_path / 'other', other)
   # (A folder per split: training's and validation's.)

@@ -78,6 +78,17 @@ def validate(config) -> None:
               'dataset.split_seed', 'serve.max_wait_ms'):
     if get(config, key) < 0:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 0')
+  if not 0 < config.optimizer.layer_decay <= 1:
+    raise ConfigError(f'config.optimizer.layer_decay='
+                      f'{config.optimizer.layer_decay}: must be in (0, 1]')
+  if (config.optimizer.layer_decay < 1 and
+      config.model.name not in models.LAYER_OF):
+    raise ConfigError(f'config.optimizer.layer_decay: defined for '
+                      f'{sorted(models.LAYER_OF)}, not {config.model.name}')
+  if config.frozen_features.enabled and not config.model.init_from:
+    raise ConfigError('config.frozen_features.enabled: needs pretrained '
+                      'weights in config.model.init_from (a weight file, '
+                      "'imagenet' or a run)")
   if config.num_train_steps < (0 if config.frozen_features.enabled else 1):
     raise ConfigError(f'config.num_train_steps={config.num_train_steps}: '
                       'must be >= 1 (>= 0 with frozen_features.enabled)')

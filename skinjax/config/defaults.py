@@ -171,6 +171,11 @@ def get_config():
   # the head's: 1 trains all alike, 0.1 fine-tunes gently, 0 freezes the
   # backbone (a linear probe).
   config.optimizer.backbone_learning_rate_factor = 1.0
+  # Layer-wise learning-rate decay (ViT and ConvNeXt): the head and final
+  # norm learn at the schedule's rate, each layer below at `layer_decay`
+  # times the one above (the last ViT block 0.75x, the embedding 0.75^13x
+  # for ViT-S at 0.75). 1 disables.
+  config.optimizer.layer_decay = 1.0
   config.label_smoothing = 0.1
   # Class imbalance: 'none', 'loss_weights' (each class weighs the same in
   # the loss) or 'sampling' (each class is drawn equally often).

@@ -30,6 +30,10 @@ STAGES = {'resnet18': 5, 'resnet34': 5, 'resnet50': 5,
 # Pixels per patch side of the models that read patches: every image size
 # they see is a multiple of it.
 PATCH_SIZES = {name: vit.PATCH_SIZE for name in vit.VARIANTS}
+# Depth of each top-level parameter or module (models.layer_of), for
+# layer-wise learning-rate decay; only the families it is used with.
+LAYER_OF = {**{name: vit.layer_of for name in vit.VARIANTS},
+            **{name: convnext.layer_of for name in convnext.VARIANTS}}
 # Parameters that weight decay leaves alone although they are not vectors.
 NOT_DECAYED = vit.TOKENS
 # Keyword arguments only some architectures take, and the config key that

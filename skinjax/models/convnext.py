@@ -23,8 +23,6 @@ VARIANTS = {
     'convnext_small': ((3, 3, 27, 3), (96, 192, 384, 768)),
 }
 STAGES = 5  # the stem and four stages
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 class Block(nn.Module):
@@ -56,8 +54,8 @@ class ConvNeXt(nn.Module):
   dropout_rate: float = 0.0
   drop_path_rate: float = 0.0
   frozen_stages: int = 0
-  mean_rgb: Sequence[float] = IMAGENET_MEAN
-  std_rgb: Sequence[float] = IMAGENET_STD
+  mean_rgb: Sequence[float] = layers.IMAGENET_MEAN
+  std_rgb: Sequence[float] = layers.IMAGENET_STD
   dtype: Any = jnp.float32
   layer_forms: str = 'auto'  # layers.LAYER_FORMS: the depthwise convolutions
   freeze_batch_stats: bool = False  # unused: no BatchNorm
@@ -104,3 +102,12 @@ class ConvNeXt(nn.Module):
 def create(name: str, **kwargs) -> ConvNeXt:
   depths, widths = VARIANTS[name]
   return ConvNeXt(depths=depths, widths=widths, **kwargs)
+
+
+def layer_of(module: str) -> int:
+  """Depth of a top-level module, for layer-wise learning-rate decay: the
+  stem 0, stage s (its downsampling and blocks) s + 1, the final norm and
+  head above all (a large number)."""
+  if module.startswith(('block_', 'downsample_')):
+    return int(module.split('_')[1]) + 1
+  return 0 if module.startswith('stem_') else 1 << 20

@@ -193,6 +193,12 @@ FEATURES = 'features'
 PENULTIMATE = 'penultimate'
 
 
+# ImageNet's channel statistics on [0, 255]: how timm's and Hugging Face's
+# ViTs and ConvNeXts were trained to see photos (DINOv2 included).
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
 def standardise(images, mean_rgb, std_rgb, dtype):
   """Images in [0, 255] (uint8 or float) standardised per channel, in the
   compute dtype: the normalisation travels with the weights it belongs to."""

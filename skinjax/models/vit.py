@@ -36,9 +36,6 @@ VARIANTS = {
 PATCH_SIZE = 14
 # Learned tokens and positions: embeddings, not weights, and never decayed.
 TOKENS = ('pos_embedding', 'cls_token', 'register_tokens')
-# ImageNet's statistics, on [0, 255]: DINOv2's preprocessing.
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 def _cubic(x, a: float):
@@ -158,8 +155,8 @@ class VisionTransformer(nn.Module):
   dropout_rate: float = 0.0
   drop_path_rate: float = 0.0
   frozen_stages: int = 0
-  mean_rgb: Sequence[float] = IMAGENET_MEAN
-  std_rgb: Sequence[float] = IMAGENET_STD
+  mean_rgb: Sequence[float] = layers.IMAGENET_MEAN
+  std_rgb: Sequence[float] = layers.IMAGENET_STD
   dtype: Any = jnp.float32
   # Unused (no BatchNorm, no convolution worth a CPU form); accepted so that
   # every model takes the same configuration.
@@ -232,7 +229,9 @@ class VisionTransformer(nn.Module):
     freezes."""
     if not self.frozen_stages:
       return frozenset()
-    embedding = {'patch_kernel', 'patch_bias', *TOKENS}
+    embedding = {'patch_kernel', 'patch_bias', 'pos_embedding', 'cls_token'}
+    if self.registers:
+      embedding.add('register_tokens')
     return frozenset(embedding | {f'block_{i}'
                                   for i in range(self.frozen_stages - 1)})
 
@@ -242,6 +241,15 @@ def create(name: str, **kwargs) -> VisionTransformer:
   width, depth, heads = SIZES[size]
   return VisionTransformer(width=width, depth=depth, heads=heads,
                            registers=registers, **kwargs)
+
+
+def layer_of(module: str) -> int:
+  """Depth of a top-level parameter or module, for layer-wise learning-rate
+  decay: the embedding 0, block i i + 1, the final norm and head above all
+  (a large number)."""
+  if module.startswith('block_'):
+    return int(module.split('_')[1]) + 1
+  return 0 if module in ('patch_kernel', 'patch_bias', *TOKENS) else 1 << 20
 
 
 def stages(name: str) -> int:

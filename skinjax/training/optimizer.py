@@ -52,16 +52,39 @@ def _head_or_backbone(params):
 def from_config(config) -> tuple:
   """(optimiser, its schedule) of a run's config: the schedule built once."""
   schedule = learning_rate_schedule(config.optimizer, config.num_train_steps)
-  return create_optimizer(config.optimizer, schedule), schedule
+  return create_optimizer(config.optimizer, schedule,
+                          models.LAYER_OF.get(config.model.name)), schedule
 
 
-def create_optimizer(opt_config, schedule: optax.Schedule):
+def layer_scales(params, decay: float, layer_of) -> dict:
+  """decay ** (how many layers below the top): 1 for the head and final
+  norm, decay for the last block, decay ** (n + 1) for the embedding of an
+  n-block model (BEiT's layer-wise decay, DINOv2's fine-tuning recipe)."""
+  depths = {name: layer_of(name) for name in params}
+  top = 1 + max((d for d in depths.values() if d < 1 << 20), default=0)
+  return {name: jax.tree.map(
+      lambda _, d=min(depths[name], top): decay ** (top - d), subtree)
+          for name, subtree in params.items()}
+
+
+def _scale_by_layer(decay: float, layer_of) -> optax.GradientTransformation:
+  """Updates scaled per layer (layer_scales): the same as a learning rate
+  per layer for SGD and AdamW, weight decay included."""
+  def update(updates, state, params=None):
+    del params
+    scales = layer_scales(updates, decay, layer_of)
+    return jax.tree.map(lambda u, s: u * s, updates, scales), state
+  return optax.GradientTransformation(lambda _: optax.EmptyState(), update)
+
+
+def create_optimizer(opt_config, schedule: optax.Schedule, layer_of=None):
   """The configured optimiser on `schedule` (learning_rate_schedule, built
   once: the train step logs the same one).
 
   Gradients are clipped first if configured. The backbone (all but the
   models.HEAD parameters) learns at backbone_learning_rate_factor times the
-  schedule; at 0 it is frozen.
+  schedule; at 0 it is frozen. With layer_decay < 1, `layer_of` (the
+  model's models.LAYER_OF) scales each layer's updates.
   """
   factor = opt_config.backbone_learning_rate_factor
   base = OPTIMIZERS[opt_config.name]
@@ -71,6 +94,8 @@ def create_optimizer(opt_config, schedule: optax.Schedule):
         opt_config, lambda step: factor * schedule(step))
     tx = optax.partition({'head': tx, 'backbone': backbone},
                          _head_or_backbone)
+  if opt_config.layer_decay < 1:
+    tx = optax.chain(tx, _scale_by_layer(opt_config.layer_decay, layer_of))
   if opt_config.grad_clip_norm > 0:
     tx = optax.chain(optax.clip_by_global_norm(opt_config.grad_clip_norm), tx)
   return tx
