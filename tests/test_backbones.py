@@ -77,8 +77,12 @@ def _intermediates(model, variables, pixels_nchw):
 
 
 # One case per code path in the default tier (Hugging Face without and timm
-# with antialiasing and registers; ConvNeXt); the slow tier checks the rest.
+# with antialiasing and registers; ConvNeXt), at one size that resamples the
+# position embeddings (20 px: a 5x5 grid from 3x3) or the largest map; the
+# slow tier checks the other cases, and every case at all three sizes (each
+# size is a compilation).
 _SLOW = ('timm_dinov2', 'hf_dinov2_registers', 'timm_convnext')
+_DEFAULT_SIZES = (20, 64)
 
 
 def _cases(cases):
@@ -86,16 +90,24 @@ def _cases(cases):
           for c in sorted(cases)]
 
 
+@pytest.fixture(params=['one', pytest.param('all', marks=pytest.mark.slow)])
+def sizes(request):
+  """Which of a fixture's sizes to check: one in the default tier, all in
+  the slow one."""
+  return lambda found: [s for s in found if request.param == 'all' or
+                        s in _DEFAULT_SIZES]
+
+
 @pytest.mark.parametrize('case', _cases(VIT_CASES))
-def test_vit_matches_its_library_at_every_size(case):
+def test_vit_matches_its_library_at_every_size(case, sizes):
   config, reference = _reference(case)
   model = _tiny_model(case, config)
   tokens_name, pooled_name = VIT_CASES[case]
   path = os.path.join(FIXTURES, case + '.safetensors')
-  sizes = sorted(int(k.split('_')[-1]) for k in reference
+  found = sorted(int(k.split('_')[-1]) for k in reference
                  if k.startswith('pixels_'))
-  assert len(sizes) == 3
-  for size in sizes:
+  assert len(found) == 3
+  for size in sizes(found):
     # Loaded for this size: the file's 3x3 grid of position embeddings is
     # resampled as the library does at this size.
     variables = _load(model, path, size)
@@ -135,13 +147,13 @@ def test_position_embeddings_resample_as_the_library_does(case):
 
 
 @pytest.mark.parametrize('case', _cases(CONVNEXT_CASES))
-def test_convnext_matches_its_library_at_every_size(case):
+def test_convnext_matches_its_library_at_every_size(case, sizes):
   config, reference = _reference(case)
   model = _tiny_model(case, config)
   maps_name, pooled_name = CONVNEXT_CASES[case]
   variables = _load(model, os.path.join(FIXTURES, case + '.safetensors'), 32,
                     'convnext_tiny')
-  for size in (32, 48, 64):
+  for size in sizes((32, 48, 64)):
     features, pooled = _intermediates(model, variables,
                                       reference[f'pixels_{size}'])
     np.testing.assert_allclose(

@@ -36,11 +36,18 @@ def test_grad_cam_is_defined_for_every_architecture(name):
   assert float(cam.min()) >= 0 and float(cam.max()) <= 1
 
 
-def test_every_registered_model_exposes_its_feature_map():
+# One model per module in the default tier (tracing a ViT-B is seconds);
+# the slow tier traces every registered one.
+@pytest.mark.parametrize('which', [
+    'one_per_module', pytest.param('all', marks=pytest.mark.slow)])
+def test_every_registered_model_exposes_its_feature_map(which):
   """A map of the photo's grid: a CNN's last (stride 32), a ViT's patch
   tokens (one per 14x14 patch)."""
   images = jnp.zeros((1, 224, 224, 3), jnp.uint8)
-  for name in models.MODELS:
+  names = models.MODELS if which == 'all' else (
+      'resnet18', 'efficientnet_lite0', 'vit_small_patch14_reg4_dinov2',
+      'convnext_tiny')
+  for name in names:
     model = _model(name, 3)
     variables = jax.eval_shape(lambda m=model: m.init(
         jax.random.PRNGKey(0), images, train=False))

@@ -106,6 +106,9 @@ def test_frozen_batch_stats_do_not_move_in_training():
     assert changed == moves
 
 
+# Three processes of a quarter-minute each: the slow tier (for the default
+# tier's 10 minutes).
+@pytest.mark.slow
 def test_init_from_reads_a_checkpoint_saved_on_other_devices(tmp_path):
   """Saved on 4 devices, read on 1 and on 2: a multi-GPU run seeds a laptop
   fine-tune (Orbax, left to itself, refuses another topology)."""

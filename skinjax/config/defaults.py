@@ -94,9 +94,10 @@ def get_config():
   config.model.layer_forms = 'auto'
   config.model.dropout_rate = 0.0  # before the classifier
   config.model.drop_path_rate = 0.0  # stochastic depth of the last block
-  # Starting weights: '' (random), 'imagenet' (EfficientNet-Lite) or the path
-  # of a skinjax run or checkpoint; the classifier head is re-initialised
-  # when the number of classes differs.
+  # Starting weights: '' (random), 'imagenet' (EfficientNet-Lite), a weight
+  # file of timm or Hugging Face (.safetensors or .pth: ViT and ConvNeXt,
+  # docs/models.md) or the path of a skinjax run or checkpoint; the
+  # classifier head is re-initialised when the number of classes differs.
   config.model.init_from = ''
   # Keep BatchNorm's running statistics fixed during training.
   config.model.freeze_batch_stats = False
