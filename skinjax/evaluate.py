@@ -28,6 +28,7 @@ from absl import app
 from absl import flags
 
 from skinjax.cli import checks
+from skinjax.cli import compilation_cache
 from skinjax.cli import flags as cli_flags
 from skinjax.cli import main as cli_main
 from skinjax.evaluation import runner
@@ -62,6 +63,7 @@ def main(argv):
     raise app.UsageError('--restrict_to_present_classes needs --image_dir')
   config = _RUN.evaluation_config()
   checks.validate_here(config, batch_keys=('eval_batch_size',))
+  compilation_cache.enable(config)
   runner.evaluate(
       config, _RUN.workdir.value, split=_SPLIT.value,
       checkpoint=_RUN.checkpoint.value, weights=_RUN.weights.value,

@@ -22,6 +22,7 @@ from absl import app
 from absl import flags
 
 from skinjax.cli import checks
+from skinjax.cli import compilation_cache
 from skinjax.cli import flags as cli_flags
 from skinjax.cli import main as cli_main
 from skinjax.exporting import writer
@@ -40,6 +41,7 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   config = _RUN.evaluation_config()
   checks.validate_here(config, batch_keys=('eval_batch_size',))
+  compilation_cache.enable(config)
   meta = writer.export(config, _RUN.workdir.value, _FORMAT.value,
                        _OUTPUT.value, checkpoint=_RUN.checkpoint.value,
                        weights=_RUN.weights.value)

@@ -23,6 +23,7 @@ from absl import app
 from absl import flags
 
 from skinjax.cli import checks
+from skinjax.cli import compilation_cache
 from skinjax.cli import flags as cli_flags
 from skinjax.cli import main as cli_main
 from skinjax.inference import predict as predict_lib
@@ -43,6 +44,7 @@ def main(argv):
     raise app.UsageError('Name at least one image, folder or glob.')
   config = _RUN.evaluation_config()
   checks.validate_here(config, batch_keys=('eval_batch_size',))
+  compilation_cache.enable(config)
   predict_lib.predict(config, _RUN.workdir.value, argv[1:],
                       checkpoint=_RUN.checkpoint.value,
                       weights=_RUN.weights.value, top_k=_TOP_K.value,

@@ -27,6 +27,7 @@ from absl import app
 from absl import flags
 
 from skinjax.cli import checks
+from skinjax.cli import compilation_cache
 from skinjax.cli import flags as cli_flags
 from skinjax.cli import main as cli_main
 from skinjax.config import defaults
@@ -54,6 +55,7 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   config = _RUN.evaluation_config()
   checks.validate_here(config, batch_keys=('eval_batch_size',))
+  compilation_cache.enable(config)
   token = access.required_token(_HOST.value, _TOKEN_FILE.value, os.environ)
   listener = access.listen(_HOST.value, _PORT.value)
   server.serve(config, _RUN.workdir.value, token, listener,

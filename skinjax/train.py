@@ -22,6 +22,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from skinjax.cli import checks
+from skinjax.cli import compilation_cache
 from skinjax.cli import main as cli_main
 from skinjax.evaluation import metrics
 from skinjax.parallel import determinism
@@ -54,6 +55,7 @@ def main(argv):
   distributed.initialize(_COORDINATOR_ADDRESS.value, _NUM_PROCESSES.value,
                          _PROCESS_ID.value)
   checks.validate_here(config)
+  compilation_cache.enable(config)
   checks.validate_key_names(config, _ALLOW_CHANGE.value, '--allow_change')
   validation = loop.train_and_evaluate(config, _WORKDIR.value,
                                        _ALLOW_CHANGE.value)

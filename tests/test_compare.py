@@ -234,3 +234,25 @@ def test_a_finished_run_is_recognised_from_its_folder(trained_run, tmp_path):
   shutil.rmtree(copy / 'checkpoints' / '20')
   assert not local.is_finished(local.Plan(trial, str(copy), tuple(flags)),
                                config_file)
+
+
+def test_runs_made_with_other_library_versions_show_it(trained_run, tmp_path,
+                                                       capsys):
+  """Each start records its environment; compare shows where runs' last
+  entries differ."""
+  import jax  # pylint: disable=g-import-not-at-top
+  source, _ = trained_run
+  [entry] = json.loads((source / 'environment.json').read_text())
+  assert entry['start_step'] == 0 and entry['backend'] == 'cpu'
+  assert entry['versions']['jax'] == jax.__version__
+  assert entry['versions']['flax'] and entry['versions']['orbax-checkpoint']
+  assert sum(entry['devices'].values()) == jax.device_count()
+  root = tmp_path / 'runs'
+  for name, version in (('a', entry['versions']['jax']), ('b', '9.9.9')):
+    folder = _derived_run(source, root / name, 1.0)
+    changed = dict(entry, versions=dict(entry['versions'], jax=version))
+    (folder / 'environment.json').write_text(json.dumps([entry, changed]))
+  comparison.compare([str(root)], 'val/top1', str(tmp_path / 'out'))
+  table = _table(capsys.readouterr().out, 'run')
+  assert table[0][7:] == ['environment.versions.jax']
+  assert [row[7] for row in table[1:]] == [entry['versions']['jax'], '9.9.9']

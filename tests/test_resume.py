@@ -144,6 +144,11 @@ def test_harmless_and_allowed_changes_resume_and_are_recorded(
     saved = json.load(f)
   assert (saved['num_train_steps'], saved['log_every_steps']) == (22, 2)
   assert os.path.isdir(workdir / 'checkpoints' / '22')
+  # Each start appends what it ran on.
+  with open(workdir / 'environment.json') as f:
+    starts = json.load(f)
+  assert [e['start_step'] for e in starts] == [0, 20]
+  assert starts[1]['versions'] == starts[0]['versions']
   # The wall time goes on from the run's, summed across the resume.
   wall = {r['step']: r['time/wall_seconds'] for r in records(workdir)}
   assert wall[22] > wall[20] == max(
@@ -311,3 +316,21 @@ def test_signal_handlers_and_mask_are_restored_after_training():
       time.sleep(0.01)
   assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM),
           signal.pthread_sigmask(signal.SIG_BLOCK, [])) == before
+
+
+@pytest.mark.slow
+def test_a_second_start_reads_its_compiled_steps_from_the_cache(
+    small_data_dir, tmp_path):
+  """config.compilation_cache_dir (the default when JAX_COMPILATION_CACHE_DIR
+  is unset): a second run of the same program compiles nothing new."""
+  cache = tmp_path / 'xla'
+  env = {'JAX_COMPILATION_CACHE_DIR': ''}
+  flags = tiny_run_flags(small_data_dir, num_train_steps=2,
+                         eval_every_steps=2, checkpoint_every_steps=2,
+                         log_every_steps=1,
+                         compilation_cache_dir=str(cache))
+  train(tmp_path / 'first', flags, env)
+  written = set(os.listdir(cache))
+  assert written
+  train(tmp_path / 'second', flags, env)
+  assert set(os.listdir(cache)) == written

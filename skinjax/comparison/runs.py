@@ -1,8 +1,8 @@
 """Run folders side by side: what each reached, and what differs between them.
 
-Reads WORKDIR/config.json and WORKDIR/metrics.jsonl only (no checkpoint,
-no network, no jax), so runs are compared wherever their folders are
-copied. Runs that differ in `seed` alone form a seed group, summarised by
+Reads WORKDIR/config.json, metrics.jsonl and environment.json only (no
+checkpoint, no network, no jax), so runs are compared wherever their folders
+are copied. Runs that differ in `seed` alone form a seed group, summarised by
 its mean and spread.
 """
 
@@ -13,10 +13,14 @@ import os
 import numpy as np
 
 from skinjax import errors
+from skinjax.run_folder import environment
 from skinjax.run_folder import run_config
 from skinjax.run_folder import tracking
 
 SEED = 'seed'
+# Keys of WORKDIR/environment.json's last entry (library versions, backend,
+# devices) join the config's, so runs made with other versions show it.
+ENVIRONMENT = 'environment'
 # Keys that name or file a run (its W&B name, group, tags): never what it
 # learnt, so never a difference worth a column.
 _BOOKKEEPING = ('wandb.',)
@@ -76,6 +80,8 @@ def load(paths) -> list:
         config = run_config.flatten(json.load(f))
     except (OSError, ValueError) as e:
       raise CompareError(f'{path}: unreadable ({e})') from None
+    config.update({f'{ENVIRONMENT}.{k}': v for k, v in environment.flat(
+        environment.read(workdir)).items()})
     records = tracking.read_records(workdir)
     if not records:
       raise CompareError(f'{workdir}: no records in {tracking.METRICS_FILE}')

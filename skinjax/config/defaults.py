@@ -130,6 +130,11 @@ def get_config():
   config.frozen_features.cache_dir = ''
   config.frozen_features.chunk_size = 512  # photos per cache file
 
+  # JAX's persistent compilation cache for every command (a later start of
+  # the same program reads its compiled steps from here); '' turns it off.
+  # The environment variable JAX_COMPILATION_CACHE_DIR, when set, wins.
+  config.compilation_cache_dir = '~/.cache/skinjax/jax_compilation'
+
   config.image_size = 224
   # Validation, evaluate, predict, serve and export score photos at this
   # size (0: image_size). Larger than the training size pays off: random
@@ -271,6 +276,7 @@ PHASES = {
     'evaluation': 'anytime',
     'serve': 'anytime',
     'frozen_features.cache_dir': 'anytime',
+    'compilation_cache_dir': 'anytime',
     'eval_batch_size': 'anytime',
     'eval_image_size': 'anytime',
     'augment.eval_crop_fraction': 'anytime',

@@ -1,8 +1,8 @@
 """The training loop: resume or start, train, validate, checkpoint, log.
 
 WORKDIR receives checkpoints/ (Orbax), metrics.jsonl, config.json,
-class_names.json (with them, scoring needs no dataset) and the W&B run
-files; WORKDIR/lock keeps a second run out while this one trains. A resume
+class_names.json (with them, scoring needs no dataset), environment.json
+(what each start ran on) and the W&B run files; WORKDIR/lock keeps a second run out while this one trains. A resume
 must keep the config of the run (run_config.resume_changes) but for
 the keys it is explicitly allowed to change. Validation runs every
 config.eval_every_steps and before every checkpoint, so each checkpoint is
@@ -35,6 +35,7 @@ from skinjax.inference import restore
 from skinjax.parallel import sharding
 from skinjax.run_folder import checkpoint_folder
 from skinjax.run_folder import class_names as class_names_lib
+from skinjax.run_folder import environment
 from skinjax.run_folder import lock
 from skinjax.run_folder import run_config
 from skinjax.run_folder import tracking
@@ -256,14 +257,15 @@ def _restore_or_start(config, manager, model, tx, mesh) -> tuple:
 
 def _record_run_folder(config, workdir: str, class_names, start_step: int,
                        changes: dict) -> None:
-  """config.json (with what this resume changed, recorded and printed) and
-  class_names.json."""
+  """config.json (with what this resume changed, recorded and printed),
+  class_names.json, and this start's entry of environment.json."""
   if changes:
     run_config.record_changes(workdir, start_step, changes)
     for key, (old, new) in changes.items():
       print(f'Resuming with config.{key}: {old!r} -> {new!r}.', flush=True)
   run_config.write(config, workdir)
   class_names_lib.write(workdir, class_names)
+  environment.record(workdir, start_step)
 
 
 def _check_finite(config, unchecked, manager, writer) -> None:
