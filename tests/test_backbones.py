@@ -76,12 +76,14 @@ def _intermediates(model, variables, pixels_nchw):
           np.asarray(found[layers.PENULTIMATE][0]))
 
 
-# One case per code path in the default tier (Hugging Face without and timm
-# with antialiasing and registers; ConvNeXt), at one size that resamples the
+# One case per ViT code path in the default tier (Hugging Face without and
+# timm with antialiasing and registers; ConvNeXt's first compilation is a
+# quarter-minute, so the slow tier has its cases), at one size that resamples the
 # position embeddings (20 px: a 5x5 grid from 3x3) or the largest map; the
 # slow tier checks the other cases, and every case at all three sizes (each
 # size is a compilation).
-_SLOW = ('timm_dinov2', 'hf_dinov2_registers', 'timm_convnext')
+_SLOW = ('timm_dinov2', 'hf_dinov2_registers', 'timm_convnext',
+         'hf_convnext')
 _DEFAULT_SIZES = (20, 64)
 
 

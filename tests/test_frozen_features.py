@@ -59,6 +59,9 @@ def test_head_fit_separates_and_folds_the_standardisation_into_the_head():
   assert fitted.kernel.shape == (16, 3) and fitted.kernel.dtype == np.float32
 
 
+# A run and an evaluate, a quarter-minute each: the slow tier (for the
+# default tier's 10 minutes); the head fit above runs in the default tier.
+@pytest.mark.slow
 def test_run_is_a_whole_model_at_checkpoint_0_and_scores_from_its_folder(
     small_data_dir, trained_run, tmp_path):
   workdir = tmp_path / 'run'
