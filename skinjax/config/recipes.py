@@ -80,10 +80,10 @@ def frozen_vit(config, model_name='vit_small_patch14_dinov2'):
 
 
 def vit_finetune(config, model_name):
-  """An accelerator's full fine-tune of a DINOv2 ViT at 224 px: the head fitted first
-  on frozen features (frozen_vit's start), then every layer trained with
-  layer-wise learning-rate decay 0.75, AdamW, drop path 0.1: the usual
-  recipe for fine-tuning DINOv2 (and BEiT before it)."""
+  """An accelerator's full fine-tune of a DINOv2 ViT at 224 px: the head
+  fitted first on frozen features (frozen_vit's start), then every layer
+  trained with layer-wise learning-rate decay 0.75, AdamW, drop path 0.1:
+  the usual recipe for fine-tuning DINOv2 (and BEiT before it)."""
   frozen_vit(config, model_name)
   config.model.drop_path_rate = 0.1
   config.optimizer.name = 'adamw'

@@ -151,7 +151,8 @@ _TIMM_VIT = [
     (r'blocks\.(\d+)\.norm([12])\.weight', _VIT_BLOCK + r'norm\2/scale', _SAME),
     (r'blocks\.(\d+)\.norm([12])\.bias', _VIT_BLOCK + r'norm\2/bias', _SAME),
     (r'blocks\.(\d+)\.attn\.qkv\.weight', '|'.join(
-        _VIT_BLOCK + f'attention/{p}/kernel' for p in ('query', 'key', 'value')),
+        _VIT_BLOCK + f'attention/{p}/kernel'
+        for p in ('query', 'key', 'value')),
      _LINEAR),
     (r'blocks\.(\d+)\.attn\.qkv\.bias', '|'.join(
         _VIT_BLOCK + f'attention/{p}/bias' for p in ('query', 'key', 'value')),
@@ -178,7 +179,8 @@ def _convnext_rules(names: dict) -> list:
   rules = [(names['stem_conv'] + r'\.weight', 'stem_conv/kernel',
             _plain(_conv)),
            (names['stem_conv'] + r'\.bias', 'stem_conv/bias', _SAME),
-           (names['downsample_conv'] + r'\.weight', r'downsample_\1_conv/kernel',
+           (names['downsample_conv'] + r'\.weight',
+            r'downsample_\1_conv/kernel',
             _plain(_conv)),
            (names['downsample_conv'] + r'\.bias', r'downsample_\1_conv/bias',
             _SAME),
