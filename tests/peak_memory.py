@@ -16,6 +16,7 @@ import resource
 import sys
 
 from skinjax import data
+from skinjax.bench import hardware
 from skinjax.config import defaults
 from skinjax.data.prepare import collection
 from skinjax.inference import photo_files
@@ -44,8 +45,9 @@ def predict(*patterns) -> dict:
 def main(command, *args):
   found = {'prepare': prepare, 'predict': predict}[command](*args)
   peak = lambda who: round(resource.getrusage(who).ru_maxrss / 1024)
+  own_peak, _ = hardware.peak_rss(was_reset=False)
   print(json.dumps({
-      'peak_rss_mib': peak(resource.RUSAGE_SELF),
+      'peak_rss_mib': round(own_peak / 2**20),
       'largest_worker_peak_rss_mib': peak(resource.RUSAGE_CHILDREN),
       'workers': collection.worker_count() if command == 'prepare' else 0,
       **found}))
