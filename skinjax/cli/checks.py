@@ -75,7 +75,8 @@ def validate(config) -> None:
               'augment.mixup_alpha', 'augment.cutmix_alpha',
               'model.frozen_until_step',
               'input.num_threads', 'input.device_prefetch',
-              'dataset.split_seed', 'serve.max_wait_ms'):
+              'dataset.split_seed', 'serve.max_wait_ms',
+              'frozen_features.weight_decay'):
     if get(config, key) < 0:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 0')
   if not 0 < config.optimizer.layer_decay <= 1:
@@ -95,8 +96,6 @@ def validate(config) -> None:
   for key in ('optimizer.learning_rate', 'frozen_features.learning_rate'):
     if not get(config, key) > 0:
       raise ConfigError(f'config.{key}={get(config, key)}: must be > 0')
-  if config.frozen_features.weight_decay < 0:
-    raise ConfigError('config.frozen_features.weight_decay: must be >= 0')
   for key in ('augment.crop_scale', 'augment.crop_ratio'):
     low, high = get(config, key)
     if not 0 < low <= high:

@@ -304,14 +304,23 @@ def eval_image_size(config) -> int:
 def eval_dataset(source, config, process_index: int,
                  process_count: int) -> grain.IterDataset:
   """One pass over the split in batches of `eval_batch_size / process_count`."""
+  return _one_pass(source, config, process_index, process_count,
+                   lambda ds: ds.map(EvalPreprocess(
+                       eval_image_size(config),
+                       config.augment.eval_crop_fraction)))
+
+
+def _one_pass(source, config, process_index: int, process_count: int,
+              preprocess) -> grain.IterDataset:
+  """This process's shard of `source`, padded to whole batches of
+  `eval_batch_size / process_count` with the padding masked, each element
+  through `preprocess` (a function of the MapDataset)."""
   batch_size = config.eval_batch_size // process_count
   shard_size = math.ceil(len(source) / process_count)
   length = math.ceil(shard_size / batch_size) * batch_size
-  ds = (grain.MapDataset.source(
-      PaddedShard(source, process_index, process_count, length))
-        .map(EvalPreprocess(eval_image_size(config),
-                            config.augment.eval_crop_fraction))
-        .batch(batch_size))
+  ds = preprocess(grain.MapDataset.source(
+      PaddedShard(source, process_index, process_count, length))).batch(
+          batch_size)
   return _maybe_multiprocess(ds.to_iter_dataset(_read_options(config.input)),
                              config.input)
 
@@ -337,11 +346,6 @@ def view_dataset(source, config, view: int) -> grain.IterDataset:
   however often it is computed."""
   if view == 0:
     return eval_dataset(source, config, 0, 1)
-  length = math.ceil(len(source) / config.eval_batch_size
-                     ) * config.eval_batch_size
-  ds = (grain.MapDataset.source(PaddedShard(source, 0, 1, length))
-        .seed(config.seed * 1_000_003 + view)
-        .random_map(ViewPreprocess(eval_image_size(config), config.augment))
-        .batch(config.eval_batch_size))
-  return _maybe_multiprocess(ds.to_iter_dataset(_read_options(config.input)),
-                             config.input)
+  return _one_pass(source, config, 0, 1, lambda ds: ds.seed(
+      config.seed * 1_000_003 + view).random_map(
+          ViewPreprocess(eval_image_size(config), config.augment)))

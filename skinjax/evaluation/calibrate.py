@@ -69,16 +69,17 @@ def calibrated(config, workdir: str, checkpoint: restore.Checkpoint,
 def _fit(config, checkpoint, builder, want: dict, known=None) -> tuple:
   """(calibration, feature statistics) fitted now: statistics on training
   photos, the rest on the validation split."""
-  def outputs(split, limit=None):
-    found = known(split, limit) if known and config.evaluation.tta == 'none' \
-        else None
+  def outputs_of(split, limit=None):
+    found = None
+    if known and config.evaluation.tta == 'none':
+      found = known(split, limit)
     if found is None:
       found = _outputs(config, builder, split, checkpoint, limit)
     return found
 
-  training = outputs(config.dataset.train_split,
-                     config.evaluation.unfamiliar_fit_examples)
-  result = outputs(want['split'])
+  training = outputs_of(config.dataset.train_split,
+                        config.evaluation.unfamiliar_fit_examples)
+  result = outputs_of(want['split'])
   for name, outputs in (('training', training), (want['split'], result)):
     if not all(np.isfinite(outputs[key]).all()
                for key in ('logits', 'features')):

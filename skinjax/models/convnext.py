@@ -106,8 +106,8 @@ def create(name: str, **kwargs) -> ConvNeXt:
 
 def layer_of(module: str) -> int:
   """Depth of a top-level module, for layer-wise learning-rate decay: the
-  stem 0, stage s (its downsampling and blocks) s + 1, the final norm and
-  head above all (a large number)."""
+  stem 0, stage s (its downsampling and blocks) s + 1, None for the final
+  norm and head (the top)."""
   if module.startswith(('block_', 'downsample_')):
     return int(module.split('_')[1]) + 1
-  return 0 if module.startswith('stem_') else 1 << 20
+  return 0 if module.startswith('stem_') else None

@@ -245,11 +245,11 @@ def create(name: str, **kwargs) -> VisionTransformer:
 
 def layer_of(module: str) -> int:
   """Depth of a top-level parameter or module, for layer-wise learning-rate
-  decay: the embedding 0, block i i + 1, the final norm and head above all
-  (a large number)."""
+  decay: the embedding 0, block i i + 1, None for the final norm and head
+  (the top)."""
   if module.startswith('block_'):
     return int(module.split('_')[1]) + 1
-  return 0 if module in ('patch_kernel', 'patch_bias', *TOKENS) else 1 << 20
+  return 0 if module in ('patch_kernel', 'patch_bias', *TOKENS) else None
 
 
 def stages(name: str) -> int:

@@ -80,10 +80,10 @@ def extract(config, key: dict, cache_dir: str, source, eval_step, state,
   path = folder(cache_dir, key)
   os.makedirs(path, exist_ok=True)
   atomic.write_bytes(os.path.join(path, KEY_FILE),
-                    json.dumps(key, indent=1, sort_keys=True).encode())
+                     json.dumps(key, indent=1, sort_keys=True).encode())
   size = config.frozen_features.chunk_size
   chunks = math.ceil(len(source) / size)
-  features, labels = [], None
+  features = []
   progress = tqdm.tqdm(total=key['views'] * len(source), unit='photo',
                        desc=f"features of {key['split']}", dynamic_ncols=True,
                        mininterval=1 if sys.stderr.isatty() else 30)
@@ -103,9 +103,9 @@ def extract(config, key: dict, cache_dir: str, source, eval_step, state,
       parts.append(cached)
       progress.update(len(part))
     features.append(np.concatenate([f for f, _ in parts]))
-    labels = np.concatenate([y for _, y in parts])
   progress.close()
-  return np.stack(features), labels
+  # Every view holds the same photos in the same order: the last one's.
+  return np.stack(features), np.concatenate([y for _, y in parts])
 
 
 class _SubSource:

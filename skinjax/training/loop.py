@@ -2,9 +2,10 @@
 
 WORKDIR receives checkpoints/ (Orbax), metrics.jsonl, config.json,
 class_names.json (with them, scoring needs no dataset), environment.json
-(what each start ran on) and the W&B run files; WORKDIR/lock keeps a second run out while this one trains. A resume
-must keep the config of the run (run_config.resume_changes) but for
-the keys it is explicitly allowed to change. Validation runs every
+(what each start ran on) and the W&B run files; WORKDIR/lock keeps a second
+run out while this one trains. A resume must keep the config of the run
+(run_config.resume_changes) but for the keys it is explicitly allowed to
+change. Validation runs every
 config.eval_every_steps and before every checkpoint, so each checkpoint is
 ranked by config.best_metric.
 

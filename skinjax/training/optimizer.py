@@ -61,10 +61,10 @@ def layer_scales(params, decay: float, layer_of) -> dict:
   norm, decay for the last block, decay ** (n + 1) for the embedding of an
   n-block model (BEiT's layer-wise decay, DINOv2's fine-tuning recipe)."""
   depths = {name: layer_of(name) for name in params}
-  top = 1 + max((d for d in depths.values() if d < 1 << 20), default=0)
+  top = 1 + max((d for d in depths.values() if d is not None), default=0)
   return {name: jax.tree.map(
-      lambda _, d=min(depths[name], top): decay ** (top - d), subtree)
-          for name, subtree in params.items()}
+      lambda _, d=depths[name]: 1.0 if d is None else decay ** (top - d),
+      subtree) for name, subtree in params.items()}
 
 
 def _scale_by_layer(decay: float, layer_of) -> optax.GradientTransformation:
