@@ -108,6 +108,27 @@ def test_without_flock_a_dead_holder_on_this_host_is_taken_over(tmp_path):
       os.close(fd)
 
 
+def test_a_link_at_the_lock_path_is_refused_and_its_target_untouched(
+    tmp_path):
+  """Taking the lock writes into its file: through a symlink or hard link
+  planted there, that would truncate another file (a config, a token)."""
+  target = tmp_path / 'precious'
+  target.write_text('keep me')
+  for kind in ('symlink', 'hard link'):
+    workdir = tmp_path / kind.replace(' ', '_')
+    workdir.mkdir()
+    path = workdir / lock.LOCK_FILE
+    if kind == 'symlink':
+      path.symlink_to(target)
+    else:
+      os.link(target, path)
+    with pytest.raises(lock.UnsafeLockFile, match=str(path)) as refusal:
+      with lock.hold(str(workdir)):
+        pass
+    assert '\n' not in str(refusal.value)
+    assert target.read_text() == 'keep me'
+
+
 def test_config_drift_on_resume_is_refused_per_key_and_changes_nothing(
     trained_run, tmp_path):
   workdir = _copy(trained_run[0], tmp_path)

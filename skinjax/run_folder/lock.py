@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 
 from skinjax import errors
 
@@ -29,12 +30,18 @@ class RunFolderLocked(errors.UserError):
   """Another live run holds the run folder; the message names it."""
 
 
+class UnsafeLockFile(errors.UserError):
+  """WORKDIR/lock is not a plain file of its own (a symlink, a hard link, a
+  folder): writing our name into it would overwrite whatever it stands
+  for."""
+
+
 @contextlib.contextmanager
 def hold(workdir: str):
   """Holds WORKDIR/lock for the `with` block; RunFolderLocked if a live run
   holds it."""
   path = os.path.join(workdir, LOCK_FILE)
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  fd = _open(path)
   try:
     if _flock_supported(fd, path):
       _record_holder(fd)
@@ -43,6 +50,26 @@ def hold(workdir: str):
     yield
   finally:
     os.close(fd)  # releases the flock
+
+
+def _open(path: str) -> int:
+  """The lock file, created if missing, never through a symlink; nothing is
+  written to it until its lock is held."""
+  try:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                 | os.O_NONBLOCK, 0o644)
+  except OSError as e:
+    if e.errno == errno.ELOOP:
+      raise UnsafeLockFile(f'{path} is a symlink; remove it (a run folder\'s '
+                           'lock is a plain file the run writes)') from None
+    raise UnsafeLockFile(f'{path}: {e.strerror}') from None
+  info = os.fstat(fd)
+  if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+    os.close(fd)
+    raise UnsafeLockFile(f'{path} is not a plain file of its own '
+                         f'({stat.filemode(info.st_mode)}, {info.st_nlink} '
+                         'links); remove it')
+  return fd
 
 
 def _flock_supported(fd: int, path: str) -> bool:
