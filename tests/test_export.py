@@ -164,6 +164,43 @@ def test_loader_refuses_damaged_and_foreign_files(resnet_exports, tmp_path):
       model.probabilities(wrong)
 
 
+def _zip(path, members, compression=zipfile.ZIP_DEFLATED):
+  with zipfile.ZipFile(path, 'w', compression) as archive:
+    for member, content in members.items():
+      archive.writestr(member, content)
+  return str(path)
+
+
+def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
+  """16 MiB of zeros deflate to 16 KiB: refused from the size the zip
+  declares, as is a metadata.json over 1 MiB. A zip that declares 1 KiB for
+  the same member is cut off there and refused, never inflated whole."""
+  meta = json.dumps({'format_version': exported.FORMAT_VERSION})
+  zeros = bytes(16 << 20)
+  bombs = {
+      'model.zip': {exported.METADATA_FILE: meta,
+                    exported.EXPORTED_FILE: zeros},
+      'meta.zip': {exported.METADATA_FILE: ' ' * (2 << 20) + meta},
+  }
+  for name, members in bombs.items():
+    path = _zip(tmp_path / name, members)
+    assert os.path.getsize(path) < 40_000
+    with pytest.raises(exported.ExportedModelError,
+                       match=f'{name}: .* inflates to .* allowed') as refusal:
+      exported.load(path)
+    assert '\n' not in str(refusal.value)
+  with open(tmp_path / 'model.zip', 'rb') as f:
+    data = bytearray(f.read())
+  # Declare 1 KiB in the zeros' central directory entry (the last one; its
+  # size field is at offset 24), which is what a reader goes by.
+  entry = data.rindex(b'PK\x01\x02')
+  data[entry + 24:entry + 28] = (1024).to_bytes(4, 'little')
+  (tmp_path / 'lying.zip').write_bytes(data)
+  with pytest.raises(exported.ExportedModelError,
+                     match='lying.zip: not a readable StableHLO export'):
+    exported.load(str(tmp_path / 'lying.zip'))
+
+
 def test_export_refuses_a_model_that_differs(resnet_exports, tmp_path,
                                              monkeypatch):
   """The check before writing: an export that computes something else

@@ -27,6 +27,12 @@ INPUT_NAME, OUTPUT_NAME = 'images', 'probabilities'
 # The members of a StableHLO export (a zip file).
 METADATA_FILE, EXPORTED_FILE = 'metadata.json', 'model.jax_exported'
 _ZIP_MAGIC = b'PK\x03\x04'
+# What a StableHLO zip may inflate to: metadata.json at most 1 MiB, any
+# member at most _MAX_RATIO times its compressed bytes (skinjax stores them
+# uncompressed; weights hardly compress), and all of them together at most
+# _MAX_RATIO times the file. A zip bomb is refused before it fills memory.
+_MAX_METADATA_BYTES = 1 << 20
+_MAX_RATIO = 20
 
 
 class ExportedModelError(errors.UserError):
@@ -82,18 +88,44 @@ def _checked(meta, name: str) -> dict:
 def _stablehlo(data: bytes, name: str) -> ExportedModel:
   try:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-      meta = json.loads(archive.read(METADATA_FILE))
-      serialized = archive.read(EXPORTED_FILE)
-  except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as e:
+      budget = _MAX_RATIO * len(data) + _MAX_METADATA_BYTES
+      meta = _inflate(archive, METADATA_FILE, name, budget)
+      serialized = _inflate(archive, EXPORTED_FILE, name, budget - len(meta))
+      meta = json.loads(meta)
+  except (zipfile.BadZipFile, KeyError, json.JSONDecodeError,
+          EOFError) as e:
     raise ExportedModelError(f'{name}: not a readable StableHLO export '
                              f'({e})') from None
   meta = _checked(meta, name)
   try:
-    program = jax.export.deserialize(bytearray(serialized))
+    program = jax.export.deserialize(serialized)
   except Exception as e:  # a damaged flatbuffer raises many types
     raise ExportedModelError(f'{name}: {EXPORTED_FILE} does not deserialize '
                              f'({type(e).__name__})') from None
   return ExportedModel(meta, 'stablehlo', jax.jit(program.call))
+
+
+def _inflate(archive: zipfile.ZipFile, member: str, name: str,
+             budget: int) -> bytearray:
+  """The member's bytes, refused once it would inflate past its bound or
+  the `budget` left: checked on the size the zip declares, then again while
+  reading, since a crafted zip can declare anything."""
+  info = archive.getinfo(member)
+  limit = min(budget, _MAX_METADATA_BYTES if member == METADATA_FILE
+              else max(_MAX_METADATA_BYTES, _MAX_RATIO * info.compress_size))
+  too_big = lambda size: ExportedModelError(
+      f'{name}: {member} inflates to {size} bytes from '
+      f'{info.compress_size} (over the {limit} allowed); not an export '
+      'skinjax wrote')
+  if info.file_size > limit:
+    raise too_big(info.file_size)
+  content = bytearray()
+  with archive.open(info) as f:
+    while chunk := f.read(1 << 20):
+      content += chunk
+      if len(content) > limit:
+        raise too_big(f'over {len(content)}')
+  return content
 
 
 def _onnx(data: bytes, name: str) -> ExportedModel:
