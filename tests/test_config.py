@@ -7,6 +7,7 @@ import runpy
 import pytest
 
 from helpers import REPO, run_module
+from skinjax import data
 from skinjax.cli import checks
 from skinjax.config import defaults
 from skinjax.run_folder import run_config
@@ -68,6 +69,28 @@ def test_validate_rejects_unknown_names():
   config = defaults.get_config()
   config.dataset.name = 'dermnett/23'
   with pytest.raises(checks.ConfigError, match='dataset.name'):
+    checks.validate(config)
+
+
+def test_a_dataset_name_cannot_lead_out_of_data_dir(tmp_path):
+  """The collection part names a folder under data_dir: refused by the check
+  every command runs first (and by the builder), with nothing created."""
+  config = defaults.get_config()
+  config.dataset.data_dir = str(tmp_path / 'tfds')
+  for name in ('image_folder/../../x', 'image_folder/a/b', 'image_folder/..',
+               'image_folder/.hidden', 'image_folder/a\\b', 'image_folder/',
+               'image_folder//etc'):
+    config.dataset.name = name
+    with pytest.raises(checks.ConfigError,
+                       match=r"^config\.dataset\.name=.*: after the dataset, "
+                       r'one collection name [^\n]*$'):
+      checks.validate(config)
+    with pytest.raises(checks.ConfigError, match='config.dataset.name'):
+      data.get_builder(config.dataset)
+  assert not os.listdir(tmp_path)
+  for name in ('image_folder/myclinic', 'image_folder/clinic-2.v3',
+               'dermnet/23', 'synthetic_lesions'):
+    config.dataset.name = name
     checks.validate(config)
 
 

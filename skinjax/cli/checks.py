@@ -196,6 +196,7 @@ def _prepares_photos(name: str) -> bool:
 
 
 def _validate_dataset_name(name: str) -> None:
+  data.check_name(name)
   dataset, _, variant = name.partition('/')
   if dataset not in data.DATASETS:
     raise ConfigError(f'config.dataset.name={name!r}: unknown dataset; choose '

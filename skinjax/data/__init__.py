@@ -6,6 +6,7 @@ datasets are prepared from files the user already has
 """
 
 import os
+import re
 import sys
 import tempfile
 
@@ -13,6 +14,7 @@ import jax
 from jax.experimental import multihost_utils
 import tensorflow_datasets as tfds
 
+from skinjax import errors
 from skinjax.data import prepared_folders
 from skinjax.data.builders import dermamnist
 from skinjax.data.builders import dermnet
@@ -32,6 +34,21 @@ DATASETS = {
 }
 
 
+# A collection's name becomes a folder under data_dir: one plain name, no
+# '/', '\\', '..' or leading dot that could lead out of it.
+_VARIANT = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,99}')
+
+
+def check_name(name: str) -> None:
+  """Refuses a config.dataset.name whose collection part is not one plain
+  folder name ('image_folder/../../x' would prepare outside data_dir)."""
+  _, slash, variant = name.partition('/')
+  if slash and not (_VARIANT.fullmatch(variant) and '..' not in variant):
+    raise errors.ConfigError(
+        f'config.dataset.name={name!r}: after the dataset, one collection '
+        'name of letters, digits, ".", "_" and "-" (no "/", "\\" or "..")')
+
+
 def get_builder(dataset_config) -> tfds.core.DatasetBuilder:
   """The builder for `dataset_config.name` ('name' or 'name/config').
 
@@ -41,6 +58,7 @@ def get_builder(dataset_config) -> tfds.core.DatasetBuilder:
   builder with no configs of its own (image_folder) needs the collection
   named, so two collections never share one either.
   """
+  check_name(dataset_config.name)
   base, _, variant = dataset_config.name.partition('/')
   builder_cls = DATASETS[base]
   builder_config = variant or None
