@@ -8,12 +8,21 @@ const TOKEN_KEY = 'skinjax-token';
 let card = null;  // GET /v1/model, once read
 
 // A token can come in the address's fragment (#token=...), which browsers
-// never send to a server or log; it is kept for this tab only.
+// never send to a server or log; it is kept for this tab only. A mangled
+// link (a '%' cut short) is said on the page, which asks for the token,
+// rather than stopping the page's script.
 function takeTokenFromAddress() {
   const match = location.hash.match(/token=([^&]+)/);
   if (match) {
-    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
     history.replaceState(null, '', location.pathname + location.search);
+    try {
+      sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+    } catch (e) {
+      document.getElementById('status').textContent =
+          'The link\'s token is damaged (' + e.message + '); enter the ' +
+          'token below or ask for a new link.';
+      document.getElementById('token-form').hidden = false;
+    }
   }
 }
 
