@@ -199,6 +199,14 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
   with pytest.raises(exported.ExportedModelError,
                      match='lying.zip: not a readable StableHLO export'):
     exported.load(str(tmp_path / 'lying.zip'))
+  # Flagged encrypted (offset 8), or a method zipfile lacks (offset 10).
+  for offset, value, name in ((8, 1, 'encrypted.zip'), (10, 99, 'method.zip')):
+    odd = bytearray(data)
+    odd[entry + offset:entry + offset + 2] = value.to_bytes(2, 'little')
+    (tmp_path / name).write_bytes(odd)
+    with pytest.raises(exported.ExportedModelError,
+                       match=f'{name}: a member is encrypted or compressed'):
+      exported.load(str(tmp_path / name))
 
 
 def test_export_refuses_a_model_that_differs(resnet_exports, tmp_path,

@@ -96,6 +96,10 @@ def _stablehlo(data: bytes, name: str) -> ExportedModel:
           EOFError) as e:
     raise ExportedModelError(f'{name}: not a readable StableHLO export '
                              f'({e})') from None
+  except (NotImplementedError, RuntimeError):  # a method zipfile lacks, a
+    # password: neither is in an export skinjax wrote
+    raise ExportedModelError(f'{name}: a member is encrypted or compressed '
+                             'in a way skinjax exports never are') from None
   meta = _checked(meta, name)
   try:
     program = jax.export.deserialize(serialized)
