@@ -15,13 +15,21 @@ the run folder alone (a checkpoint not yet calibrated is an error naming the
 It listens on 127.0.0.1 unless --host says otherwise; on an address other
 machines can reach it does not start without a token, read from
 --token_file or $SKINJAX_SERVE_TOKEN (never a flag, which `ps` shows), that
-every /v1/ request must then carry as "Authorization: Bearer TOKEN".
+every /v1/ request must then carry as "Authorization: Bearer TOKEN". With
+serve.tls_certificate and serve.tls_key it serves HTTPS; off loopback
+without them it warns that photos and the token cross the network in clear
+text. Only the Host names in serve.allowed_hosts (and --host) are answered.
+
+It exits 0 on SIGINT or SIGTERM, 1 on an error at start (one line), and 70
+when its device thread has died (after serve.device_failure_exit_s seconds
+of 503s), for a supervisor (systemd Restart=on-failure) to restart it.
 
 Batching and limits are config keys (skinjax/config/defaults.py, section
 serve; change them with --config.serve.KEY=VALUE), by default:
 """
 
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -33,6 +41,7 @@ from skinjax.cli import main as cli_main
 from skinjax.config import defaults
 from skinjax.service import access
 from skinjax.service import server
+from skinjax.service import tls
 
 __doc__ += ''.join(f'  serve.{key} = {value!r}\n' for key, value in
                    defaults.get_config().serve.items())
@@ -57,9 +66,17 @@ def main(argv):
   checks.validate_here(config, batch_keys=('eval_batch_size',))
   compilation_cache.enable(config)
   token = access.required_token(_HOST.value, _TOKEN_FILE.value, os.environ)
+  certificate_and_key = tls.files(config.serve)
+  if certificate_and_key is None and not access.is_loopback(_HOST.value):
+    print(f'WARNING: --host={_HOST.value} without TLS: photos, results and '
+          'the token cross the network in clear text. Set config.serve.'
+          'tls_certificate and config.serve.tls_key.', file=sys.stderr,
+          flush=True)
   listener = access.listen(_HOST.value, _PORT.value)
   server.serve(config, _RUN.workdir.value, token, listener,
-               checkpoint=_RUN.checkpoint.value, weights=_RUN.weights.value)
+               checkpoint=_RUN.checkpoint.value, weights=_RUN.weights.value,
+               hosts=server.allowed_hosts(config, _HOST.value),
+               tls=certificate_and_key)
 
 
 if __name__ == '__main__':

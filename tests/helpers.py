@@ -4,6 +4,7 @@ import atexit
 import json
 import os
 import pkgutil
+import secrets
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,8 @@ import optax
 import orbax.checkpoint as ocp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The token of the service the `service` fixture starts.
+SERVICE_TOKEN = secrets.token_urlsafe(24)
 
 
 def _deprecations_fail() -> str:

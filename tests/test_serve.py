@@ -10,7 +10,6 @@ import importlib.util
 import io
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -21,32 +20,14 @@ from PIL import Image
 import pytest
 from skimage import data as skimage_data
 
-from helpers import REPO, run_module
+from helpers import REPO, SERVICE_TOKEN, run_module
 import image_trees
 from skinjax.data.builders import lesion_drawing
 from skinjax.service import access
 from skinjax.service import batching
 from skinjax.service import client as client_lib
 
-TOKEN = secrets.token_urlsafe(24)
-# Small batches (two shapes to compile) and a long wait, so that concurrent
-# requests surely share batches; every class listed, so rows sum to one.
-SERVICE_FLAGS = ['--config.serve.max_batch_size=2',
-                 '--config.serve.max_wait_ms=100', '--config.serve.top_k=6']
-
-
-@pytest.fixture(scope='module')
-def service(trained_run, tmp_path_factory):
-  """(url, the run folder) of a service on the 20-step run; it must stop
-  cleanly (exit 0) on SIGTERM at the end."""
-  workdir, _ = trained_run
-  log = tmp_path_factory.mktemp('service') / 'service.log'
-  process, url = client_lib.start_service(
-      workdir, SERVICE_FLAGS, log, env={'SKINJAX_SERVE_TOKEN': TOKEN},
-      cwd=REPO)
-  yield url, workdir
-  process.terminate()
-  assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
+TOKEN = SERVICE_TOKEN
 
 
 def _client(url, token=TOKEN):
@@ -223,7 +204,7 @@ def test_concurrent_requests_share_batches(service):
   url, _ = service
   photos = [[(f'{i}.jpg', photo(10 + i))] for i in range(4)]
   alone = [_client(url).predict(p)[1]['photos'][0] for p in photos]
-  _, before = _client(url).healthz()
+  _, before = _client(url).statistics()
   start = threading.Barrier(8)
 
   def send(i):
@@ -233,7 +214,7 @@ def test_concurrent_requests_share_batches(service):
 
   with concurrent.futures.ThreadPoolExecutor(8) as pool:
     answers = list(pool.map(send, range(8)))
-  _, after = _client(url).healthz()
+  _, after = _client(url).statistics()
   for i, (status, body) in enumerate(answers):
     assert status == 200, body
     assert_same_probabilities(body['photos'][0], alone[i % 4])

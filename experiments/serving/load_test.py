@@ -86,7 +86,7 @@ def run(url, token, photos, clients: int, seconds: float, per_request: int,
   """Loads the service at `url`; the figures, as a dict."""
   monitor = client_lib.Client(url, token)
   _, model = monitor.model()
-  _, before = monitor.healthz()
+  _, before = monitor.statistics()
   results = []
   budget = {'left': max_requests, 'lock': threading.Lock()}
   deadline = time.monotonic() + seconds
@@ -100,7 +100,7 @@ def run(url, token, photos, clients: int, seconds: float, per_request: int,
   for thread in threads:
     thread.join()
   elapsed = time.perf_counter() - began
-  _, after = monitor.healthz()
+  _, after = monitor.statistics()
   monitor.close()
   latencies = np.array([r[1] for r in results if r[2] == 200]) * 1000
   failures = [r for r in results if r[2] != 200]

@@ -67,6 +67,9 @@ def validate(config) -> None:
               'evaluation.bootstrap_resamples', 'serve.max_batch_size',
               'serve.max_photos_per_request', 'serve.max_request_bytes',
               'serve.max_concurrent_requests', 'serve.decode_threads',
+              'serve.max_body_bytes_in_flight', 'serve.max_request_pixels',
+              'serve.max_connections', 'serve.body_min_bytes_per_s',
+              'serve.token_failures',
               'serve.top_k', 'frozen_features.views', 'frozen_features.epochs',
               'frozen_features.batch_size', 'frozen_features.chunk_size'):
     if get(config, key) < 1:
@@ -76,9 +79,16 @@ def validate(config) -> None:
               'model.frozen_until_step',
               'input.num_threads', 'input.device_prefetch',
               'dataset.split_seed', 'serve.max_wait_ms',
+              'serve.device_failure_exit_s',
               'frozen_features.weight_decay'):
     if get(config, key) < 0:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 0')
+  for key in ('serve.request_deadline_s', 'serve.header_timeout_s',
+              'serve.keep_alive_s', 'serve.body_rate_window_s',
+              'serve.token_lockout_s',
+              'serve.device_stall_s'):
+    if not get(config, key) > 0:
+      raise ConfigError(f'config.{key}={get(config, key)}: must be > 0')
   if not 0 < config.optimizer.layer_decay <= 1:
     raise ConfigError(f'config.optimizer.layer_decay='
                       f'{config.optimizer.layer_decay}: must be in (0, 1]')

@@ -223,15 +223,56 @@ def get_config():
   # How long the first photo of a batch waits for others to join it.
   config.serve.max_wait_ms = 5.0
   config.serve.max_photos_per_request = 16  # more are refused (413)
-  # A larger request body is refused (413) before it is read. Bodies are
-  # held in memory, at most max_concurrent_requests of them at a time.
+  # A larger request body is refused (413) before it is read.
   config.serve.max_request_bytes = 32 * 2**20
-  # Connections (idle kept-alive ones too) and requests in progress at a
-  # time; more are answered 503 at once.
+  # Bodies are held in memory (once each) as they arrive; past this many
+  # bytes of all requests together, a request is answered 503 at once.
+  config.serve.max_body_bytes_in_flight = 256 * 2**20
+  # A request's photos may hold this many pixels in all (from their
+  # headers, before any is decoded; 413 beyond): a request's decode time is
+  # bounded, whatever its bytes. Each photo is also bounded by
+  # dataset.max_image_pixels.
+  config.serve.max_request_pixels = 100_000_000
+  # Requests being scored (decoded, on the device) at a time; later ones
+  # wait their turn within their deadline.
   config.serve.max_concurrent_requests = 32
-  # Photos decoded (and Grad-CAM overlays drawn) at a time; each decode
-  # holds up to 12 bytes a pixel of a photo (dataset.max_image_pixels).
+  # A request not answered this many seconds after its body arrived gets
+  # 504 with a message, and its work still waiting is dropped.
+  config.serve.request_deadline_s = 30.0
+  # Photos decoded (and Grad-CAM overlays drawn) at a time, taken in turn
+  # from each waiting request (one request's sixteen photos do not hold up
+  # another's one); each decode holds up to 12 bytes a pixel of a photo.
   config.serve.decode_threads = 2
+  # Open connections at a time (idle and slow ones included): at the cap,
+  # the oldest connection with no request in progress is closed for a new
+  # one, and without one the new one is closed.
+  config.serve.max_connections = 512
+  # A request's headers must arrive within this many seconds of the
+  # connection opening (or of the previous response, on a kept-alive one).
+  config.serve.header_timeout_s = 10.0
+  # A kept-alive connection that sends nothing for this long is closed.
+  config.serve.keep_alive_s = 5.0
+  # A request body must arrive at this many bytes a second at least, over
+  # every window of body_rate_window_s seconds; a slower one is cut off.
+  config.serve.body_min_bytes_per_s = 16 * 2**10
+  config.serve.body_rate_window_s = 5.0
+  # Host headers answered (others get 400, against DNS rebinding): the
+  # loopback names, and --host when it names one address. Comma-separated.
+  config.serve.allowed_hosts = 'localhost,127.0.0.1,[::1]'
+  # A client that sends this many wrong tokens within token_lockout_s
+  # seconds is answered 429 for token_lockout_s seconds.
+  config.serve.token_failures = 10
+  config.serve.token_lockout_s = 60.0
+  # HTTPS: a PEM certificate (chain) and its private key; both or neither.
+  config.serve.tls_certificate = ''
+  config.serve.tls_key = ''
+  # After the device thread dies, /healthz and every request answer 503
+  # for this many seconds, then the process exits with status 70 so its
+  # supervisor can restart it.
+  config.serve.device_failure_exit_s = 10.0
+  # /healthz answers 503 when the device thread has had work waiting this
+  # long without finishing a batch.
+  config.serve.device_stall_s = 60.0
   config.serve.top_k = 3  # classes listed per photo
 
   config.log_every_steps = 50

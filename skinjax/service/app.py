@@ -5,24 +5,38 @@ clinicians' page, both in one process that holds nothing on disk.
        -> the ranked differential of each, as `predict --output x.json`
           writes it, with its Grad-CAM overlay (PNG, base64) if asked
   GET  /v1/model    classes, version, calibration, thresholds, limits
-  GET  /healthz     liveness, and the batches run so far
+  GET  /v1/statistics  batches run, work dropped, connections closed
+  GET  /healthz     200 while the device thread lives and keeps up, else 503
   GET  /            the page (page/), which calls the API
 
 When the service has a token, /v1/* requires `Authorization: Bearer TOKEN`;
-the page and /healthz hold nothing private and need none.
+the page and /healthz hold nothing private and need none. Requests whose
+Host header is not one of the allowed names get 400 (DNS rebinding).
+
+A request is answered within serve.request_deadline_s of its body's
+arrival (else 504); its photos are decoded in turn with other requests'
+(turns.Turns), and when its client goes away or its deadline passes, its
+photos not yet decoded are never decoded and its jobs not yet on the device
+never reach it.
 """
 
 import asyncio
 import base64
+import collections
 import dataclasses
 import importlib.metadata
 import importlib.resources
+import itertools
+import math
+import time
 from typing import Any
 
 import anyio
 import numpy as np
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.responses import Response
 from starlette.routing import Route
@@ -31,7 +45,9 @@ from skinjax.data.prepare import decode
 from skinjax.inference import preparation
 from skinjax.inference import skin_tone
 from skinjax.service import access
+from skinjax.service import batching
 from skinjax.service import device
+from skinjax.service import turns
 from skinjax.service import uploads
 
 NOTICE = ('Decision support for a clinician, not a diagnosis: a ranked '
@@ -55,13 +71,25 @@ _SECURITY_HEADERS = [
 
 @dataclasses.dataclass(frozen=True)
 class Service:
-  """What the routes share: the device worker and how its outputs are read."""
+  """What the routes share: the device worker, how its outputs are read,
+  and the bounds every request is held to."""
   batcher: Any  # batching.Batcher, with 'predict' and 'grad_cam' functions
   config: Any
   recipe: preparation.Recipe  # how an uploaded photo becomes the input
   checkpoint: Any  # restore.Checkpoint: classes, calibration, unfamiliarity
   card: dict  # GET /v1/model
-  decoding: anyio.CapacityLimiter  # photos decoded (overlays drawn) at once
+  connections: Any = None  # connections.Guard, for the statistics
+  counts: collections.Counter = dataclasses.field(
+      default_factory=collections.Counter)
+
+  def __post_init__(self):
+    serve = self.config.serve
+    # Photos decoded (overlays drawn) at once, in turn across requests.
+    object.__setattr__(self, 'decoding', turns.Turns(serve.decode_threads))
+    object.__setattr__(self, 'bodies', uploads.BodyBudget(
+        serve.max_body_bytes_in_flight))
+    object.__setattr__(self, 'scoring', asyncio.Semaphore(
+        serve.max_concurrent_requests))
 
 
 def model_card(config, checkpoint, shapes) -> dict:
@@ -90,7 +118,9 @@ def model_card(config, checkpoint, shapes) -> dict:
       'limits': {
           'max_photos_per_request': config.serve.max_photos_per_request,
           'max_request_bytes': config.serve.max_request_bytes,
-          'max_image_pixels': config.dataset.max_image_pixels},
+          'max_request_pixels': config.serve.max_request_pixels,
+          'max_image_pixels': config.dataset.max_image_pixels,
+          'request_deadline_s': config.serve.request_deadline_s},
       'batching': {'max_batch_size': config.serve.max_batch_size,
                    'max_wait_ms': config.serve.max_wait_ms,
                    'batch_shapes': list(shapes)},
@@ -112,18 +142,50 @@ async def _results(batcher, kind: str, *inputs):
   return np.concatenate(chunks)
 
 
+_REQUEST_IDS = itertools.count()
+
+
+def _check_pixels(photos, max_pixels: int) -> None:
+  """Refuses (413) a request whose photos hold more pixels in all than
+  `max_pixels`, from their headers, before any is decoded."""
+  total = sum(decode.pixel_count(photo.data) for photo in photos)
+  if total > max_pixels:
+    raise uploads.Refused(413, f'{len(photos)} photos of {total / 1e6:.0f} '
+                          f'Mpx in all, more than serve.max_request_pixels = '
+                          f'{max_pixels / 1e6:g} Mpx; send fewer or smaller '
+                          'photos per request')
+
+
 async def _model_inputs(service: Service, photos) -> tuple:
-  """(the photos as the model sees them, stacked; their skin tones)."""
+  """(the photos as the model sees them, stacked; their skin tones),
+  decoded in this request's turns; a photo whose turn has not come when
+  the request is cancelled is never decoded (counted)."""
+  owner = next(_REQUEST_IDS)
+  region = skin_tone.region_for(service.config.dataset.name)
+
   async def one(index, photo):
+    started = False
     try:
-      return await anyio.to_thread.run_sync(
-          device.prepare_photo, photo.data, service.recipe,
-          skin_tone.region_for(service.config.dataset.name),
-          limiter=service.decoding)
+      async with service.decoding.slot(owner):
+        started = True
+        prepared = await anyio.to_thread.run_sync(
+            device.prepare_photo, photo.data, service.recipe, region)
+      service.counts['photos_decoded'] += 1
+      return prepared
     except decode.BadImageError as e:
       raise uploads.Refused(422, f'photo {index + 1} ({photo.filename}): '
                             f'{e}') from None
-  prepared = await asyncio.gather(*(one(i, p) for i, p in enumerate(photos)))
+    except asyncio.CancelledError:
+      if not started:
+        service.counts['photos_dropped_before_decoding'] += 1
+      raise
+
+  try:
+    async with asyncio.TaskGroup() as group:  # one refusal cancels the rest
+      tasks = [group.create_task(one(i, p)) for i, p in enumerate(photos)]
+  except* uploads.Refused as refusals:
+    raise refusals.exceptions[0] from None
+  prepared = [task.result() for task in tasks]
   return np.stack([image for image, _ in prepared]), [
       tone for _, tone in prepared]
 
@@ -138,12 +200,61 @@ def _wants_grad_cam(request) -> bool:
 async def _add_grad_cam(service: Service, rows, images, top) -> None:
   """Each row's Grad-CAM overlay of its top class, as base64 PNG."""
   maps = await _results(service.batcher, 'grad_cam', images, top)
+  owner = next(_REQUEST_IDS)
   for row, image, cam in zip(rows, images, maps):
     name, p = row['differential'][0]
-    png = await anyio.to_thread.run_sync(
-        device.overlay_png, image, cam, f'{name} ({p:.2f})',
-        limiter=service.decoding)
+    async with service.decoding.slot(owner):
+      png = await anyio.to_thread.run_sync(
+          device.overlay_png, image, cam, f'{name} ({p:.2f})')
     row['grad_cam_png'] = base64.b64encode(png).decode('ascii')
+
+
+async def _score(service: Service, photos, grad_cam: bool) -> dict:
+  """The response to a predict request whose photos have arrived."""
+  async with service.scoring:
+    images, tones = await _model_inputs(service, photos)
+    filenames = [photo.filename for photo in photos]
+    photos.clear()  # the uploaded bytes are not needed any more
+    result = await _results(service.batcher, 'predict', images)
+    checkpoint = service.checkpoint
+    rows = checkpoint.differentials(result, service.card['top_k'],
+                                    skin_tones=tones)
+    for row, filename in zip(rows, filenames):
+      row['file'] = filename
+    if grad_cam:
+      top = checkpoint.probabilities(result['logits']).argmax(axis=-1)
+      await _add_grad_cam(service, rows, images, top.astype(np.int32))
+  return {'photos': rows,
+          'uncertain_below': checkpoint.calibration.threshold,
+          'notice': NOTICE}
+
+
+async def _client_gone(request) -> None:
+  """Returns when the client has closed its connection."""
+  while (await request.receive())['type'] != 'http.disconnect':
+    pass
+
+
+async def _within_deadline(service: Service, request, work) -> Response:
+  """`work`'s response, unless the client goes away first (the work is
+  cancelled; no response) or the deadline passes (cancelled; 504)."""
+  seconds = service.config.serve.request_deadline_s
+  work = asyncio.ensure_future(work)
+  gone = asyncio.ensure_future(_client_gone(request))
+  done, _ = await asyncio.wait({work, gone}, timeout=seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+  if work in done:
+    gone.cancel()
+    return JSONResponse(work.result())
+  work.cancel()
+  if gone in done:
+    service.counts['requests_abandoned'] += 1
+    return Response(status_code=499)  # nobody reads it
+  gone.cancel()
+  service.counts['requests_past_deadline'] += 1
+  return _error(504, f'not answered within serve.request_deadline_s = '
+                f'{seconds:g} s of its upload: the service is busy; retry '
+                'later or send fewer photos')
 
 
 def _routes(service: Service, token) -> list:
@@ -151,42 +262,57 @@ def _routes(service: Service, token) -> list:
 
   async def predict(request):
     grad_cam = _wants_grad_cam(request)
-    photos = await uploads.read_photos(
-        request, max_bytes=serve.max_request_bytes,
-        max_photos=serve.max_photos_per_request)
-    images, tones = await _model_inputs(service, photos)
-    result = await _results(service.batcher, 'predict', images)
-    checkpoint = service.checkpoint
-    rows = checkpoint.differentials(result, service.card['top_k'],
-                                    skin_tones=tones)
-    for row, photo in zip(rows, photos):
-      row['file'] = photo.filename
-    if grad_cam:
-      top = checkpoint.probabilities(result['logits']).argmax(axis=-1)
-      await _add_grad_cam(service, rows, images, top.astype(np.int32))
-    return JSONResponse({
-        'photos': rows,
-        'uncertain_below': service.checkpoint.calibration.threshold,
-        'notice': NOTICE})
+    with service.bodies.account() as holding:
+      photos = await uploads.read_photos(
+          request, holding, max_bytes=serve.max_request_bytes,
+          max_photos=serve.max_photos_per_request)
+      _check_pixels(photos, serve.max_request_pixels)
+      return await _within_deadline(service, request,
+                                    _score(service, photos, grad_cam))
 
   async def model(request):
     del request
     return JSONResponse(service.card)
 
+  async def statistics(request):
+    del request
+    return JSONResponse({
+        **service.batcher.statistics(), **dict(service.counts),
+        'body_bytes_held': service.bodies.held,
+        'connections': (service.connections.statistics()
+                        if service.connections else None)})
+
   async def healthz(request):
     del request
-    return JSONResponse({'status': 'ok', **service.batcher.statistics()})
+    problem = service.batcher.health(serve.device_stall_s)
+    if problem:
+      return JSONResponse({'status': 'unavailable', 'reason': problem}, 503)
+    return JSONResponse({'status': 'ok'})
+
+  attempts = access.FailedAttempts(failures=serve.token_failures,
+                                   window=serve.token_lockout_s,
+                                   lockout=serve.token_lockout_s)
 
   def guarded(endpoint):
     if token is None:
       return endpoint
 
     async def checked(request):
-      if not access.bearer_matches(request.headers.get('authorization'),
-                                   token):
+      client = request.client.host if request.client else None
+      wait = attempts.locked(client, time.monotonic())
+      if wait:
+        return _error(429, f'too many wrong tokens from {client}: try again '
+                      f'in {math.ceil(wait)} s (serve.token_failures, '
+                      'serve.token_lockout_s)',
+                      {'retry-after': str(math.ceil(wait))})
+      given = request.headers.get('authorization')
+      if not access.bearer_matches(given, token):
+        if given is not None:  # the page asks without one before its form
+          attempts.failed(client, time.monotonic())
         return _error(401, 'this service needs its token: send '
                       '"Authorization: Bearer TOKEN"',
                       {'www-authenticate': 'Bearer'})
+      attempts.succeeded(client)
       return await endpoint(request)
     return checked
 
@@ -200,6 +326,7 @@ def _routes(service: Service, token) -> list:
 
   return ([Route('/v1/predict', guarded(predict), methods=['POST']),
            Route('/v1/model', guarded(model), methods=['GET']),
+           Route('/v1/statistics', guarded(statistics), methods=['GET']),
            Route('/healthz', healthz, methods=['GET'])] +
           [Route(path, page_file, methods=['GET']) for path in files])
 
@@ -212,6 +339,19 @@ async def _refused(request, error):
 async def _http_error(request, error):
   del request
   return _error(error.status_code, error.detail, error.headers)
+
+
+async def _device_failed(request, error):
+  del request
+  return _error(503, f'the device thread has ended ({error}); the service '
+                'is restarting')
+
+
+async def _client_disconnected(request, error):
+  """The client went away while sending: nobody to answer, nothing to
+  log."""
+  del request, error
+  return Response(status_code=499)
 
 
 async def _server_error(request, error):
@@ -235,9 +375,12 @@ class _SecurityHeaders:
     await self._app(scope, receive, send_with_headers)
 
 
-def create_app(service: Service, token) -> Any:
-  """The ASGI app; `token` (None: none) guards /v1/*."""
+def create_app(service: Service, token, allowed_hosts) -> Any:
+  """The ASGI app; `token` (None: none) guards /v1/*; requests naming
+  another Host than `allowed_hosts` get 400."""
   app = Starlette(routes=_routes(service, token), exception_handlers={
       uploads.Refused: _refused, HTTPException: _http_error,
-      Exception: _server_error})
-  return _SecurityHeaders(app)
+      batching.DeviceFailed: _device_failed,
+      ClientDisconnect: _client_disconnected, Exception: _server_error})
+  return _SecurityHeaders(TrustedHostMiddleware(
+      app, allowed_hosts=list(allowed_hosts), www_redirect=False))

@@ -4,12 +4,19 @@ compiles a bounded number of programs) and hands every request its rows.
 
 Work comes in jobs of one kind ('predict', 'grad_cam', ...), each a few
 photos; a batch holds jobs of one kind only, at most `max_batch_size`
-photos, gathered for at most `max_wait_s` after its first job arrived.
+photos, gathered for at most `max_wait_s` after its first job arrived. A
+job whose future was cancelled (its client went away, its deadline passed)
+is dropped before it reaches the device.
+
+A batch that fails fails its jobs, and the thread goes on. Should the
+thread itself end (anything escaping it), every waiting and later job fails
+at once with DeviceFailed, `health` says so, and `on_failure` is called.
 """
 
 import collections
 import concurrent.futures
 import dataclasses
+import logging
 import queue
 import threading
 import time
@@ -17,6 +24,10 @@ import time
 import numpy as np
 
 _STOP = object()  # queued by Batcher.stop
+
+
+class DeviceFailed(RuntimeError):
+  """The device thread has ended: no job will run in this process."""
 
 
 def batch_shapes(max_batch_size: int, device_count: int) -> tuple:
@@ -57,7 +68,7 @@ class Batcher:
   per photo) back into the jobs' futures."""
 
   def __init__(self, functions: dict, max_batch_size: int,
-               max_wait_s: float, device_count: int):
+               max_wait_s: float, device_count: int, on_failure=None):
     self._functions = functions
     self.max_batch_size = max_batch_size
     self.shapes = batch_shapes(max_batch_size, device_count)
@@ -67,8 +78,12 @@ class Batcher:
     self._lock = threading.Lock()
     self._photos_per_batch = collections.Counter()
     self._padded_shapes = collections.Counter()
-    self._thread = threading.Thread(target=self._run, name='device-batcher',
-                                    daemon=True)
+    self._dropped_photos = 0  # of jobs cancelled before they ran
+    self._running_since = None  # monotonic start of the batch on the device
+    self.failure = None  # why the thread ended, once it has
+    self._on_failure = on_failure
+    self._thread = threading.Thread(target=self._run_guarded,
+                                    name='device-batcher', daemon=True)
 
   def start(self) -> 'Batcher':
     self._thread.start()
@@ -85,13 +100,29 @@ class Batcher:
     if kind not in self._functions:
       raise KeyError(f'no function for jobs of kind {kind!r}')
     futures = []
-    for start in range(0, len(inputs[0]), self.max_batch_size):
-      future = concurrent.futures.Future()
-      self._queue.put(_Job(kind, tuple(
-          np.asarray(x[start:start + self.max_batch_size]) for x in inputs),
-                           future))
-      futures.append(future)
+    with self._lock:  # against the thread failing between check and put
+      if self.failure is not None:
+        raise DeviceFailed(self.failure)
+      for start in range(0, len(inputs[0]), self.max_batch_size):
+        future = concurrent.futures.Future()
+        self._queue.put(_Job(kind, tuple(
+            np.asarray(x[start:start + self.max_batch_size])
+            for x in inputs), future))
+        futures.append(future)
     return futures
+
+  def health(self, stall_s: float) -> str | None:
+    """None while the thread lives and no batch has run longer than
+    `stall_s` seconds; else what is wrong."""
+    if self.failure is not None:
+      return f'the device thread has ended: {self.failure}'
+    if not self._thread.is_alive():
+      return 'the device thread is not running'
+    since = self._running_since
+    if since is not None and time.monotonic() - since > stall_s:
+      return (f'a batch has run for {time.monotonic() - since:.0f} s '
+              f'(serve.device_stall_s = {stall_s:g})')
+    return None
 
   def statistics(self) -> dict:
     """Batches run so far: how many of each number of photos, and of each
@@ -100,7 +131,32 @@ class Batcher:
       return {'batches': sum(self._photos_per_batch.values()),
               'photos': sum(n * c for n, c in self._photos_per_batch.items()),
               'photos_per_batch': dict(sorted(self._photos_per_batch.items())),
-              'padded_shapes': dict(sorted(self._padded_shapes.items()))}
+              'padded_shapes': dict(sorted(self._padded_shapes.items())),
+              'photos_dropped': self._dropped_photos}
+
+  def _run_guarded(self) -> None:
+    """_run; should anything end it, fails all work now and to come."""
+    try:
+      self._run()
+    except BaseException as e:  # pylint: disable=broad-except
+      with self._lock:
+        self.failure = f'{type(e).__name__}: {e}'.rstrip(': ')
+      failed = DeviceFailed(self.failure)
+      if self._held is not None:
+        self._held.future.set_exception(failed)
+      while True:
+        try:
+          job = self._queue.get_nowait()
+        except queue.Empty:
+          break
+        if job is not _STOP and job.future.set_running_or_notify_cancel():
+          job.future.set_exception(failed)
+      logging.getLogger(__name__).error('The device thread has ended',
+                                        exc_info=True)
+      if self._on_failure is not None:
+        self._on_failure(self.failure)
+    finally:
+      self._running_since = None
 
   def _run(self) -> None:
     while True:
@@ -121,6 +177,8 @@ class Batcher:
       job = self._queue.get(timeout=timeout)
       if job is _STOP or job.future.set_running_or_notify_cancel():
         return job
+      with self._lock:
+        self._dropped_photos += job.size
 
   def _gather(self):
     """The next batch's jobs (_STOP at stop): the first waiting job, then
@@ -146,14 +204,21 @@ class Batcher:
   def _run_batch(self, jobs) -> None:
     count = sum(job.size for job in jobs)
     size = padded_shape(count, self.shapes)
-    inputs = pad([np.concatenate(parts) for parts in
-                  zip(*(job.inputs for job in jobs))], size)
+    self._running_since = time.monotonic()
     try:
+      inputs = pad([np.concatenate(parts) for parts in
+                    zip(*(job.inputs for job in jobs))], size)
       outputs = self._functions[jobs[0].kind](*inputs)
     except Exception as e:  # pylint: disable=broad-except
       for job in jobs:  # the requests fail with it; the worker goes on
         job.future.set_exception(e)
       return
+    except BaseException as e:
+      for job in jobs:
+        job.future.set_exception(DeviceFailed(f'{type(e).__name__}: {e}'))
+      raise
+    finally:
+      self._running_since = None
     with self._lock:
       self._photos_per_batch[count] += 1
       self._padded_shapes[size] += 1

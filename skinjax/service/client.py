@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ import urllib.parse
 import uuid
 
 # The line skinjax.serve prints once it answers.
-_SERVING = re.compile(r'Serving (http://\S+?)/ ')
+_SERVING = re.compile(r'Serving (https?://\S+?)/ ')
 
 
 def multipart(photos) -> tuple:
@@ -32,13 +33,21 @@ def multipart(photos) -> tuple:
 
 
 class Client:
-  """Requests to the service at `url` (http://host:port), with its token
-  when it has one. Each method returns (HTTP status, the JSON body)."""
+  """Requests to the service at `url` (http[s]://host:port), with its token
+  when it has one; an https service's certificate is checked against the
+  system's authorities or `cafile`. Each method returns (HTTP status, the
+  JSON body)."""
 
-  def __init__(self, url: str, token=None, timeout: float = 120):
+  def __init__(self, url: str, token=None, timeout: float = 120,
+               cafile=None):
     parsed = urllib.parse.urlsplit(url)
-    self._connection = http.client.HTTPConnection(
-        parsed.hostname, parsed.port or 80, timeout=timeout)
+    if parsed.scheme == 'https':
+      self._connection = http.client.HTTPSConnection(
+          parsed.hostname, parsed.port or 443, timeout=timeout,
+          context=ssl.create_default_context(cafile=cafile))
+    else:
+      self._connection = http.client.HTTPConnection(
+          parsed.hostname, parsed.port or 80, timeout=timeout)
     self._headers = {'Authorization': f'Bearer {token}'} if token else {}
 
   def request(self, method: str, path: str, body=None, headers=None) -> tuple:
@@ -75,6 +84,9 @@ class Client:
 
   def healthz(self) -> tuple:
     return self.request('GET', '/healthz')
+
+  def statistics(self) -> tuple:
+    return self.request('GET', '/v1/statistics')
 
   def close(self) -> None:
     self._connection.close()

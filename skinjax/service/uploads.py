@@ -2,9 +2,13 @@
 into memory (never to disk) within the service's limits: a body larger
 than `max_bytes` is refused from its Content-Length before it is read, or
 as soon as its stream passes the limit, and the part after `max_photos`
-ends the parse."""
+ends the parse. Each photo's bytes are held once, written into one buffer
+as they arrive, and every byte held counts against the process's
+BodyBudget until the request ends."""
 
+import contextlib
 import dataclasses
+import io
 
 from python_multipart import multipart
 from python_multipart import exceptions
@@ -28,12 +32,46 @@ class Upload:
   data: bytes
 
 
+class BodyBudget:
+  """Bytes of request bodies held at a time, across requests (the event
+  loop's thread only)."""
+
+  def __init__(self, limit: int):
+    self.limit = limit
+    self.held = 0
+
+  @contextlib.contextmanager
+  def account(self):
+    """A _Holding of one request's bytes, given back when it exits."""
+    holding = _Holding(self)
+    try:
+      yield holding
+    finally:
+      self.held -= holding.bytes
+
+
+class _Holding:
+
+  def __init__(self, budget: BodyBudget):
+    self._budget = budget
+    self.bytes = 0
+
+  def add(self, count: int) -> None:
+    budget = self._budget
+    if budget.held + count > budget.limit:
+      raise Refused(503, 'busy: the uploads in progress fill '
+                    f'serve.max_body_bytes_in_flight = {budget.limit:,} '
+                    'bytes; retry in a few seconds')
+    budget.held += count
+    self.bytes += count
+
+
 class _Parts:
   """python-multipart's streaming parser, keeping each part's bytes."""
 
   def __init__(self, boundary: bytes, max_photos: int):
     self._max_photos = max_photos
-    self.parts = []  # [headers dict, list of data chunks]
+    self.parts = []  # [headers dict, io.BytesIO of its data]
     self.complete = False
     self._header = [b'', b'']
     self.parser = multipart.MultipartParser(boundary, {
@@ -41,7 +79,7 @@ class _Parts:
         'on_header_field': lambda d, s, e: self._add(0, d[s:e]),
         'on_header_value': lambda d, s, e: self._add(1, d[s:e]),
         'on_header_end': self._header_end,
-        'on_part_data': lambda d, s, e: self.parts[-1][1].append(d[s:e]),
+        'on_part_data': lambda d, s, e: self.parts[-1][1].write(d[s:e]),
         'on_end': self._end,
     })
 
@@ -49,7 +87,7 @@ class _Parts:
     if len(self.parts) == self._max_photos:
       raise Refused(413, f'more than {self._max_photos} photos in one request '
                     '(serve.max_photos_per_request)')
-    self.parts.append([{}, []])
+    self.parts.append([{}, io.BytesIO()])
 
   def _add(self, which: int, data: bytes):
     self._header[which] += data
@@ -63,7 +101,7 @@ class _Parts:
     self.complete = True
 
 
-def _upload(index: int, headers: dict, chunks) -> Upload:
+def _upload(index: int, headers: dict, data: io.BytesIO) -> Upload:
   disposition, options = multipart.parse_options_header(
       headers.get('content-disposition', b''))
   name = options.get(b'name', b'').decode('utf-8', 'replace')
@@ -72,12 +110,15 @@ def _upload(index: int, headers: dict, chunks) -> Upload:
                   f'{FIELD!r}, got {name!r}; send each photo as a part '
                   f'named {FIELD!r}')
   filename = options.get(b'filename', b'').decode('utf-8', 'replace')
-  return Upload(filename or f'photo {index + 1}', b''.join(chunks))
+  # getvalue() hands over the buffer's own bytes, not a copy.
+  return Upload(filename or f'photo {index + 1}', data.getvalue())
 
 
-async def read_photos(request, *, max_bytes: int, max_photos: int) -> list:
-  """The request's photos as Uploads; raises Refused (4xx) for a body that
-  is too large, not multipart, malformed, holds no photo or too many."""
+async def read_photos(request, holding: _Holding, *, max_bytes: int,
+                      max_photos: int) -> list:
+  """The request's photos as Uploads, their bytes counted in `holding`;
+  raises Refused (4xx; 503 when the budget is full) for a body that is too
+  large, not multipart, malformed, holds no photo or too many."""
   kind, options = multipart.parse_options_header(
       request.headers.get('content-type'))
   if kind != b'multipart/form-data' or not options.get(b'boundary'):
@@ -99,6 +140,7 @@ async def read_photos(request, *, max_bytes: int, max_photos: int) -> list:
     if received > max_bytes:
       raise Refused(413, f'request body of more than {max_bytes:,} bytes '
                     '(serve.max_request_bytes)')
+    holding.add(len(chunk))
     try:
       parts.parser.write(chunk)
     except exceptions.FormParserError as e:
@@ -109,5 +151,5 @@ async def read_photos(request, *, max_bytes: int, max_photos: int) -> list:
   if not parts.complete:
     raise Refused(400, 'incomplete multipart body: the closing boundary is '
                   'missing')
-  return [_upload(i, headers, chunks)
-          for i, (headers, chunks) in enumerate(parts.parts)]
+  return [_upload(i, headers, data)
+          for i, (headers, data) in enumerate(parts.parts)]

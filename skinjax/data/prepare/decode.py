@@ -87,6 +87,24 @@ def _check_pixels(size, max_pixels: int) -> None:
         f'dataset.max_image_pixels = {max_pixels / 1e6:g} Mpx; not decoded')
 
 
+def _open(data: bytes) -> Image.Image:
+  """The photo, its header read and no pixel decoded; PIL's errors."""
+  with warnings.catch_warnings():
+    # PIL warns from 89 Mpx; the limit that counts is `max_pixels`.
+    warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+    return Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+
+
+def pixel_count(data: bytes) -> int:
+  """Width times height from the photo's header, nothing decoded (0 for
+  bytes that are not a photo, which decoding refuses with its reason)."""
+  try:
+    width, height = _open(data).size
+  except (Image.DecompressionBombError, OSError, SyntaxError, ValueError):
+    return 0
+  return width * height
+
+
 def normalise_image(data: bytes, max_short_side: int, quality: int, *,
                     max_pixels: int):
   """JPEG bytes of the upright RGB image, short side <= max; pixel digest.
@@ -98,10 +116,7 @@ def normalise_image(data: bytes, max_short_side: int, quality: int, *,
   if not data:
     raise BadImageError('empty file')
   try:
-    with warnings.catch_warnings():
-      # PIL warns from 89 Mpx; the limit that counts is `max_pixels`.
-      warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-      image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+    image = _open(data)
     _check_pixels(image.size, max_pixels)
     image.load()
     ImageOps.exif_transpose(image, in_place=True)
