@@ -527,6 +527,9 @@ def test_a_killed_preparation_is_redone_and_cleaned(tmp_path):
   stdout, stderr = again.communicate(timeout=300)
   assert again.returncode == 0, stderr[-3000:]
   assert 'Removed 1 left-over incomplete preparation(s)' in stdout
+  # A log file (here a pipe) gets no bar, no tfds warning of the folder not
+  # prepared yet (test_progress checks the terminal side).
+  assert '\r' not in stderr and 'Variant folder' not in stderr, stderr
   assert not _incomplete(folder)
   builder = data.get_builder(dataset_config('image_folder/clinic',
                                             tmp_path / 'tfds', clinic))

@@ -10,13 +10,32 @@ build's, safe to remove.
 
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import tempfile
 
+import tensorflow_datasets as tfds
 from tensorflow_datasets.core import constants
 
+from skinjax import progress
+
 LOCK_FILE = '.skinjax-prepare.lock'
+
+
+class _NoVariantFolderWarnings(logging.Filter):
+  """Drops tfds's (absl) 'Variant folder ... has no dataset_info.json'
+  warnings: here they only mean a dataset not prepared yet, or being
+  prepared, which skinjax.data.prepare says in one line."""
+
+  def filter(self, record):
+    return not str(record.msg).startswith('Variant folder %s has no')
+
+
+logging.getLogger('absl').addFilter(_NoVariantFolderWarnings())
+# tfds's own bars (tqdm, as skinjax's) only where skinjax's show: on a
+# terminal; a log file gets skinjax's lines alone.
+tfds.display_progress_bar(progress.on_terminal())
 
 
 def _folder(builder) -> str:

@@ -116,4 +116,5 @@ def _outputs(config, builder, split, checkpoint, limit=None) -> dict:
   return forward.predict(
       checkpoint.eval_step, checkpoint.state, pipeline.eval_dataset(
           source, config, jax.process_index(), jax.process_count()),
-      checkpoint.mesh)
+      checkpoint.mesh, desc=f'calibration: outputs on {split}',
+      total=len(source))

@@ -55,14 +55,15 @@ def evaluate(config, workdir: str, *, split: str = 'test',
     name = split
   if weights == 'ema':
     name += '_ema'
-  result = _outputs(config, scorer, source)
+  result = _outputs(config, scorer, source, f'scoring {name}')
   others = unfamiliar_report.other_sources(
       config, ood_image_dir,
       None if image_dir or not config.dataset.held_out_classes
       else (load_builder(), split))
   unfamiliar_metrics = unfamiliar_report.summary(
       scorer, result, {key: (about, len(source),
-                             _outputs(config, scorer, source))
+                             _outputs(config, scorer, source,
+                                      f'scoring {key}'))
                        for key, (source, about) in others.items()
                        if len(source)})
   if jax.process_index() != 0:
@@ -107,11 +108,11 @@ def _report(config, workdir, scorer, name, source, result, found,
   return metrics
 
 
-def _outputs(config, scorer, source) -> dict:
+def _outputs(config, scorer, source, desc: str) -> dict:
   return forward.predict(
       scorer.eval_step, scorer.state, pipeline.eval_dataset(
           source, config, jax.process_index(), jax.process_count()),
-      scorer.mesh)
+      scorer.mesh, desc=desc, total=len(source))
 
 
 def _write_class_names_if_missing(config, workdir: str, load_builder) -> None:

@@ -4,6 +4,7 @@ and the worst group."""
 
 import numpy as np
 
+from skinjax import progress
 from skinjax.data import preprocess
 from skinjax.evaluation import metrics as metrics_lib
 from skinjax.inference import skin_tone
@@ -87,7 +88,8 @@ def skin_tone_metrics(config, source, logits, labels, class_names,
   ('skin_rgb'), the estimate against it."""
   region = skin_tone.region_for(config.dataset.name)
   tones = [skin_tone.estimate(np.asarray(preprocess.open_image(
-      source[i]['image'])), region) for i in range(len(source))]
+      source[i]['image'])), region) for i in progress.bar(
+          range(len(source)), desc='skin tone of each photo', unit='photo')]
   result = by_skin_tone(
       logits / calibration.temperature, labels, [t['group'] for t in tones],
       class_names, num_bins=config.evaluation.calibration_bins,

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from skinjax import errors
+from skinjax import progress
 from skinjax.exporting import exported
 from skinjax.inference import forward
 from skinjax.inference import preparation
@@ -197,12 +198,19 @@ def write(config, checkpoint: restore.Checkpoint, fmt: str,
           output: str) -> dict:
   """Writes the export of a calibrated `checkpoint` (see `export`)."""
   meta = metadata(config, checkpoint)
-  data = _CONVERTERS[fmt](
-      probabilities_fn(checkpoint, config.evaluation.tta), meta)
-  images = check_images(meta['image_size'])
-  got = exported.from_bytes(data, output).probabilities(images)
-  want = np.asarray(jax.jit(probabilities_fn(
-      checkpoint, config.evaluation.tta, config.model.layer_forms))(images))
+  with progress.bar(total=3, desc=f'{fmt} export', unit='stage') as shown:
+    shown.set_postfix_str('converting')
+    data = _CONVERTERS[fmt](
+        probabilities_fn(checkpoint, config.evaluation.tta), meta)
+    shown.update()
+    shown.set_postfix_str('checking: the export')
+    images = check_images(meta['image_size'])
+    got = exported.from_bytes(data, output).probabilities(images)
+    shown.update()
+    shown.set_postfix_str('checking: the model')
+    want = np.asarray(jax.jit(probabilities_fn(
+        checkpoint, config.evaluation.tta, config.model.layer_forms))(images))
+    shown.update()
   difference = float(np.abs(got - want).max())
   if not difference <= TOLERANCE:
     raise ExportError(f'the {fmt} export differs from the model by '

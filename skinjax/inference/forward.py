@@ -7,11 +7,13 @@ every real example counts once.
 """
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from skinjax import progress
 from skinjax.models import layers
 from skinjax.parallel import sharding
 
@@ -72,11 +74,36 @@ def jit_eval_step(mesh, *, model, tta: str = 'none', features: bool = False):
                  out_shardings=sharding.replicated(mesh))
 
 
-def predict(eval_step_fn, state, dataset, mesh) -> dict:
+def predict(eval_step_fn, state, dataset, mesh, *, desc: str | None = None,
+            total: int | None = None) -> dict:
   """The eval step's outputs ('logits', 'label', ...) for every real
-  (unmasked) example of `dataset`, in dataset order."""
-  results = [eval_step_fn(state, sharding.shard_batch(batch, mesh))
-             for batch in dataset]  # dispatched asynchronously, fetched once
+  (unmasked) example of `dataset`, in dataset order. With `desc`, a progress
+  bar counts photos as their outputs arrive (`total`: of all processes)."""
+  if desc is None:
+    results = [eval_step_fn(state, sharding.shard_batch(batch, mesh))
+               for batch in dataset]  # dispatched asynchronously, fetched once
+  else:
+    results = _with_progress(eval_step_fn, state, dataset, mesh, desc, total)
   results = jax.device_get(results)
   return {key: np.concatenate([r[key][r['mask']] for r in results])
           for key in results[0] if key != 'mask'}
+
+
+def _with_progress(eval_step_fn, state, dataset, mesh, desc: str,
+                   total: int | None) -> list:
+  """The eval step's results on the device, one batch kept in flight while
+  the next is read, each counted once it is done."""
+  count = jax.process_count()
+  results, pending = [], []
+  with progress.bar(total=total and math.ceil(total / count), desc=desc,
+                    unit='photo', active=jax.process_index() == 0) as shown:
+    for batch in dataset:
+      pending.append(int(np.sum(batch['mask'])))
+      results.append(eval_step_fn(state, sharding.shard_batch(batch, mesh)))
+      if len(results) > 1:
+        jax.block_until_ready(results[-2])
+        shown.update(pending.pop(0))
+    if results:
+      jax.block_until_ready(results[-1])
+      shown.update(pending.pop(0))
+  return results

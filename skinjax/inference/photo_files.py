@@ -7,6 +7,7 @@ import glob
 import os
 import sys
 
+from skinjax import progress
 from skinjax.data.prepare import decode
 from skinjax.data.prepare import files
 
@@ -35,7 +36,7 @@ def load_images(paths, recipe) -> tuple:
   `recipe` (preparation.Recipe), one at a time, or the reason it could not
   be."""
   loaded, failed = [], []
-  for path in paths:
+  for path in progress.bar(paths, desc='reading photos', unit='photo'):
     try:
       loaded.append((path, recipe.read(path)))
     except (decode.BadImageError, files.FileTooLarge) as e:

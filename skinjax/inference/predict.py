@@ -35,7 +35,7 @@ def predict(config, workdir: str, patterns, *, checkpoint: str = 'best',
     raise NoUsablePhoto(f'none of the {len(paths)} files is a usable image')
   scorer = restore.load(config, workdir, checkpoint, weights)
   images = np.stack([recipe.model_input(jpeg) for _, jpeg in loaded])
-  result = scorer.outputs(images, config.eval_batch_size)
+  result = scorer.outputs(images, config.eval_batch_size, 'scoring photos')
   print(f'{config.model.name}, checkpoint step {scorer.step}, temperature '
         f'{scorer.calibration.temperature:.3f}\n')
   region = skin_tone.region_for(config.dataset.name)

@@ -52,10 +52,11 @@ class Checkpoint:
   # the validation photos' unfamiliarity ('validation_<score>').
   feature_statistics: dict | None = None
 
-  def outputs(self, images: np.ndarray, batch_size: int) -> dict:
+  def outputs(self, images: np.ndarray, batch_size: int,
+              desc: str | None = None) -> dict:
     """The eval step's 'logits' and 'features' (and 'single_view_logits'
     with TTA) of uint8 images [n, size, size, 3], in batches of
-    `batch_size`, the last one padded."""
+    `batch_size`, the last one padded; with `desc`, a progress bar."""
     def batches():  # one padded copy at a time
       for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
@@ -64,7 +65,8 @@ class Checkpoint:
                    [chunk, np.repeat(chunk[:1], batch_size - count, axis=0)]),
                'label': np.zeros(batch_size, np.int32),
                'mask': np.arange(batch_size) < count}
-    return forward.predict(self.eval_step, self.state, batches(), self.mesh)
+    return forward.predict(self.eval_step, self.state, batches(), self.mesh,
+                           desc=desc, total=len(images))
 
   def probabilities(self, logits) -> np.ndarray:
     return differential.probabilities(logits, self.calibration.temperature)

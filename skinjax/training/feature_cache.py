@@ -25,9 +25,9 @@ import zipfile
 
 import jax
 import numpy as np
-import tqdm
 
 from skinjax import models
+from skinjax import progress
 from skinjax.data import pipeline
 from skinjax.inference import forward
 from skinjax.run_folder import atomic
@@ -84,9 +84,8 @@ def extract(config, key: dict, cache_dir: str, source, eval_step, state,
   size = config.frozen_features.chunk_size
   chunks = math.ceil(len(source) / size)
   features = []
-  progress = tqdm.tqdm(total=key['views'] * len(source), unit='photo',
-                       desc=f"features of {key['split']}", dynamic_ncols=True,
-                       mininterval=1 if sys.stderr.isatty() else 30)
+  shown = progress.bar(total=key['views'] * len(source), unit='photo',
+                       desc=f"features of {key['split']}")
   for view in range(key['views']):
     parts = []
     for chunk in range(chunks):
@@ -101,9 +100,9 @@ def extract(config, key: dict, cache_dir: str, source, eval_step, state,
                   result['label'].astype(np.int32))
         atomic.write_bytes(file, _npz_bytes(*cached))
       parts.append(cached)
-      progress.update(len(part))
+      shown.update(len(part))
     features.append(np.concatenate([f for f, _ in parts]))
-  progress.close()
+  shown.close()
   # Every view holds the same photos in the same order: the last one's.
   return np.stack(features), np.concatenate([y for _, y in parts])
 

@@ -23,11 +23,11 @@ from absl import logging
 import jax
 from jax.experimental import multihost_utils
 import numpy as np
-import tqdm
 
 from skinjax import data
 from skinjax import errors
 from skinjax import models
+from skinjax import progress as progress_lib
 from skinjax.data import pipeline
 from skinjax.evaluation import calibrate
 from skinjax.evaluation import metrics as metrics_lib
@@ -135,9 +135,9 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
                                 .from_config(config, schedule, class_weights))
   eval_step = forward.jit_eval_step(mesh, model=model)
   last_step = config.num_train_steps
-  progress = tqdm.tqdm(total=last_step, initial=start_step, unit='step',
-                       disable=not is_primary, dynamic_ncols=True,
-                       mininterval=1 if sys.stderr.isatty() else 30)
+  progress = progress_lib.bar(total=last_step, initial=start_step,
+                              unit='step', desc='training',
+                              active=is_primary)
   validate = lambda state, step: _validate(
       state, eval_step, eval_data, mesh, class_names, writer, step, progress)
   stopped = False

@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import zipfile
 
+from skinjax import progress
 from skinjax.data.prepare import decode
 from skinjax.data.prepare import duplicates
 from skinjax.data.prepare import files
@@ -92,7 +93,9 @@ def prepare_images(candidates, max_short_side: int, quality: int, *,
   prepared, skipped = [], []
   with concurrent.futures.ProcessPoolExecutor(
       worker_count(), mp_context=multiprocessing.get_context('spawn')) as pool:
-    for result in pool.map(_prepare_one, jobs, chunksize=32):
+    for result in progress.bar(pool.map(_prepare_one, jobs, chunksize=32),
+                               total=len(jobs), desc='decoding photos',
+                               unit='photo'):
       if isinstance(result, Prepared):
         prepared.append(result)
       else:
