@@ -273,8 +273,9 @@ def test_access_needs_a_token_off_loopback(tmp_path):
 
 @pytest.mark.slow
 def test_refuses_to_start(trained_run, tmp_path):
-  """Without a token off loopback, with a token file others can read, or
-  with a serve knob that cannot work: one line, before any model work."""
+  """Without a token off loopback, with a token file others can read, with
+  half a TLS pair or a file that is not one, or with a serve knob that
+  cannot work: one line, before any model work."""
   workdir, _ = trained_run
   token_file = tmp_path / 'token'
   token_file.write_text(TOKEN)
@@ -285,6 +286,12 @@ def test_refuses_to_start(trained_run, tmp_path):
       ('--token_file', str(token_file)): 'chmod 600',
       ('--config.serve.max_batch_size=0',):
           'config.serve.max_batch_size=0: must be >= 1',
+      (f'--config.serve.tls_certificate={token_file}',):
+          'give both',
+      (f'--config.serve.tls_certificate={token_file}',
+       f'--config.serve.tls_key={token_file}'): 'not a PEM certificate',
+      ('--config.serve.request_deadline_s=0',):
+          'config.serve.request_deadline_s=0.0: must be > 0',
   }
   with concurrent.futures.ThreadPoolExecutor(len(cases)) as pool:
     results = pool.map(lambda args: run_module(

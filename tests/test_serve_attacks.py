@@ -8,8 +8,12 @@ deadlines of seconds, a cap of 64 connections, one decode thread)."""
 import asyncio
 import concurrent.futures
 import ctypes
+import http.client
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 
@@ -293,3 +297,53 @@ def test_statistics_need_the_token(service):
   statistics = _statistics(url)
   assert json.dumps(statistics)  # plain JSON
   assert set(statistics['connections']) == {'open', 'closed'}
+
+
+def _certificate(folder):
+  """A self-signed certificate for 127.0.0.1 and its key, made by openssl
+  (skips without it)."""
+  if not shutil.which('openssl'):
+    pytest.skip('openssl is not installed')
+  certificate, key = folder / 'cert.pem', folder / 'key.pem'
+  subprocess.run(
+      ['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+       'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj',
+       '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+       '-keyout', str(key), '-out', str(certificate)],
+      check=True, capture_output=True)
+  key.chmod(0o600)
+  return certificate, key
+
+
+@pytest.mark.slow  # a service of its own
+def test_https_and_the_request_deadline(trained_run, tmp_path):
+  """With a certificate and key the service speaks HTTPS only (a client
+  checking against that certificate is answered; plain HTTP is not), and
+  a request still decoding at its deadline gets 504 with a message."""
+  workdir, _ = trained_run
+  certificate, key = _certificate(tmp_path)
+  process, url = client_lib.start_service(
+      workdir, [f'--config.serve.tls_certificate={certificate}',
+                f'--config.serve.tls_key={key}',
+                '--config.serve.request_deadline_s=1',
+                '--config.serve.decode_threads=1',
+                '--config.serve.max_request_pixels=400000000'],
+      tmp_path / 'log', env={'SKINJAX_SERVE_TOKEN': SERVICE_TOKEN})
+  try:
+    assert url.startswith('https://127.0.0.1:')
+    secure = client_lib.Client(url, SERVICE_TOKEN, cafile=str(certificate))
+    status, body = secure.predict([('a.jpg', _photo(1))])
+    assert status == 200, body
+    status, body = secure.predict([(f'{i}.png', image_trees.pixel_bomb(
+        7000, 7000)) for i in range(6)])
+    assert status == 504 and 'serve.request_deadline_s' in body['error']
+    with pytest.raises(ssl.SSLCertVerificationError):
+      client_lib.Client(url, SERVICE_TOKEN).model()  # not a known authority
+    plain = client_lib.Client(url.replace('https', 'http'), SERVICE_TOKEN)
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+      plain.model()
+    status, statistics = secure.statistics()
+    assert statistics['requests_past_deadline'] == 1, statistics
+  finally:
+    process.terminate()
+    assert process.wait(timeout=60) == 0
