@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 
+import jax
 import numpy as np
 from PIL import Image
 import pytest
@@ -137,6 +138,10 @@ def test_the_wandb_run_holds_job_type_and_the_best_validation(trained_run):
   config = train_runs[-1]['config']
   assert config['model.width'] == 8
   assert config['augment.crop_scale'] == '(0.5, 1.0)'
+  # The start's environment.json entry, as written there.
+  entries = json.loads((workdir / 'environment.json').read_text())
+  assert config['environment'] == entries[-1]
+  assert config['environment']['versions']['jax'] == jax.__version__
 
 
 def _sweep_file(tmp_path, **changes):

@@ -54,9 +54,11 @@ def has_wandb_credentials() -> bool:
 
 
 def init_wandb(wandb_config, workdir: str, config_dict: dict,
-               job_type: str = 'evaluate'):
+               job_type: str = 'evaluate', environment: dict | None = None):
   """Starts or resumes the W&B run of `workdir`, as `job_type` (training
-  passes 'train'); None when disabled.
+  passes 'train'); None when disabled. `environment` (this start's entry
+  of environment.json) goes into the run's config as 'environment', so W&B
+  tells runs apart by versions and devices as `compare` does.
 
   `online` falls back to `offline` when no API key is configured or W&B
   cannot be reached (after WANDB_INIT_TIMEOUT seconds, 90 by default).
@@ -68,7 +70,8 @@ def init_wandb(wandb_config, workdir: str, config_dict: dict,
     logging.warning('No W&B API key configured: logging offline. Upload later '
                     'with `wandb sync %s/wandb`.', workdir)
     mode = 'offline'
-  settings = _settings(wandb_config, workdir, config_dict, job_type)
+  settings = _settings(wandb_config, workdir, config_dict, job_type,
+                       environment)
   try:
     return _start_run(mode, settings)
   except Exception as e:  # wandb raises CommError, ServerResponseError, ...
@@ -80,15 +83,18 @@ def init_wandb(wandb_config, workdir: str, config_dict: dict,
 
 
 def _settings(wandb_config, workdir: str, config_dict: dict,
-              job_type: str) -> dict:
+              job_type: str, environment: dict | None = None) -> dict:
   """wandb.init's arguments for the run of `workdir`, but the mode."""
+  config = flat_config(config_dict)
+  if environment:
+    config['environment'] = environment
   return dict(project=wandb_config.project,
               entity=wandb_config.entity or None,
               name=wandb_config.name or None, tags=list(wandb_config.tags),
               group=wandb_config.group or None,
               notes=wandb_config.notes or None, job_type=job_type,
               id=_run_id(workdir), dir=workdir,
-              config=flat_config(config_dict))
+              config=config)
 
 
 def flat_config(config_dict: dict) -> dict:
@@ -150,7 +156,8 @@ class MetricWriter:
   """
 
   def __init__(self, workdir: str, wandb_config, config_dict: dict,
-               start_step: int = 0, active: bool = True):
+               start_step: int = 0, active: bool = True,
+               environment: dict | None = None):
     self._workdir = workdir
     self._file = self._wandb_run = None
     if not active:
@@ -166,9 +173,10 @@ class MetricWriter:
     for record in kept:
       self._track_best(record)
     self._file = open(path, 'a')
-    self._wandb_run = init_wandb(wandb_config, workdir, config_dict, 'train')
+    self._wandb_run = init_wandb(wandb_config, workdir, config_dict, 'train',
+                                 environment)
     self._wandb_settings = _settings(wandb_config, workdir, config_dict,
-                                     'train')
+                                     'train', environment)
     self._update_summary()
 
   def _track_best(self, record: dict) -> bool:

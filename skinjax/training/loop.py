@@ -117,11 +117,13 @@ def _train(config, workdir: str, allow_change, stack) -> dict:
   start_step = int(jax.device_get(state.step))
   train_batches = _train_batches(config, train_source, start_step, mesh,
                                  stack)
+  entry = None
   if is_primary:
-    _record_run_folder(config, workdir, class_names, start_step,
-                       changes if latest is not None else {})
+    entry = _record_run_folder(config, workdir, class_names, start_step,
+                               changes if latest is not None else {})
   writer = tracking.MetricWriter(workdir, config.wandb, config.to_dict(),
-                                 start_step, active=is_primary)
+                                 start_step, active=is_primary,
+                                 environment=entry)
   validation, cached = {}, None
   if latest is None and config.frozen_features.enabled:
     cached = frozen_features.fit_head(config, workdir, builder, class_names,
@@ -257,16 +259,17 @@ def _restore_or_start(config, manager, model, tx, mesh) -> tuple:
 
 
 def _record_run_folder(config, workdir: str, class_names, start_step: int,
-                       changes: dict) -> None:
+                       changes: dict) -> dict:
   """config.json (with what this resume changed, recorded and printed),
-  class_names.json, and this start's entry of environment.json."""
+  class_names.json, and this start's entry of environment.json, which it
+  returns."""
   if changes:
     run_config.record_changes(workdir, start_step, changes)
     for key, (old, new) in changes.items():
       print(f'Resuming with config.{key}: {old!r} -> {new!r}.', flush=True)
   run_config.write(config, workdir)
   class_names_lib.write(workdir, class_names)
-  environment.record(workdir, start_step)
+  return environment.record(workdir, start_step)
 
 
 def _check_finite(config, unchecked, manager, writer) -> None:
