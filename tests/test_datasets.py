@@ -556,3 +556,25 @@ def test_a_live_preparation_is_waited_for_not_removed(tmp_path):
   assert proc.returncode == 0, stderr[-3000:]
   assert 'Removed 1 left-over' in stdout  # once its holder was gone
   assert not _incomplete(live.parent)
+
+
+def test_every_builder_carries_its_citation_and_licence(tmp_path):
+  """tfds's citation (BibTeX) and the licence in the description, as
+  skinjax.provenance says; HAM10000's and DermNet's restrict commercial
+  use."""
+  expected = {
+      'ham10000': ('Tschandl', 'CC BY-NC 4.0'),
+      'dermnet/23': ('dermnetnz.org', 'copyrighted by DermNet'),
+      'dermamnist/28': ('MedMNIST', 'CC BY-NC 4.0'),
+      'synthetic_lesions/small': ('synthetic', 'Apache-2.0'),
+      'image_folder/clinic': (None, 'consent and licence'),
+  }
+  assert {name.partition('/')[0] for name in expected} == set(data.DATASETS)
+  for name, (cited, licence) in expected.items():
+    info = data.get_builder(dataset_config(name, tmp_path)).info
+    text = ' '.join(info.description.split())
+    assert 'Licence: ' in text and licence in text.split('Licence: ')[1], name
+    if cited:
+      assert info.citation.startswith('@') and cited in info.citation, name
+  ham = data.get_builder(dataset_config('ham10000', tmp_path)).info.citation
+  assert '180161' in ham and '10.1038/sdata.2018.161' in ham

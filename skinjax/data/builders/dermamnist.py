@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from skinjax import provenance
 from skinjax.data.builders import ham10000
 from skinjax.data.prepare import files
 
@@ -36,7 +37,8 @@ class Dermamnist(tfds.core.GeneratorBasedBuilder):
     size = int(self.builder_config.name)
     return tfds.core.DatasetInfo(
         builder=self,
-        description=__doc__,
+        description=provenance.of(self.name).described(__doc__),
+        citation=provenance.of(self.name).citation,
         features=tfds.features.FeaturesDict({
             'image': tfds.features.Image(shape=(size, size, 3),
                                          encoding_format='png'),

@@ -13,6 +13,7 @@ import sys
 
 import tensorflow_datasets as tfds
 
+from skinjax import provenance
 from skinjax.data.prepare import collection
 from skinjax.data.prepare import decode
 from skinjax.data.prepare import files
@@ -86,7 +87,9 @@ class PreparedPhotosBuilder(tfds.core.GeneratorBasedBuilder,
   def _info(self):
     return tfds.core.DatasetInfo(
         builder=self,
-        description=sys.modules[type(self).__module__].__doc__,
+        description=provenance.of(self.name).described(
+            sys.modules[type(self).__module__].__doc__),
+        citation=provenance.of(self.name).citation,
         features=tfds.features.FeaturesDict({
             'image': tfds.features.Image(shape=(None, None, 3),
                                          encoding_format='jpeg'),

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from skinjax import provenance
 from skinjax.data.builders import lesion_drawing
 
 _SPLIT_IDS = {'train': 0, 'validation': 1, 'test': 2}
@@ -52,7 +53,8 @@ class SyntheticLesions(tfds.core.GeneratorBasedBuilder):
   def _info(self):
     return tfds.core.DatasetInfo(
         builder=self,
-        description=__doc__,
+        description=provenance.of(self.name).described(__doc__),
+        citation=provenance.of(self.name).citation,
         features=tfds.features.FeaturesDict({
             'image': tfds.features.Image(
                 shape=(self.builder_config.image_size,) * 2 + (3,),
