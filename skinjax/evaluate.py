@@ -19,7 +19,8 @@ group measured on each photo), the share flagged unfamiliar, how far the
 photos lie from the validation photos (a warning when the validation
 thresholds are unlikely to hold), and with --ood_image_dir or a run trained
 with config.dataset.held_out_classes, how well each unfamiliarity score
-finds photos the model was not trained on. Run folders from before training
+finds photos the model was not trained on. Scoring the test split also
+writes WORKDIR/MODEL_CARD.md from those metrics. Run folders from before training
 wrote class_names.json get it here. The dataset is read only where needed:
 `--image_dir` on a calibrated run needs the run folder alone.
 """

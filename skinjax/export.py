@@ -12,7 +12,9 @@ the temperature, the abstain threshold, the input size and preparation, the
 skinjax version and the checkpoint step. ONNX (jax2onnx; checked with
 onnxruntime) or StableHLO (a zip of jax.export's serialized program and
 metadata.json); the batch dimension is dynamic in both. The file is written
-only once it matches the JAX model within 1e-4 on check images. The config
+only once it matches the JAX model within 1e-4 on check images, with a
+MODEL_CARD.md beside it (intended use, training data, the run's test
+results from its eval/test/metrics.json, environment). The config
 is the run's own config.json, as in evaluate; the run folder alone is read
 (a checkpoint not yet calibrated is an error naming the `evaluate` command
 that calibrates it).
@@ -48,7 +50,8 @@ def main(argv):
   print(f"{meta['model']}, checkpoint step {meta['checkpoint_step']}, "
         f"temperature {meta['temperature']:.3f}, {len(meta['class_names'])} "
         f'classes, input uint8 [batch, {meta["image_size"]}, '
-        f'{meta["image_size"]}, 3]: written to {_OUTPUT.value}')
+        f'{meta["image_size"]}, 3]: written to {_OUTPUT.value}, model card '
+        f'{writer.card_path(_OUTPUT.value)}')
 
 
 if __name__ == '__main__':

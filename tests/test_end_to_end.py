@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -77,3 +78,56 @@ def test_evaluate_writes_the_report(trained_run):
     assert logged[f'test/{name}/_type'] == 'image-file', name
     assert glob.glob(str(workdir / 'wandb' / '*' / 'files' /
                          logged[f'test/{name}/path'])), name
+  _assert_card_matches(workdir / 'MODEL_CARD.md', metrics,
+                       json.loads((workdir / 'environment.json').read_text()))
+
+
+def _rows(card: str, first: str) -> list:
+  """The cells of the card's table rows whose first cell is `first`."""
+  return [[c.strip() for c in line.strip('|').split('|')]
+          for line in card.splitlines()
+          if line.startswith(f'| {first} |')]
+
+
+def _numbers(cell: str) -> list:
+  return [float(x) for x in re.findall(r'-?\d+\.\d+', cell)]
+
+
+def _assert_card_matches(path, metrics, environment):
+  """Every figure of the model card, parsed back, is metrics.json's (to
+  the 4 decimals it shows) or environment.json's."""
+  card = path.read_text()
+  approx = lambda v: pytest.approx(v, abs=5.1e-5)
+  for key in ('top1', 'top3', 'balanced_accuracy', 'macro_f1',
+              'macro_roc_auc', 'nll', 'ece'):
+    [[_, value, interval]] = _rows(card, key)
+    assert float(value) == approx(metrics[key]), key
+    if key in metrics['interval']:
+      low, high = metrics['interval'][key]
+      assert _numbers(interval) == [approx(low), approx(high)], key
+      assert low <= metrics[key] <= high or key == 'ece', key
+  for name, c in metrics['per_class'].items():
+    [[_, precision, recall, f1, support]] = _rows(card, name)
+    assert [float(precision), float(recall), float(f1), int(support)] == [
+        approx(c['precision']), approx(c['recall']), approx(c['f1']),
+        c['support']], name
+  for group, e in metrics['skin_tone']['groups'].items():
+    [[_, support, *cells]] = _rows(card, group)
+    assert int(support) == e['support']
+    for cell, key in zip(cells, ('top1', 'balanced_accuracy', 'ece')):
+      bounds = (e['interval'] or {}).get(key) or []
+      assert _numbers(cell) == [approx(x) for x in [e[key], *bounds]], group
+  calibration = metrics['calibration']
+  [[_, before, after]] = _rows(card, 'ECE')
+  assert [float(before), float(after)] == [
+      approx(calibration['ece_before']), approx(calibration['ece_after'])]
+  assert f"{calibration['temperature']:.4f}" in card
+  assert f"{metrics['unfamiliar']['threshold']:.4f}" in card
+  assert f"{metrics['num_examples']} photos, checkpoint " \
+      f"{metrics['checkpoint_step']}" in card
+  assert environment[-1]['git_commit'] in card
+  assert f"jax {environment[-1]['versions']['jax']}" in card
+  for name in metrics['class_names']:
+    assert f'. {name}' in card
+  assert 'not a diagnosis' in card and 'Not to be used for' in card
+  assert 'Licence: Apache-2.0' in card  # synthetic_lesions

@@ -4,6 +4,7 @@ calibrated probabilities, and carry its metadata."""
 
 import json
 import os
+import pathlib
 import zipfile
 
 import numpy as np
@@ -93,10 +94,32 @@ def resnet_exports(trained_run, tmp_path_factory):
   config, checkpoint = _checkpoint(trained_run[0])
   folder = tmp_path_factory.mktemp('exports')
   paths = {}
-  for fmt in writer.FORMATS:
+  for fmt in writer.FORMATS:  # the last through `export`, with its card
     paths[fmt] = str(folder / f'model.{fmt}')
-    writer.write(config, checkpoint, fmt, paths[fmt])
+    if fmt == writer.FORMATS[-1]:
+      writer.export(config, str(trained_run[0]), fmt, paths[fmt])
+    else:
+      writer.write(config, checkpoint, fmt, paths[fmt])
   return config, checkpoint, paths
+
+
+def test_an_export_has_its_model_card_beside_it(resnet_exports, trained_run):
+  """MODEL_CARD.md beside the file: the exported checkpoint, its run's
+  environment and data licence, and the test results if the run has them
+  (test_end_to_end checks those figures against metrics.json)."""
+  config, checkpoint, paths = resnet_exports
+  fmt = writer.FORMATS[-1]
+  card = (pathlib.Path(paths[fmt]).parent / 'MODEL_CARD.md').read_text()
+  environment = json.loads((trained_run[0] / 'environment.json').read_text())
+  assert card.startswith(f'# Model card: {config.model.name} on '
+                         f'{config.dataset.name}\n')
+  assert (f'Model: {config.model.name}, checkpoint {checkpoint.step}, raw '
+          'weights') in card
+  assert f'Exported as {fmt}: `model.{fmt}`' in card
+  assert environment[-1]['git_commit'] in card
+  assert 'Licence: Apache-2.0' in card and 'not a diagnosis' in card
+  assert ('## Results on the test split' in card and
+          ('| top1 |' in card or 'Not evaluated yet' in card))
 
 
 @pytest.mark.parametrize('fmt', writer.FORMATS)

@@ -28,6 +28,7 @@ from skinjax.inference import forward
 from skinjax.inference import preparation
 from skinjax.inference import restore
 from skinjax.run_folder import class_names as class_names_lib
+from skinjax.run_folder import model_card
 
 
 def evaluate(config, workdir: str, *, split: str = 'test',
@@ -94,6 +95,10 @@ def _report(config, workdir, scorer, name, source, result, found,
   metrics.update(unfamiliar_metrics)
   metrics['skin_tone'] = subgroups.skin_tone_metrics(
       config, source, logits, labels, scored_names, scorer.calibration)
+  metrics['interval'] = subgroups.overall_interval(
+      logits / scorer.calibration.temperature, labels, scored_names,
+      num_bins=config.evaluation.calibration_bins,
+      resamples=config.evaluation.bootstrap_resamples)
   out_dir, figures = publish.write(metrics, scored_names, workdir, {
       'name': name, 'workdir': workdir, 'checkpoint step': scorer.step,
       'model': config.model.name, 'weights': scorer.weights,
@@ -104,6 +109,11 @@ def _report(config, workdir, scorer, name, source, result, found,
   print(f'\n{name!r}, checkpoint step {scorer.step}')
   print(report.text(metrics, scored_names))
   print(f'\nwritten to {out_dir}/ (metrics.json, report.md, figures)')
+  if name in ('test', 'test_ema'):  # the card reports the test split
+    card = model_card.write(
+        os.path.join(workdir, model_card.FILE), workdir, config.to_dict(),
+        checkpoint_step=scorer.step, weights=scorer.weights)
+    print(f'model card: {card}')
   publish.log_to_wandb(config, workdir, metrics, scored_names, figures)
   return metrics
 

@@ -38,6 +38,17 @@ def _interval(logits, labels, class_names, num_bins, resamples, rng,
           if v else None for k, v in draws.items()}
 
 
+def overall_interval(logits, labels, class_names, *, num_bins: int,
+                     resamples: int, seed: int = 0,
+                     level: float = 0.95) -> dict:
+  """{metric: [low, high]} over all photos, with 'level' and 'resamples':
+  the uncertainty of the headline figures, as the groups' intervals give
+  theirs. `logits` are calibrated."""
+  return {'level': level, 'resamples': resamples, **_interval(
+      logits, labels, class_names, num_bins, resamples,
+      np.random.default_rng(seed), level)}
+
+
 def by_skin_tone(logits, labels, groups, class_names, *, num_bins: int,
                  resamples: int, seed: int = 0, level: float = 0.95) -> dict:
   """{'groups': {group: {'support', metric: value,

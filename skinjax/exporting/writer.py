@@ -28,6 +28,7 @@ from skinjax.inference import forward
 from skinjax.inference import preparation
 from skinjax.inference import restore
 from skinjax.run_folder import atomic
+from skinjax.run_folder import model_card
 
 FORMATS = ('onnx', 'stablehlo')
 # jax.export lowers for each; the caller's backend picks its own.
@@ -184,14 +185,25 @@ def export(config, workdir: str, fmt: str, output: str, *,
   """Writes the export of checkpoint `checkpoint` of the run in `workdir`
   (from the run folder alone) in format `fmt` to `output` (atomically),
   once it matches the JAX model (in its usual forms) within TOLERANCE on
-  check_images; returns its metadata."""
+  check_images, and its model card beside it; returns its metadata."""
   if fmt not in _CONVERTERS:
     raise ExportError(f'format {fmt!r}: use one of {", ".join(FORMATS)}')
   folder = os.path.dirname(os.path.abspath(output))
   if not os.path.isdir(folder) or os.path.isdir(output):
     raise ExportError(f'--output={output}: not a file in an existing folder')
-  return write(config, restore.load(config, workdir, checkpoint, weights),
+  meta = write(config, restore.load(config, workdir, checkpoint, weights),
                fmt, output)
+  model_card.write(card_path(output), workdir, config.to_dict(),
+                   checkpoint_step=meta['checkpoint_step'],
+                   weights=meta['weights'],
+                   artifact={'file': os.path.basename(output), 'format': fmt})
+  return meta
+
+
+def card_path(output: str) -> str:
+  """The model card `export` writes beside `output`."""
+  return os.path.join(os.path.dirname(os.path.abspath(output)),
+                      model_card.FILE)
 
 
 def write(config, checkpoint: restore.Checkpoint, fmt: str,
