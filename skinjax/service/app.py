@@ -24,6 +24,7 @@ import asyncio
 import base64
 import collections
 import dataclasses
+import gc
 import importlib.metadata
 import importlib.resources
 import itertools
@@ -143,6 +144,7 @@ async def _results(batcher, kind: str, *inputs):
 
 
 _REQUEST_IDS = itertools.count()
+_COLLECT_AFTER_BYTES = 8 * 2**20
 
 
 def _check_pixels(photos, max_pixels: int) -> None:
@@ -170,15 +172,17 @@ async def _model_inputs(service: Service, photos) -> tuple:
         started = True
         prepared = await anyio.to_thread.run_sync(
             device.prepare_photo, photo.data, service.recipe, region)
-      service.counts['photos_decoded'] += 1
-      return prepared
     except decode.BadImageError as e:
-      raise uploads.Refused(422, f'photo {index + 1} ({photo.filename}): '
-                            f'{e}') from None
+      reason = str(e)  # not the error itself: its frames hold the bytes
     except asyncio.CancelledError:
       if not started:
         service.counts['photos_dropped_before_decoding'] += 1
       raise
+    else:
+      service.counts['photos_decoded'] += 1
+      return prepared
+    raise uploads.Refused(422, f'photo {index + 1} ({photo.filename}): '
+                          f'{reason}')
 
   try:
     async with asyncio.TaskGroup() as group:  # one refusal cancels the rest
@@ -214,7 +218,8 @@ async def _score(service: Service, photos, grad_cam: bool) -> dict:
   async with service.scoring:
     images, tones = await _model_inputs(service, photos)
     filenames = [photo.filename for photo in photos]
-    photos.clear()  # the uploaded bytes are not needed any more
+    for photo in photos:
+      photo.release()  # the uploaded bytes are not needed any more
     result = await _results(service.batcher, 'predict', images)
     checkpoint = service.checkpoint
     rows = checkpoint.differentials(result, service.card['top_k'],
@@ -263,12 +268,26 @@ def _routes(service: Service, token) -> list:
   async def predict(request):
     grad_cam = _wants_grad_cam(request)
     with service.bodies.account() as holding:
-      photos = await uploads.read_photos(
-          request, holding, max_bytes=serve.max_request_bytes,
-          max_photos=serve.max_photos_per_request)
-      _check_pixels(photos, serve.max_request_pixels)
-      return await _within_deadline(service, request,
-                                    _score(service, photos, grad_cam))
+      try:
+        photos = await uploads.read_photos(
+            request, holding, max_bytes=serve.max_request_bytes,
+            max_photos=serve.max_photos_per_request)
+      except ClientDisconnect:
+        service.counts['requests_abandoned'] += 1
+        raise
+      try:
+        _check_pixels(photos, serve.max_request_pixels)
+        return await _within_deadline(service, request,
+                                      _score(service, photos, grad_cam))
+      finally:
+        for photo in photos:
+          photo.release()
+        if holding.bytes >= _COLLECT_AFTER_BYTES:
+          # PIL's and the parser's reference cycles can hold an upload's
+          # bytes until the cyclic collector runs, which counts objects,
+          # not bytes; server.serve froze the objects of the start, so
+          # this pass reads only what requests made.
+          gc.collect()
 
   async def model(request):
     del request

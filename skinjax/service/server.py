@@ -6,6 +6,7 @@ serve.device_failure_exit_s of 503s: a supervisor restarts it). Writes
 nothing to disk."""
 
 import ctypes
+import gc
 import ipaddress
 import signal
 import sys
@@ -75,6 +76,7 @@ def serve(config, workdir: str, token, listener, *, checkpoint: str = 'best',
   seconds = device.warm_up(functions['predict'], batcher.shapes,
                            recipe.image_size)
   print(f'Compiled batch shapes {list(batcher.shapes)} in {seconds:.1f} s.')
+  gc.freeze()  # what the start made stays: collections read only requests'
   guard = connections.Guard.from_config(config.serve)
   service = service_app.Service(
       batcher, config, recipe, scorer,
