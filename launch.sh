@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
 # skinjax launcher. Creates .venv (pip install -e .[dev]) on first use.
 #
+#   ./launch.sh setup [cpu|cuda12|tpu]
+#       Creates or updates the venv (.venv, or $SKINJAX_VENV) with skinjax,
+#       its test tools and the ONNX converter, and with cuda12 JAX's CUDA 12
+#       build (NVIDIA's pip wheels of CUDA, cuDNN and NCCL; the machine needs
+#       only the driver) or with tpu JAX's Cloud TPU build, at skinjax's jax
+#       pin; then prints the devices JAX sees. cpu (the default) is what the
+#       other commands create on first use; it does not remove an
+#       accelerator build installed before (use a fresh SKINJAX_VENV).
 #   ./launch.sh train CONFIG [--workdir DIR] [--config.KEY=VALUE ...]
 #       Trains (resuming if DIR has checkpoints), then evaluates the test
 #       split with the run's own config. DIR defaults to runs/<config name>.
@@ -29,14 +37,35 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 VENV="${SKINJAX_VENV:-.venv}"
-if [[ ! -x "$VENV/bin/python" ]]; then
-  echo "Creating $VENV and installing skinjax into it (first run only)..."
-  python3 -m venv "$VENV"
+
+# Creates $VENV if missing and installs skinjax into it with the extras of
+# $1: cpu, cuda12 or tpu (pyproject.toml's extras of those names).
+install() {
+  local extras=dev
+  [[ "$1" == cpu ]] || extras="dev,$1"
+  [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip
-  "$VENV/bin/pip" install --quiet -e '.[dev]'
+  "$VENV/bin/pip" install --quiet -e ".[$extras]"
   # The ONNX converter, without its declared dependencies: see the 'export'
   # extra in pyproject.toml.
   "$VENV/bin/pip" install --quiet --no-deps 'jax2onnx==0.17.1'
+}
+
+if [[ "${1:-}" == setup ]]; then
+  TARGET="${2:-cpu}"
+  case "$TARGET" in
+    cpu|cuda12|tpu) ;;
+    *) echo "error: ./launch.sh setup takes cpu, cuda12 or tpu, not '$TARGET'" >&2
+       exit 2 ;;
+  esac
+  echo "Installing skinjax ($TARGET) into $VENV..."
+  install "$TARGET"
+  "$VENV/bin/python" -c 'import jax; print(f"jax {jax.__version__}:", jax.devices())'
+  exit 0
+fi
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "Creating $VENV and installing skinjax into it (first run only)..."
+  install cpu
 fi
 PYTHON="$VENV/bin/python"
 
