@@ -28,6 +28,7 @@ from skinjax.service import access
 from skinjax.service import app as service_app
 from skinjax.service import batching
 from skinjax.service import client as client_lib
+from skinjax.service import scoring
 from skinjax.service import turns
 from skinjax.service import uploads
 
@@ -256,8 +257,7 @@ def test_a_dead_device_thread_turns_health_and_requests_to_503():
   failures = []
   batcher = batching.Batcher({'predict': slow}, 2, 0.0, 1,
                              on_failure=failures.append).start()
-  service = service_app.Service(batcher, defaults.get_config(), None, None,
-                                {})
+  service = scoring.Service(batcher, defaults.get_config(), None, None, {})
   server = uvicorn.Server(uvicorn.Config(
       service_app.create_app(service, None, ['127.0.0.1']), port=0,
       log_level='warning', lifespan='off'))

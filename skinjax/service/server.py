@@ -21,6 +21,7 @@ from skinjax.service import app as service_app
 from skinjax.service import batching
 from skinjax.service import connections
 from skinjax.service import device
+from skinjax.service import scoring
 
 DEVICE_FAILURE_STATUS = 70  # EX_SOFTWARE: an internal error; restart me
 
@@ -78,7 +79,7 @@ def serve(config, workdir: str, token, listener, *, checkpoint: str = 'best',
   print(f'Compiled batch shapes {list(batcher.shapes)} in {seconds:.1f} s.')
   gc.freeze()  # what the start made stays: collections read only requests'
   guard = connections.Guard.from_config(config.serve)
-  service = service_app.Service(
+  service = scoring.Service(
       batcher, config, recipe, scorer,
       service_app.model_card(config, scorer, batcher.shapes), guard)
   certificate, key = tls or (None, None)
