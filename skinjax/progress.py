@@ -42,6 +42,18 @@ def bar(iterable=None, *, total=None, desc=None, unit='it', initial=0,
                 interval=_interval(), **common)
 
 
+def pace(elapsed: float, done: int, left: int) -> str:
+  """' (MM:SS for N so far, about MM:SS left)' after `done` of the units
+  a phase counts took `elapsed` seconds and `left` remain; '' before any:
+  the progress of phases whose units print their own bars (a sweep's
+  trials)."""
+  if not done:
+    return ''
+  clock = tqdm.tqdm.format_interval
+  return (f' ({clock(elapsed)} for {done} so far, about '
+          f'{clock(elapsed / done * left)} left)')
+
+
 def _columns(stream) -> int:
   try:
     return os.get_terminal_size(stream.fileno()).columns

@@ -1,6 +1,7 @@
 """A 2 x 2 sweep of tiny runs, offline, killed mid-trial and run again."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -62,6 +63,10 @@ def test_a_killed_sweep_resumes_its_trial_and_skips_finished_ones(
                 out.index(f'[4/4] {NAMES[3]}')]
   assert 'Resuming from checkpoint step 4' in resumed
   assert 'Resuming' not in out[out.index(f'[4/4] {NAMES[3]}'):]
+  # The sweep's pace, once a trial has run here.
+  assert re.search(rf'\[4/4\] {NAMES[3]}: training in .* '
+                   r'\(\d\d:\d\d for 1 so far, about \d\d:\d\d left\)',
+                   out), out
   # No ROOT/xla_cache: the tests' own compilation cache (helpers) is set.
   assert sorted(os.listdir(root)) == sorted(NAMES + ['comparison'])
   for name in NAMES:

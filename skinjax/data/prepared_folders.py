@@ -23,16 +23,21 @@ from skinjax import progress
 LOCK_FILE = '.skinjax-prepare.lock'
 
 
-class _NoVariantFolderWarnings(logging.Filter):
-  """Drops tfds's (absl) 'Variant folder ... has no dataset_info.json'
-  warnings: here they only mean a dataset not prepared yet, or being
-  prepared, which skinjax.data.prepare says in one line."""
+# tfds's (absl) warnings that say nothing a user can act on: 'Variant
+# folder ... has no dataset_info.json' only means a dataset not prepared yet,
+# or being prepared, which skinjax.data.prepare says in one line; 'Using
+# custom data configuration' is how every image_folder collection and
+# preparation setting is named (skinjax.data.get_builder).
+_UNACTIONABLE = ('Variant folder %s has no', 'Using custom data configuration')
+
+
+class _NoUnactionableWarnings(logging.Filter):
 
   def filter(self, record):
-    return not str(record.msg).startswith('Variant folder %s has no')
+    return not str(record.msg).startswith(_UNACTIONABLE)
 
 
-logging.getLogger('absl').addFilter(_NoVariantFolderWarnings())
+logging.getLogger('absl').addFilter(_NoUnactionableWarnings())
 # tfds's own bars (tqdm, as skinjax's) only where skinjax's show: on a
 # terminal; a log file gets skinjax's lines alone.
 tfds.display_progress_bar(progress.on_terminal())

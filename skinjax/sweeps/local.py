@@ -16,10 +16,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 from absl import flags
 from ml_collections import config_flags
 
+from skinjax import progress
 from skinjax.cli import checks
 from skinjax.run_folder import checkpoint_folder
 from skinjax.run_folder import run_config
@@ -128,6 +130,7 @@ def run(sweep: spec_lib.Sweep, trial_plans: list) -> dict:
 
   before = {s: signal.signal(s, forward) for s in (signal.SIGINT,
                                                    signal.SIGTERM)}
+  started, trained = time.monotonic(), 0
   try:
     for number, plan in enumerate(trial_plans, 1):
       name = plan.trial.name
@@ -139,12 +142,16 @@ def run(sweep: spec_lib.Sweep, trial_plans: list) -> dict:
               flush=True)
         outcome[name] = 'skipped'
         continue
-      print(f'{header}: training in {plan.workdir}', flush=True)
+      # The trials' own bars share the terminal: the sweep's pace is text.
+      print(f'{header}: training in {plan.workdir}' + progress.pace(
+          time.monotonic() - started, trained, len(trial_plans) - number + 1),
+            flush=True)
       child[:] = [subprocess.Popen(
           [sys.executable, '-m', 'skinjax.train', '--config', sweep.config,
            '--workdir', plan.workdir, *plan.flags], env=_with_compile_cache(
                os.path.dirname(plan.workdir)))]
       code = child[0].wait()
+      trained += 1
       if code != 0:
         outcome[name] = f'failed (exit {code})'
         print(f'{header}: failed with exit status {code}', flush=True)
