@@ -530,6 +530,8 @@ def test_a_killed_preparation_is_redone_and_cleaned(tmp_path):
   # A log file (here a pipe) gets no bar, no tfds warning of the folder not
   # prepared yet (test_progress checks the terminal side).
   assert '\r' not in stderr and 'Variant folder' not in stderr, stderr
+  assert 'Downloading' not in stdout  # tfds's line; nothing is downloaded
+  assert f"Prepared image_folder/clinic in {folder}" in stdout, stdout
   assert not _incomplete(folder)
   builder = data.get_builder(dataset_config('image_folder/clinic',
                                             tmp_path / 'tfds', clinic))

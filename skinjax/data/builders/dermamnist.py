@@ -13,14 +13,14 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
-from skinjax import provenance
+from skinjax.data.builders import common
 from skinjax.data.builders import ham10000
 from skinjax.data.prepare import files
 
 _SPLITS = {'train': 'train', 'validation': 'val', 'test': 'test'}
 
 
-class Dermamnist(tfds.core.GeneratorBasedBuilder):
+class Dermamnist(common.SkinjaxBuilder, tfds.core.GeneratorBasedBuilder):
   """DermaMNIST at 28, 64, 128 or 224 px."""
 
   VERSION = tfds.core.Version('1.0.0')
@@ -37,8 +37,7 @@ class Dermamnist(tfds.core.GeneratorBasedBuilder):
     size = int(self.builder_config.name)
     return tfds.core.DatasetInfo(
         builder=self,
-        description=provenance.of(self.name).described(__doc__),
-        citation=provenance.of(self.name).citation,
+        **self._about(__doc__),
         features=tfds.features.FeaturesDict({
             'image': tfds.features.Image(shape=(size, size, 3),
                                          encoding_format='png'),

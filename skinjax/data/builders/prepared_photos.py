@@ -13,7 +13,7 @@ import sys
 
 import tensorflow_datasets as tfds
 
-from skinjax import provenance
+from skinjax.data.builders import common
 from skinjax.data.prepare import collection
 from skinjax.data.prepare import decode
 from skinjax.data.prepare import files
@@ -60,7 +60,8 @@ def configure(builder_config: PreparedPhotosConfig, dataset_config):
   return dataclasses.replace(builder_config, name=name, **changes)
 
 
-class PreparedPhotosBuilder(tfds.core.GeneratorBasedBuilder,
+class PreparedPhotosBuilder(common.SkinjaxBuilder,
+                            tfds.core.GeneratorBasedBuilder,
                             skip_registration=True):
   """A tfds builder of JPEG photos with a label and an id, plus the extra
   features a subclass declares."""
@@ -87,9 +88,7 @@ class PreparedPhotosBuilder(tfds.core.GeneratorBasedBuilder,
   def _info(self):
     return tfds.core.DatasetInfo(
         builder=self,
-        description=provenance.of(self.name).described(
-            sys.modules[type(self).__module__].__doc__),
-        citation=provenance.of(self.name).citation,
+        **self._about(sys.modules[type(self).__module__].__doc__),
         features=tfds.features.FeaturesDict({
             'image': tfds.features.Image(shape=(None, None, 3),
                                          encoding_format='jpeg'),

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
-from skinjax import provenance
+from skinjax.data.builders import common
 from skinjax.data.builders import lesion_drawing
 
 _SPLIT_IDS = {'train': 0, 'validation': 1, 'test': 2}
@@ -32,7 +32,8 @@ class SyntheticLesionsConfig(tfds.core.BuilderConfig):
   jpeg_quality: int = 92
 
 
-class SyntheticLesions(tfds.core.GeneratorBasedBuilder):
+class SyntheticLesions(common.SkinjaxBuilder,
+                       tfds.core.GeneratorBasedBuilder):
   """Synthetic skin photos in six morphological classes."""
 
   VERSION = tfds.core.Version('1.2.0')
@@ -53,8 +54,7 @@ class SyntheticLesions(tfds.core.GeneratorBasedBuilder):
   def _info(self):
     return tfds.core.DatasetInfo(
         builder=self,
-        description=provenance.of(self.name).described(__doc__),
-        citation=provenance.of(self.name).citation,
+        **self._about(__doc__),
         features=tfds.features.FeaturesDict({
             'image': tfds.features.Image(
                 shape=(self.builder_config.image_size,) * 2 + (3,),
