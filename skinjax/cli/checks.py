@@ -18,6 +18,7 @@ from skinjax.data.prepare import decode
 from skinjax.evaluation import metrics
 from skinjax.inference import forward
 from skinjax.evaluation import unfamiliar
+from skinjax.extending import rows
 from skinjax.models import pretrained
 from skinjax.models import weight_files
 from skinjax.run_folder import tracking
@@ -41,6 +42,7 @@ def _choices():
       'evaluation.unfamiliar_score': unfamiliar.SCORES,
       'wandb.mode': tracking.WANDB_MODES,
       'best_metric': metrics.CHECKPOINT_METRICS,
+      'extend.method': rows.METHODS,
   }
 
 
@@ -71,7 +73,8 @@ def validate(config) -> None:
               'serve.max_connections', 'serve.body_min_bytes_per_s',
               'serve.token_failures',
               'serve.top_k', 'frozen_features.views', 'frozen_features.epochs',
-              'frozen_features.batch_size', 'frozen_features.chunk_size'):
+              'frozen_features.batch_size', 'frozen_features.chunk_size',
+              'extend.views', 'extend.epochs', 'extend.batch_size'):
     if get(config, key) < 1:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 1')
   for key in ('optimizer.warmup_steps', 'input.num_workers', 'eval_image_size',
@@ -80,7 +83,8 @@ def validate(config) -> None:
               'input.num_threads', 'input.device_prefetch',
               'dataset.split_seed', 'serve.max_wait_ms',
               'serve.device_failure_exit_s',
-              'frozen_features.weight_decay'):
+              'frozen_features.weight_decay', 'extend.replay_per_class',
+              'extend.weight_decay'):
     if get(config, key) < 0:
       raise ConfigError(f'config.{key}={get(config, key)}: must be >= 0')
   for key in ('serve.request_deadline_s', 'serve.header_timeout_s',
@@ -103,7 +107,8 @@ def validate(config) -> None:
   if config.num_train_steps < (0 if config.frozen_features.enabled else 1):
     raise ConfigError(f'config.num_train_steps={config.num_train_steps}: '
                       'must be >= 1 (>= 0 with frozen_features.enabled)')
-  for key in ('optimizer.learning_rate', 'frozen_features.learning_rate'):
+  for key in ('optimizer.learning_rate', 'frozen_features.learning_rate',
+              'extend.learning_rate'):
     if not get(config, key) > 0:
       raise ConfigError(f'config.{key}={get(config, key)}: must be > 0')
   for key in ('augment.crop_scale', 'augment.crop_ratio'):
@@ -118,7 +123,8 @@ def validate(config) -> None:
       raise ConfigError(f'config.{key}={get(config, key)}: must be in [0, 1)')
   if not 0 < config.augment.eval_crop_fraction <= 1:
     raise ConfigError('config.augment.eval_crop_fraction: must be in (0, 1]')
-  for key in ('dataset.validation_fraction', 'dataset.test_fraction'):
+  for key in ('dataset.validation_fraction', 'dataset.test_fraction',
+              'extend.validation_fraction'):
     if not 0 <= get(config, key) < 1:
       raise ConfigError(f'config.{key}: must be in [0, 1)')
   held_out = config.dataset.validation_fraction + config.dataset.test_fraction

@@ -104,30 +104,36 @@ class RunFlags:
     """The run's own config.json, changed only where the command line asks
     for an evaluation-time change; raises ConfigError or
     run_config.RunFolderError naming the key or file."""
-    requested = self.config.value
+    return run_config.for_evaluation(self.workdir.value, self.asked())
+
+  def asked(self) -> dict:
+    """{dotted key: value} the command line asks to change in the run's
+    config.json: where --config FILE differs from it, else the
+    --config.KEY=VALUE overrides."""
     if flags.FLAGS[self.config.name].present:
-      asked = run_config.differences(
-          run_config.read(self.workdir.value), requested)
-    else:
-      asked = config_flags.get_override_values(flags.FLAGS[self.config.name])
-    return run_config.for_evaluation(self.workdir.value, asked)
+      return run_config.differences(run_config.read(self.workdir.value),
+                                    self.config.value)
+    return config_flags.get_override_values(flags.FLAGS[self.config.name])
 
 
-def define_run_flags(caller: str) -> RunFlags:
+def define_run_flags(caller: str, run_flag: str = 'workdir',
+                     also: str = '') -> RunFlags:
   """Defines --workdir, --config, --checkpoint and --weights (evaluate,
-  predict, serve and export share them, so they mean the same in all),
-  listed in the --help of the command module named `caller` (its
-  __name__)."""
+  predict, serve, export and extend share them, so they mean the same in
+  all), listed in the --help of the command module named `caller` (its
+  __name__). `run_flag` names the run's flag (extend reads its run from
+  --from); `also`: what else the command's --config may change."""
   module = sys.argv[0] if caller == '__main__' else caller
   run_flags = RunFlags(
       workdir=flags.DEFINE_string(
-          'workdir', None, 'Run folder written by skinjax.train: its '
+          run_flag, None, 'Run folder written by skinjax.train: its '
           'checkpoints/ and config.json.', required=True, module_name=module),
       config=config_flags.DEFINE_config_file(
           'config', defaults.__file__,
           'Optional: only its evaluation-time keys may differ from the '
-          f'run\'s config.json ({", ".join(run_config.EVALUATION_KEYS)}); '
-          'so may --config.KEY=VALUE overrides. Anything else is refused.',
+          f'run\'s config.json ({", ".join(run_config.EVALUATION_KEYS)})'
+          f'{also}; so may --config.KEY=VALUE overrides. Anything else is '
+          'refused.',
           lock_config=True),
       checkpoint=flags.DEFINE_string(
           'checkpoint', 'best',

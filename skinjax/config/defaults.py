@@ -130,6 +130,45 @@ def get_config():
   config.frozen_features.cache_dir = ''
   config.frozen_features.chunk_size = 512  # photos per cache file
 
+  # Extending a trained run with new conditions from a few photos each
+  # (python -m skinjax.extend, skinjax/extending/): the old classes' head
+  # rows are kept, each new row starts as its photos' mean backbone feature
+  # scaled to the old rows' mean norm (bias: the old biases' mean).
+  # method 'nearest_mean' stops there; 'head' then fits the head on `views`
+  # views of each new training photo (the centre crop, then augmented as
+  # training augments, drawn from `seed`) beside `replay_per_class` of the
+  # run's training photos per old class (0, or no dataset: none), AdamW for
+  # `epochs` epochs, class-balanced, the epoch (0: the start) with the best
+  # validation best_metric kept. Only the new rows move unless
+  # train_old_rows (and never without replayed photos). `validation_fraction`
+  # of each condition's photos (at least one) are carved for validation and
+  # calibration, by `seed`.
+  config.extend = ml_collections.ConfigDict()
+  config.extend.method = 'head'  # head | nearest_mean
+  config.extend.validation_fraction = 0.2
+  config.extend.seed = 0
+  config.extend.views = 4
+  config.extend.replay_per_class = 20
+  config.extend.train_old_rows = True
+  config.extend.epochs = 50
+  config.extend.batch_size = 256
+  config.extend.learning_rate = 1e-3
+  config.extend.weight_decay = 1e-4
+  # Where an extended run came from, written by skinjax.extend (empty in a
+  # trained run): the parent run folder, the checkpoint step, weights and
+  # head digest extended, the classes added, how many of the parent's
+  # training photos were replayed, and every new photo used as
+  # (class, sha256 of the file), split into training and validation.
+  config.extension = ml_collections.ConfigDict()
+  config.extension.parent = ''
+  config.extension.parent_step = -1
+  config.extension.parent_weights = ''
+  config.extension.parent_params_digest = ''
+  config.extension.classes_added = ()
+  config.extension.replayed_photos = 0
+  config.extension.train_photos = ()
+  config.extension.validation_photos = ()
+
   # JAX's persistent compilation cache for every command (a later start of
   # the same program reads its compiled steps from here); '' turns it off.
   # The environment variable JAX_COMPILATION_CACHE_DIR, when set, wins.

@@ -54,10 +54,20 @@ def calibrated(config, workdir: str, checkpoint: restore.Checkpoint,
             ': refitting.')
   calibration, statistics = _fit(config, checkpoint, load_builder(), want,
                                  outputs)
+  return save(workdir, checkpoint, calibration, statistics)
+
+
+def save(workdir: str, checkpoint: restore.Checkpoint, calibration,
+         statistics: dict) -> restore.Checkpoint:
+  """Saves a fitted calibration and its feature statistics beside the
+  checkpoint (by process 0); returns `checkpoint` with them."""
   if jax.process_index() == 0:
+    target = saved_calibration.path(workdir, checkpoint.step,
+                                    checkpoint.weights)
     # The statistics first: a calibration file never stands without them.
-    unfamiliar_scores.save_statistics(statistics, statistics_file)
-    print(f'Calibrated on {want["split"]}: temperature '
+    unfamiliar_scores.save_statistics(
+        statistics, unfamiliar_scores.statistics_path(target))
+    print(f'Calibrated on {calibration.fitted_on["split"]}: temperature '
           f'{calibration.temperature:.3f}, unfamiliar above '
           f'{calibration.unfamiliar_score} '
           f'{calibration.unfamiliar_threshold:.4g} (saved to '
@@ -79,16 +89,20 @@ def _fit(config, checkpoint, builder, want: dict, known=None) -> tuple:
 
   training = outputs_of(config.dataset.train_split,
                         config.evaluation.unfamiliar_fit_examples)
-  result = outputs_of(want['split'])
-  for name, outputs in (('training', training), (want['split'], result)):
-    if not all(np.isfinite(outputs[key]).all()
-               for key in ('logits', 'features')):
-      raise NotCalibratable(
-          f'checkpoint {checkpoint.step} ({checkpoint.weights} weights) gives '
-          f'non-finite logits or features on {name} photos: it cannot be '
-          'calibrated (did the run diverge?)')
+  _check_finite(checkpoint, 'training', training)
   statistics = unfamiliar.fit_feature_statistics(
       training['features'], training['label'], len(checkpoint.class_names))
+  return fit_outputs(config, checkpoint, statistics,
+                     outputs_of(want['split']), want)
+
+
+def fit_outputs(config, checkpoint, statistics: dict, result: dict,
+                want: dict) -> tuple:
+  """(calibration, feature statistics with the validation photos'
+  unfamiliarity added) fitted on validation outputs already computed
+  (`result`: 'logits', 'features', 'label'), for weights whose training
+  feature `statistics` are known; extending a run fits its own this way."""
+  _check_finite(checkpoint, want['split'], result)
   calibration = calibration_lib.fit(
       result['logits'], result['label'],
       max_risk=config.evaluation.max_risk,
@@ -101,10 +115,20 @@ def _fit(config, checkpoint, builder, want: dict, known=None) -> tuple:
           result['logits'], result['features'], statistics, t),
       unfamiliar_score=config.evaluation.unfamiliar_score,
       unfamiliar_tpr=config.evaluation.unfamiliar_tpr)
-  statistics.update({f'validation_{k}': v for k, v in unfamiliar_scores.scores(
-      result['logits'], result['features'], statistics,
-      calibration.temperature).items()})
+  statistics = {**statistics, **{
+      f'validation_{k}': v for k, v in unfamiliar_scores.scores(
+          result['logits'], result['features'], statistics,
+          calibration.temperature).items()}}
   return calibration, statistics
+
+
+def _check_finite(checkpoint, name: str, outputs: dict) -> None:
+  if not all(np.isfinite(outputs[key]).all()
+             for key in ('logits', 'features')):
+    raise NotCalibratable(
+        f'checkpoint {checkpoint.step} ({checkpoint.weights} weights) gives '
+        f'non-finite logits or features on {name} photos: it cannot be '
+        'calibrated (did the run diverge?)')
 
 
 def _outputs(config, builder, split, checkpoint, limit=None) -> dict:

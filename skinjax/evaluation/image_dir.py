@@ -55,6 +55,24 @@ def match_folders(folders, class_names, label_map=None) -> tuple:
   return matched, unmatched
 
 
+def list_tree(root: str) -> tuple:
+  """({top folder: [files.FileRef]}, [files outside any folder], [{'file',
+  'reason'} the listing passed over]) of the files under `root`, looking
+  inside zips, as a dataset preparation lists them."""
+  try:
+    listing = files.list_files(root)
+  except files.CollectionError as e:
+    raise PhotoFolderError(str(e)) from None
+  by_folder, loose = {}, []
+  for file in listing.files:
+    parts = files.relative_parts(file, root)
+    if len(parts) < 2:
+      loose.append(str(file))
+    else:
+      by_folder.setdefault(parts[0], []).append(file)
+  return by_folder, loose, listing.skipped
+
+
 def load_tree(root: str, class_names, recipe, label_map=None) -> tuple:
   """(examples, report) for every image in root/<class folder>/..., each
   normalised as `recipe` (inference.preparation.Recipe) says.
@@ -63,18 +81,7 @@ def load_tree(root: str, class_names, recipe, label_map=None) -> tuple:
   access source for the evaluation pipeline. The report names unmatched
   folders, files outside any folder, and unreadable files (skipped).
   """
-  try:
-    listing = files.list_files(root)
-  except files.CollectionError as e:
-    raise PhotoFolderError(str(e)) from None
-  by_folder = {}
-  loose = []
-  for file in listing.files:
-    parts = files.relative_parts(file, root)
-    if len(parts) < 2:
-      loose.append(str(file))
-    else:
-      by_folder.setdefault(parts[0], []).append(file)
+  by_folder, loose, listing_skipped = list_tree(root)
   matched, unmatched = match_folders(by_folder, class_names, label_map)
   candidates = [collection.Candidate(file, matched[folder], 'test')
                 for folder in sorted(matched) for file in by_folder[folder]]
@@ -93,7 +100,7 @@ def load_tree(root: str, class_names, recipe, label_map=None) -> tuple:
       'folders': {f: class_names[i] for f, i in matched.items()},
       'unmatched_folders': {f: len(by_folder[f]) for f in unmatched},
       'files_outside_class_folders': loose,
-      'skipped': listing.skipped + [{'file': f, 'reason': r}
+      'skipped': listing_skipped + [{'file': f, 'reason': r}
                                     for f, r in skipped],
       'num_examples': len(examples),
   }

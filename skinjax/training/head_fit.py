@@ -48,10 +48,18 @@ class Fitted:
 
 
 def fit(features, labels, val_features, val_labels, class_names,
-        settings: Settings, class_weights=None) -> Fitted:
+        settings: Settings, class_weights=None, start=None,
+        trainable=None) -> Fitted:
   """The head on `features` (views, photos, dim) with `labels` (photos,),
   kept at its best epoch on (val_features, val_labels); `class_weights`
-  (classes,) weigh the loss."""
+  (classes,) weigh the loss.
+
+  `start` (kernel, bias), on the raw features: where the head starts (else
+  zeros), and then also a candidate (epoch 0), so fitting never keeps a head
+  worse on validation than its start. `trainable` (classes,) bool: the
+  columns that may move; the others' updates are zeroed and the result holds
+  their `start` values bit for bit (extending a run keeps its old classes'
+  rows this way)."""
   views, photos, dim = features.shape
   x = features.reshape(views * photos, dim).astype(np.float32)
   y = np.tile(labels, views).astype(np.int32)
@@ -66,8 +74,17 @@ def fit(features, labels, val_features, val_labels, class_names,
                                          settings.epochs * steps)
   tx = optax.adamw(schedule, weight_decay=settings.weight_decay,
                    mask={'kernel': True, 'bias': False})
-  params = {'kernel': jnp.zeros((dim, num_classes)),
-            'bias': jnp.zeros(num_classes)}
+  if start is None:
+    params = {'kernel': jnp.zeros((dim, num_classes)),
+              'bias': jnp.zeros(num_classes)}
+  else:  # The start in the standardised features' terms.
+    kernel, bias = (np.asarray(v, np.float32) for v in start)
+    params = {'kernel': jnp.asarray(kernel * scale[:, None]),
+              'bias': jnp.asarray(bias + mean @ kernel)}
+  moves = np.ones(num_classes, bool) if trainable is None else np.asarray(
+      trainable, bool)
+  mask = {'kernel': jnp.asarray(moves[None, :], jnp.float32),
+          'bias': jnp.asarray(moves, jnp.float32)}
   opt_state = tx.init(params)
 
   def loss(params, x, y):
@@ -85,6 +102,7 @@ def fit(features, labels, val_features, val_labels, class_names,
       params, opt_state = carry
       grads = jax.grad(loss)(params, x[indices], y[indices])
       updates, opt_state = tx.update(grads, opt_state, params)
+      updates = jax.tree.map(jnp.multiply, updates, mask)
       return (optax.apply_updates(params, updates), opt_state), None
 
     return jax.lax.scan(step, (params, opt_state), order)[0]
@@ -92,9 +110,10 @@ def fit(features, labels, val_features, val_labels, class_names,
   x_train, x_val = jnp.asarray(standard(x)), standard(val_features)
   key = jax.random.PRNGKey(settings.seed)
   best, history = None, []
-  for number in range(1, settings.epochs + 1):
-    key, epoch_key = jax.random.split(key)
-    params, opt_state = epoch(params, opt_state, x_train, y, epoch_key)
+  for number in range(0 if start is not None else 1, settings.epochs + 1):
+    if number:
+      key, epoch_key = jax.random.split(key)
+      params, opt_state = epoch(params, opt_state, x_train, y, epoch_key)
     kernel, bias = (np.asarray(params['kernel']), np.asarray(params['bias']))
     validation = metrics_lib.classification_metrics(
         x_val @ kernel + bias, val_labels, class_names)
@@ -104,6 +123,10 @@ def fit(features, labels, val_features, val_labels, class_names,
   _, number, kernel, bias, validation = best
   # Folded: (f - mean) / scale @ W + b == f @ (W / scale) + (b - mean / scale
   # @ W).
-  return Fitted(kernel=(kernel / scale[:, None]).astype(np.float32),
-                bias=(bias - (mean / scale) @ kernel).astype(np.float32),
-                epoch=number, validation=validation, history=history)
+  kernel, bias = ((kernel / scale[:, None]).astype(np.float32),
+                  (bias - (mean / scale) @ kernel).astype(np.float32))
+  if start is not None:  # Unmoved columns exactly as they came, not folded.
+    kernel = np.where(moves[None, :], kernel, np.asarray(start[0], np.float32))
+    bias = np.where(moves, bias, np.asarray(start[1], np.float32))
+  return Fitted(kernel=kernel, bias=bias, epoch=number, validation=validation,
+                history=history)
