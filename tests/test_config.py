@@ -172,6 +172,11 @@ def test_every_shipped_config_is_valid(path):
       'progressive_resizing': ((100, 10),)}, 'progressive_resizing: 100 px'),
     ({'model.init_from': '/nonexistent/dinov2.safetensors'},
      'init_from=/nonexistent/dinov2.safetensors: no such weight file'),
+    ({'extend.method': 'knn'}, "extend.method='knn': choose one of"),
+    ({'extend.views': 0}, 'extend.views=0: must be >= 1'),
+    ({'extend.replay_per_class': -1}, 'extend.replay_per_class=-1'),
+    ({'extend.validation_fraction': 1.0}, r'extend.validation_fraction: must'
+     r' be in \[0, 1\)'),
 ])
 def test_values_that_would_silently_do_the_wrong_thing_are_refused(
     overrides, named):

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 
@@ -60,10 +61,22 @@ def new_rows_only(trained_run, new_conditions, tmp_path_factory):
                           replay_per_class=4)
 
 
-def _head(workdir):
+def _params(workdir):
   step = restore.restore(run_config.read(workdir), str(workdir)).step
-  params = saved_state(workdir, step)['params']
-  return params, params['head']['kernel'], params['head']['bias']
+  return saved_state(workdir, step)['params']
+
+
+def _old_rows_kept(workdir, parent_dir) -> tuple:
+  """(the parent's params, the extended run's, the number of old classes),
+  once the extended head's old columns and biases are found bit-identical
+  to the parent's."""
+  parent_params, params = _params(parent_dir), _params(workdir)
+  old_head, head = parent_params['head'], params['head']
+  old = old_head['kernel'].shape[1]
+  assert head['kernel'].shape == (old_head['kernel'].shape[0], old + len(NEW))
+  np.testing.assert_array_equal(head['kernel'][:, :old], old_head['kernel'])
+  np.testing.assert_array_equal(head['bias'][:old], old_head['bias'])
+  return parent_params, params, old
 
 
 def _files_by_digest(tree):
@@ -74,12 +87,9 @@ def _files_by_digest(tree):
 def test_nearest_mean_rows_are_the_scaled_class_means(
     nearest_mean, trained_run, new_conditions):
   workdir, _ = nearest_mean
-  _, old_kernel, old_bias = _head(trained_run[0])
-  _, kernel, bias = _head(workdir)
-  old = old_kernel.shape[1]
-  assert kernel.shape == (old_kernel.shape[0], old + len(NEW))
-  np.testing.assert_array_equal(kernel[:, :old], old_kernel)
-  np.testing.assert_array_equal(bias[:old], old_bias)
+  parent_params, params, old = _old_rows_kept(workdir, trained_run[0])
+  old_kernel, old_bias = (parent_params['head'][k] for k in ('kernel', 'bias'))
+  kernel, bias = params['head']['kernel'], params['head']['bias']
   # The parent's penultimate features of each condition's training photos,
   # computed here as scoring computes them.
   config = run_config.read(trained_run[0])
@@ -107,26 +117,18 @@ def test_nearest_mean_rows_are_the_scaled_class_means(
 def test_old_rows_stay_bit_identical_when_only_new_rows_train(
     new_rows_only, nearest_mean, trained_run):
   workdir, result = new_rows_only
-  parent_params, old_kernel, old_bias = _head(trained_run[0])
-  params, kernel, bias = _head(workdir)
-  old = old_kernel.shape[1]
-  np.testing.assert_array_equal(kernel[:, :old], old_kernel)
-  np.testing.assert_array_equal(bias[:old], old_bias)
+  parent_params, params, old = _old_rows_kept(workdir, trained_run[0])
   for name in parent_params:  # the backbone untouched
     if name != 'head':
-      for a, b in zip(*(jax_leaves(p[name]) for p in (params,
-                                                      parent_params))):
+      for a, b in zip(*(jax.tree.leaves(p[name]) for p in (params,
+                                                          parent_params))):
         np.testing.assert_array_equal(a, b)
   assert run_config.read(workdir).extend.train_old_rows is False
   assert result['epoch'] is not None
   if result['epoch'] > 0:  # it moved from the class means
-    assert not np.array_equal(kernel[:, old:], _head(nearest_mean[0])[1][
-        :, old:])
-
-
-def jax_leaves(tree):
-  import jax  # pylint: disable=g-import-not-at-top
-  return jax.tree.leaves(tree)
+    assert not np.array_equal(params['head']['kernel'][:, old:],
+                              _params(nearest_mean[0])['head']['kernel'][
+                                  :, old:])
 
 
 def test_a_head_fit_moves_only_the_columns_it_may():
@@ -251,6 +253,17 @@ def test_a_bad_conditions_folder_is_refused(trained_run, tmp_path, folders,
     conditions.read(str(tree), class_names_lib.read(trained_run[0]),
                     preparation.Recipe.from_config(config), 0.2, 0)
   assert '\n' not in str(error.value)
+
+
+def test_only_extend_and_evaluation_keys_may_change(trained_run):
+  parent = str(trained_run[0])
+  config = runner.config_from(parent, {'extend.views': 2,
+                                       'eval_batch_size': 16}, 'nearest_mean')
+  assert (config.extend.views, config.extend.method,
+          config.eval_batch_size) == (2, 'nearest_mean', 16)
+  with pytest.raises(run_config.RunFolderError,
+                     match='config.optimizer.learning_rate=1.0'):
+    runner.config_from(parent, {'optimizer.learning_rate': 1.0})
 
 
 def test_a_rerun_does_nothing_and_another_run_is_refused(

@@ -74,6 +74,8 @@ def extend(config, parent_dir: str, workdir: str, image_dir: str, *,
     raise lineage.WorkdirHoldsAnotherRun(
         f'--workdir={workdir} is the run to extend (--from): name a new '
         'folder for the extended run')
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise lineage.WorkdirHoldsAnotherRun(f'--workdir={workdir}: not a folder')
   if jax.process_count() > 1:
     raise errors.ConfigError('extend runs in one process only')
   started = time.perf_counter()
