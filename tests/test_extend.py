@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import image_trees
-from helpers import run_module, saved_state
+from helpers import REPO, SERVICE_TOKEN, run_module, saved_state
 from skinjax.evaluation import metrics as metrics_lib
 from skinjax.extending import conditions
 from skinjax.extending import lineage
@@ -210,6 +210,36 @@ def test_the_extended_run_exports(new_rows_only, tmp_path):
   assert meta['class_names'] == class_names_lib.read(workdir)
   card = (tmp_path / 'MODEL_CARD.md').read_text()
   assert all(name in card for name in NEW)
+
+
+@pytest.mark.slow
+def test_the_extended_run_serves_and_evaluates_its_new_classes(
+    new_rows_only, new_conditions, tmp_path):
+  """The service answers over the extended classes; evaluate --image_dir
+  scores the new conditions' folders as classes of the run."""
+  from skinjax.service import client  # pylint: disable=g-import-not-at-top
+  workdir, _ = new_rows_only
+  names = class_names_lib.read(workdir)
+  process, url = client.start_service(
+      workdir, [f'--config.serve.top_k={len(names)}'], tmp_path / 'serve.log',
+      env={'SKINJAX_SERVE_TOKEN': SERVICE_TOKEN}, cwd=REPO)
+  try:
+    photo = next(new_conditions.rglob('*.jpg'))
+    status, body = client.Client(url, SERVICE_TOKEN).predict(
+        [(photo.name, photo.read_bytes())])
+  finally:
+    process.terminate()
+    process.wait(timeout=60)
+  assert status == 200, body
+  assert sorted(n for n, _ in body['photos'][0]['differential']) == sorted(
+      names)
+  result = run_module('skinjax.evaluate', ['--workdir', str(workdir),
+                                           '--image_dir', str(new_conditions)])
+  assert result.returncode == 0, result.stderr[-3000:]
+  metrics = json.loads((workdir / 'eval' / f'dir_{new_conditions.name}' /
+                        'metrics.json').read_text())
+  assert metrics['num_examples'] == len(NEW) * PHOTOS
+  assert [metrics['per_class'][n]['support'] for n in NEW] == [PHOTOS] * 2
 
 
 def test_a_condition_of_one_photo_is_refused_in_one_line(trained_run,
