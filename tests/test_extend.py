@@ -17,6 +17,7 @@ from helpers import REPO, SERVICE_TOKEN, run_module, saved_state
 from skinjax.evaluation import metrics as metrics_lib
 from skinjax.extending import conditions
 from skinjax.extending import lineage
+from skinjax.extending import old_photos
 from skinjax.extending import runner
 from skinjax.inference import forward
 from skinjax.inference import preparation
@@ -123,7 +124,9 @@ def test_old_rows_stay_bit_identical_when_only_new_rows_train(
       for a, b in zip(*(jax.tree.leaves(p[name]) for p in (params,
                                                           parent_params))):
         np.testing.assert_array_equal(a, b)
-  assert run_config.read(workdir).extend.train_old_rows is False
+  config = run_config.read(workdir)
+  assert config.extend.train_old_rows is False
+  assert config.extension.replayed_photos == 4 * old  # replay_per_class=4
   assert result['epoch'] is not None
   if result['epoch'] > 0:  # it moved from the class means
     assert not np.array_equal(params['head']['kernel'][:, old:],
@@ -283,6 +286,15 @@ def test_a_bad_conditions_folder_is_refused(trained_run, tmp_path, folders,
     conditions.read(str(tree), class_names_lib.read(trained_run[0]),
                     preparation.Recipe.from_config(config), 0.2, 0)
   assert '\n' not in str(error.value)
+
+
+def test_without_the_parent_dataset_nothing_is_replayed_and_it_says_so(
+    trained_run, tmp_path):
+  config = run_config.read(trained_run[0])
+  config.dataset.data_dir = str(tmp_path)  # not prepared there
+  found = old_photos.find(config, class_names_lib.read(trained_run[0]), 20, 0)
+  assert found.replay == [] and found.validation is None
+  assert 'is not prepared in' in found.note and 'no old photos' in found.note
 
 
 def test_only_extend_and_evaluation_keys_may_change(trained_run):
