@@ -57,7 +57,9 @@ def find(config, class_names, per_class: int, seed: int) -> OldPhotos:
       chosen = rng.choice(members, min(per_class, len(members)),
                           replace=False)
       replay += [source[int(i)] for i in np.sort(chosen)]
+  replayed = (f'{len(replay)} of {name}\'s training photos replayed (up to '
+              f'{per_class} per class)' if per_class else
+              f'none of {name}\'s training photos replayed')
   return OldPhotos(replay, validation, (
-      f'{len(replay)} of {name}\'s training photos replayed (up to '
-      f'{per_class} per class), its {len(validation)} '
-      f'{config.dataset.eval_split} photos validated on'))
+      f'{replayed}, its {len(validation)} {config.dataset.eval_split} photos '
+      'validated on'))
