@@ -19,6 +19,7 @@ from skinjax.extending import conditions
 from skinjax.extending import lineage
 from skinjax.extending import old_photos
 from skinjax.extending import runner
+from skinjax.inference import calibration
 from skinjax.inference import forward
 from skinjax.inference import preparation
 from skinjax.inference import restore
@@ -101,6 +102,15 @@ def test_nearest_mean_rows_are_the_scaled_class_means(
   files = _files_by_digest(new_conditions)
   lineage_ = run_config.read(workdir).extension
   norm = np.linalg.norm(old_kernel, axis=0).mean()
+  # The old classes' training-feature means, as the parent's calibration
+  # saved them for the unfamiliar flag.
+  old_means = calibration.read(config, str(trained_run[0]), parent.step,
+                               'raw', restore.params_digest(
+                                   parent.state.params))[1]['means']
+  present = old_means[~np.isnan(old_means).any(axis=1)]
+  own_logit = np.mean([m @ old_kernel[:, c] + old_bias[c]
+                       for c, m in enumerate(old_means)
+                       if not np.isnan(m).any()])
   for i, name in enumerate(NEW):
     photos = [files[digest] for condition, digest in lineage_.train_photos
               if condition == name]
@@ -108,11 +118,14 @@ def test_nearest_mean_rows_are_the_scaled_class_means(
     images = np.stack([recipe.model_input(recipe.read(str(p)))
                        for p in photos])
     mean = parent.outputs(images, config.eval_batch_size)['features'].mean(0)
+    offset = mean - present.mean(axis=0)
     np.testing.assert_allclose(kernel[:, old + i],
-                               mean / np.linalg.norm(mean) * norm,
+                               offset / np.linalg.norm(offset) * norm,
                                rtol=1e-4, atol=1e-6)
-    assert bias[old + i] == pytest.approx(old_bias.astype(np.float64).mean(),
-                                          rel=1e-5, abs=1e-9)
+    # At its own mean, the new class scores what old classes score at
+    # theirs, on average.
+    assert mean @ kernel[:, old + i] + bias[old + i] == pytest.approx(
+        own_logit, rel=1e-4, abs=1e-4)
 
 
 def test_old_rows_stay_bit_identical_when_only_new_rows_train(

@@ -150,7 +150,8 @@ def _extend(config, parent, new, old, workdir: str) -> dict:
   means = rows.class_means(new_features[0], new_labels - num_old,
                            len(new.names))
   head = jax.device_get(parent.state.params[models.HEAD])
-  kernel, bias = rows.extended(head['kernel'], head['bias'], means)
+  kernel, bias = rows.extended(head['kernel'], head['bias'], means,
+                               parent.feature_statistics['means'])
   val_parts = [features_of(source, 1, name) for source, name in (
       (old.validation, 'old validation photos'),
       (shifted(new.validation), 'new validation photos')) if source]
