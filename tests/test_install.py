@@ -54,7 +54,8 @@ def test_the_wheel_installs_and_trains_without_the_repository(
   assert installed.returncode == 0, installed.stderr[-3000:]
   scripts = {p.name for p in (target / 'bin').iterdir()}
   assert scripts == {f'skinjax-{c}' for c in (
-      'train', 'evaluate', 'predict', 'serve', 'export', 'compare', 'sweep')}
+      'train', 'evaluate', 'predict', 'serve', 'export', 'compare', 'sweep',
+      'extend')}
   away = tmp_path / 'elsewhere'
   away.mkdir()
   env = dict(os.environ, PYTHONPATH=str(target))
