@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 from PIL import Image
+import pytest
 
 from helpers import dataset_config
 from helpers import run_module
@@ -38,6 +39,7 @@ def _test_split_as_tree(data_dir, root, flags):
   return names, counts
 
 
+@pytest.mark.slow  # the default tier's 10-minute budget
 def test_image_dir_maps_skips_and_restricts_folders(trained_run, small_data_dir,
                                                     tmp_path):
   workdir, flags = trained_run

@@ -21,6 +21,7 @@ def _evaluate(workdir, *args):
   return result, [line for line in result.stderr.splitlines() if line.strip()]
 
 
+@pytest.mark.slow  # the default tier's 10-minute budget
 def test_evaluate_scores_with_the_run_config_and_refuses_other_changes(
     trained_run):
   """The run was trained with overrides (32 px among them, which no

@@ -285,6 +285,9 @@ def test_a_dead_device_thread_turns_health_and_requests_to_503():
     assert status == 503 and 'SystemExit' in body['reason'], body
     with pytest.raises(batching.DeviceFailed):
       batcher.submit('predict', np.zeros((1, 2)))
+    deadline = time.monotonic() + 1  # on_failure runs on the dying thread
+    while not failures and time.monotonic() < deadline:
+      time.sleep(0.01)
     assert failures == ['SystemExit']
   finally:
     server.should_exit = True

@@ -116,6 +116,7 @@ def test_ema_moves_towards_the_new_weights_with_a_warmed_up_decay(ema_step):
                                atol=1e-7)
 
 
+@pytest.mark.slow  # the default tier's 10-minute budget
 def test_gradient_accumulation_matches_one_big_batch():
   """With BatchNorm statistics frozen, nothing depends on how the batch is
   split: 4 micro-batches give the update of the whole batch."""

@@ -29,6 +29,7 @@ def _model(name='resnet18', num_classes=6, **overrides):
   return models.create_model(config, num_classes)
 
 
+@pytest.mark.slow  # the default tier's 10-minute budget
 def test_merge_keeps_backbone_and_reinitialises_a_resized_head():
   source = _variables(_model(num_classes=6), 0)
   fresh = _variables(_model(num_classes=4), 1)

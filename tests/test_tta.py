@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from skinjax import models
 from skinjax.config import defaults
@@ -24,6 +25,7 @@ def test_dihedral_views_are_the_eight_distinct_symmetries():
   assert len(forward.TTA_MODES['none'](image)) == 1
 
 
+@pytest.mark.slow  # the default tier's 10-minute budget
 def test_tta_logits_average_the_views_and_keep_the_plain_ones():
   config = defaults.get_config().model
   config.name, config.width = 'resnet18', 4
