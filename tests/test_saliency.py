@@ -78,6 +78,7 @@ def _blob_images(rng, n, size=96, radius=10):
   return np.stack(images), np.array(labels, np.int32), np.stack(masks)
 
 
+@pytest.mark.slow  # the default tier's 10-minute budget
 def test_grad_cam_highlights_the_lesion_more_than_the_skin():
   rng = np.random.default_rng(0)
   model = _model('resnet18', 2)

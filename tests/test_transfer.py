@@ -43,6 +43,7 @@ def test_merge_keeps_backbone_and_reinitialises_a_resized_head():
   assert merged['params']['head']['kernel'].shape[-1] == 4
 
 
+@pytest.mark.slow  # the default tier's 10-minute budget
 def test_merge_refuses_another_architecture():
   source = _variables(_model('resnet18'))
   fresh = _variables(_model('resnet34'))
