@@ -216,3 +216,17 @@ def test_every_phase_names_a_key_of_the_schema():
     assert phase in ('anytime', 'scoring', 'bookkeeping'), (key, phase)
   assert set(run_config.EVALUATION_KEYS) & set(run_config.RESUME_KEYS) == {
       k for k, p in defaults.PHASES.items() if p == 'anytime'}
+
+
+@pytest.mark.parametrize('module', ['skinjax.predict', 'skinjax.serve',
+                                    'skinjax.extend'])
+def test_a_misspelt_key_on_a_run_command_is_one_line(module, tmp_path):
+  """The run commands' --config applies --config.KEY=VALUE as the flag is
+  defined, on import, before the flags parser's own error handling."""
+  result = run_module(module, ['--workdir', str(tmp_path),
+                               '--config.evaluation.ttaa=none'])
+  last = result.stderr.strip().splitlines()[-1]
+  assert result.returncode == 1 and 'Traceback' not in result.stderr, (
+      result.stderr[-2000:])
+  assert last == ("error: --config.evaluation.ttaa=none: unknown config key "
+                  "'evaluation.ttaa' (did you mean 'evaluation.tta'?)"), last

@@ -124,6 +124,13 @@ def define_run_flags(caller: str, run_flag: str = 'workdir',
   __name__). `run_flag` names the run's flag (extend reads its run from
   --from); `also`: what else the command's --config may change."""
   module = sys.argv[0] if caller == '__main__' else caller
+  try:  # config_flags applies --config.KEY=VALUE from sys.argv right here
+    return _define_run_flags(module, run_flag, also)
+  except Exception as e:  # pylint: disable=broad-except
+    sys.exit(f'error: {_explain(sys.argv, e)}')
+
+
+def _define_run_flags(module: str, run_flag: str, also: str) -> RunFlags:
   run_flags = RunFlags(
       workdir=flags.DEFINE_string(
           run_flag, None, 'Run folder written by skinjax.train: its '
