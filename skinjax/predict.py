@@ -2,9 +2,12 @@ r"""Ranked differentials for new photos, with calibrated probabilities.
 
   python -m skinjax.predict --workdir runs/ham10000 photo.jpg clinic/ 'more/*.png' \
       [--checkpoint best|latest|STEP] [--weights raw|ema] [--top_k 3] \
-      [--output predictions.csv|.json] [--saliency DIR]
+      [--output predictions.csv|.json|results/] [--saliency DIR]
 
-Images, folders (searched recursively) and globs in; for each photo the top-k
+Images, folders (searched recursively) and globs in, DICOM files among them
+(a .dcm suffix, or none and the DICM preamble; colour photographs, each frame
+scored as `file#frameN`, results tied to the instance by its UIDs: see
+docs/dicom.md); for each photo the top-k
 classes with temperature-scaled probabilities, flagged 'uncertain' when the
 top probability is below the selective-prediction threshold fitted on
 validation, and 'unfamiliar' when the photo is less like the training photos
@@ -32,7 +35,9 @@ _RUN = cli_flags.define_run_flags(__name__)
 _TOP_K = flags.DEFINE_integer('top_k', 3, 'Classes listed per photo.',
                               lower_bound=1)
 _OUTPUT = flags.DEFINE_string(
-    'output', None, 'Write the predictions to this .csv or .json file.')
+    'output', None, 'Write the predictions to this .csv or .json file, or '
+    'into this folder (ending in /): results.json and a DICOM Structured '
+    'Report per DICOM instance scored.')
 _SALIENCY = flags.DEFINE_string(
     'saliency', None,
     'Write a Grad-CAM overlay for the top class of each photo into this '

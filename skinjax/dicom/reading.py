@@ -15,6 +15,7 @@ theirs may quote an element's value, and values may be patient data.
 
 import dataclasses
 import io
+import logging
 import warnings
 from typing import Any
 
@@ -102,8 +103,10 @@ def _pydicom():
   except ImportError:
     raise DicomRefused(INSTALL) from None
   # Values that break the standard are read as they are, silently: a
-  # warning about one would print it, and it may be a patient's name.
+  # warning about one would print it, and it may be a patient's name; and
+  # pydicom's log lines about a damaged file are left to its refusal here.
   pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+  logging.getLogger('pydicom').setLevel(logging.CRITICAL)
   return pydicom
 
 
@@ -137,8 +140,10 @@ def _frames(ds) -> int:
 def _check_kind(ds) -> None:
   """Refuses what is not a colour photograph, naming what it is."""
   sop_class = str(ds.get('SOPClassUID', ''))
+  if not sop_class:
+    raise DicomRefused('no SOP Class UID: not a DICOM image')
   if sop_class not in SOP_CLASSES:
-    name = _pydicom().uid.UID(sop_class).name if sop_class else 'no'
+    name = _pydicom().uid.UID(sop_class).name
     raise DicomRefused(f'a {_code(name)} instance, not a photograph '
                        f"(scored: {', '.join(SOP_CLASSES.values())})")
   photometric = _code(ds.get('PhotometricInterpretation'))
@@ -245,3 +250,17 @@ def frame_photo(instance: Instance, frame: int) -> bytes:
   Image.fromarray(pixels.astype(np.uint8), 'RGB').save(
       buffer, format='PNG', compress_level=1)
   return buffer.getvalue()
+
+
+def identity(data: bytes) -> dict:
+  """The UIDs of the instance in `data` from its header ({} when it has
+  none or cannot be read): how a refused instance is named in an answer."""
+  try:
+    ds = _read(data, header_only=True)
+  except DicomRefused:
+    return {}
+  keys = {'sop_class_uid': 'SOPClassUID', 'sop_instance_uid':
+          'SOPInstanceUID', 'study_instance_uid': 'StudyInstanceUID',
+          'series_instance_uid': 'SeriesInstanceUID'}
+  return {name: _code(ds.get(key)) for name, key in keys.items()
+          if ds.get(key)}

@@ -23,6 +23,7 @@ logs or prints: the report itself is patient data.
 
 import importlib.metadata
 import io
+import os
 
 try:
   import highdicom
@@ -151,3 +152,29 @@ def to_bytes(report) -> bytes:
   buffer = io.BytesIO()
   report.save_as(buffer, enforce_file_format=True)
   return buffer.getvalue()
+
+
+def by_instance(rows, frames: dict) -> list:
+  """[(reading.Instance, [(frame number, row)])] of the result rows whose
+  'file' is a DICOM frame in `frames` ({label: loading.Frame}), in order."""
+  grouped = {}
+  for row in rows:
+    frame = frames.get(row['file'])
+    if frame is not None:
+      grouped.setdefault(frame.instance.sop_instance_uid, (
+          frame.instance, []))[1].append((frame.number, row))
+  return list(grouped.values())
+
+
+def file_name(instance: reading.Instance) -> str:
+  """The report's file name: the SOP Instance UID it reports on."""
+  return f'sr_{instance.sop_instance_uid}.dcm'
+
+
+def write_reports(folder: str, rows, frames: dict, model: dict) -> int:
+  """A report per instance of `rows` into `folder`; how many."""
+  groups = by_instance(rows, frames)
+  for instance, instance_rows in groups:
+    with open(os.path.join(folder, file_name(instance)), 'wb') as f:
+      f.write(to_bytes(structured_report(instance, instance_rows, model)))
+  return len(groups)

@@ -3,7 +3,9 @@
 
 Each photo goes through the same preparation as a dataset build (EXIF
 rotation, RGB, short side shrunk, JPEG), so a tree holding a prepared split's
-original files scores exactly like that split.
+original files scores exactly like that split. A DICOM file (a .dcm suffix,
+or none and the DICM preamble) gives one example per frame, its id
+`path#frameN` for an instance of several (skinjax.dicom).
 """
 
 import json
@@ -11,6 +13,8 @@ import json
 from skinjax import errors
 from skinjax.data.prepare import collection
 from skinjax.data.prepare import files
+from skinjax.dicom import loading as dicom_loading
+from skinjax.dicom import reading as dicom_reading
 
 
 class PhotoFolderError(errors.UserError):
@@ -73,6 +77,16 @@ def list_tree(root: str) -> tuple:
   return by_folder, loose, listing.skipped
 
 
+def _is_dicom(file: files.FileRef) -> bool:
+  """DICOM by its name, or, without a suffix, by its preamble."""
+  def head():
+    try:
+      return file.read()[:dicom_reading.MAGIC_OFFSET + 4]
+    except (files.FileTooLarge, OSError):
+      return b''  # read again, and reported, as a photo
+  return dicom_reading.is_dicom_name(file.member or file.path, head)
+
+
 def load_tree(root: str, class_names, recipe, label_map=None) -> tuple:
   """(examples, report) for every image in root/<class folder>/..., each
   normalised as `recipe` (inference.preparation.Recipe) says.
@@ -89,12 +103,24 @@ def load_tree(root: str, class_names, recipe, label_map=None) -> tuple:
     raise PhotoFolderError(
         f'{root}: no folder matches a class of the model (folders: '
         f'{sorted(by_folder)}; classes: {list(class_names)})')
+  kinds = [_is_dicom(c.file) for c in candidates]
+  dicom = [c for c, is_dicom in zip(candidates, kinds) if is_dicom]
+  photos = [c for c, is_dicom in zip(candidates, kinds) if not is_dicom]
   prepared, skipped = collection.prepare_images(
-      candidates, recipe.max_short_side, recipe.jpeg_quality,
-      max_pixels=recipe.max_image_pixels)
+      photos, recipe.max_short_side, recipe.jpeg_quality,
+      max_pixels=recipe.max_image_pixels) if photos else ([], [])
   examples = [{'image': p.image, 'label': p.candidate.label,
                'id': '/'.join(files.relative_parts(p.candidate.file, root))}
               for p in prepared]
+  for candidate in dicom:
+    name = '/'.join(files.relative_parts(candidate.file, root))
+    try:
+      frames = dicom_loading.frames(candidate.file.read(), name, recipe)
+    except (dicom_reading.DicomRefused, files.FileTooLarge, OSError) as e:
+      skipped.append((str(candidate.file), str(e)))
+      continue
+    examples += [{'image': f.jpeg, 'label': candidate.label, 'id': f.label}
+                 for f in frames]
   report = {
       'image_dir': root,
       'folders': {f: class_names[i] for f, i in matched.items()},

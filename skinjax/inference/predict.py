@@ -1,16 +1,20 @@
 """`predict` as a function of values: ranked differentials of photo files,
 from a run folder alone (its config, class names, weights and calibration),
-printed, and written as CSV or JSON and Grad-CAM overlays if asked."""
+printed, and written as CSV or JSON and Grad-CAM overlays if asked. A DICOM
+file's frames are photos too; their rows name the instance by its UIDs, and
+an --output folder gets a Structured Report per instance (skinjax.dicom)."""
 
 import os
 
 import numpy as np
 
 from skinjax import errors
+from skinjax.dicom import reports
 from skinjax.data import preprocess
 from skinjax.inference import differential
 from skinjax.inference import photo_files
 from skinjax.inference import preparation
+from skinjax.inference import quality
 from skinjax.inference import restore
 from skinjax.inference import saliency
 from skinjax.inference import skin_tone
@@ -26,11 +30,13 @@ def predict(config, workdir: str, patterns, *, checkpoint: str = 'best',
   """The differential of every usable photo in `patterns` (files, folders,
   globs), each row with its 'file'; unusable files are reported on stderr
   and skipped. Writes nothing into the run folder."""
-  if output and not output.endswith(('.csv', '.json')):
+  folder = bool(output) and (output.endswith(os.sep) or os.path.isdir(output))
+  if output and not folder and not output.endswith(('.csv', '.json')):
     raise errors.UserError(f'--output={output}: use a .csv or .json file '
-                           'name')
+                           'name, or a folder (ending in /)')
   recipe = preparation.Recipe.from_config(config)
-  paths, loaded, _ = photo_files.load(patterns, recipe)
+  dicom_frames = {}
+  paths, loaded, _ = photo_files.load(patterns, recipe, dicom_frames)
   if not loaded:
     raise NoUsablePhoto(f'none of the {len(paths)} files is a usable image')
   scorer = restore.load(config, workdir, checkpoint, weights)
@@ -39,19 +45,42 @@ def predict(config, workdir: str, patterns, *, checkpoint: str = 'best',
   print(f'{config.model.name}, checkpoint step {scorer.step}, temperature '
         f'{scorer.calibration.temperature:.3f}\n')
   region = skin_tone.region_for(config.dataset.name)
-  rows = scorer.differentials(
-      result, top_k, skin_tones=[skin_tone.estimate(
-          preprocess.open_image(jpeg), region) for _, jpeg in loaded])
+  gate = scorer.quality_gate(config)
+  tones, qualities = zip(*(_judge(jpeg, region, gate) for _, jpeg in loaded))
+  rows = scorer.differentials(result, top_k, skin_tones=tones,
+                              qualities=qualities)
   for row, (path, _) in zip(rows, loaded):
     row['file'] = path
+    if path in dicom_frames:
+      row['dicom'] = dicom_frames[path].reference
   print(differential.table(rows, scorer.calibration.threshold))
-  if output:
+  if folder:
+    _write_folder(output, rows, dicom_frames,
+                  reports.algorithm(config.model.name, scorer))
+  elif output:
     differential.write(rows, output)
     print(f'written to {output}')
   if saliency_dir:
     _write_saliency(saliency_dir, scorer, images, result['logits'], loaded,
                     rows, config.eval_batch_size)
   return rows
+
+
+def _write_folder(folder: str, rows, dicom_frames: dict,
+                  algorithm: dict) -> None:
+  """results.json, and a DICOM Structured Report of each DICOM instance
+  scored, named by the instance's SOP Instance UID."""
+  os.makedirs(folder, exist_ok=True)
+  differential.write(rows, os.path.join(folder, 'results.json'))
+  written = reports.write_reports(folder, rows, dicom_frames, algorithm)
+  print(f'written to {os.path.join(folder, "results.json")}'
+        + (f' and {written} DICOM SR file(s) beside it' if written else ''))
+
+
+def _judge(jpeg: bytes, region: str, gate) -> tuple:
+  """(skin tone, quality gate verdict) of one normalised photo."""
+  photo = np.asarray(preprocess.open_image(jpeg).convert('RGB'))
+  return skin_tone.estimate(photo, region), quality.assess(photo, gate)
 
 
 def _write_saliency(folder: str, scorer, images, logits, loaded, rows,

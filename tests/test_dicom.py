@@ -1,0 +1,254 @@
+"""DICOM in and out: colour photographs stored as DICOM are scored like
+photos, frame by frame; everything else is refused in one line before its
+pixels are decoded; results come back as Structured Reports that reference
+the instance; and the patient's data reaches no output but the report."""
+
+import base64
+import io
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+
+import numpy as np
+from PIL import Image
+import pytest
+from pydicom import uid
+
+import dicom_files
+from dicom_files import BIRTH_DATE, PATIENT_ID, PATIENT_NAME
+from helpers import SERVICE_TOKEN, run_module
+from skinjax.dicom import loading
+from skinjax.dicom import reading
+from skinjax.dicom import reports
+from skinjax.evaluation import image_dir
+from skinjax.inference import photo_files
+from skinjax.inference import preparation
+from skinjax.service import client as client_lib
+
+# Patient data as it may appear in a file written or a line printed.
+_PATIENT = (PATIENT_NAME, PATIENT_NAME.replace('^', ' '),
+            PATIENT_NAME.split('^')[0], PATIENT_ID, BIRTH_DATE)
+
+
+def _recipe(max_pixels=50_000_000):
+  return preparation.Recipe(max_short_side=256, jpeg_quality=90,
+                            max_image_pixels=max_pixels, image_size=32,
+                            crop_fraction=1.0)
+
+
+def _pixels(jpeg: bytes) -> np.ndarray:
+  return np.asarray(Image.open(io.BytesIO(jpeg)), np.float64)
+
+
+def _refusal(ds, max_pixels=50_000_000) -> str:
+  with pytest.raises(reading.DicomRefused) as refused:
+    loading.frames(dicom_files.to_bytes(ds), 'x.dcm', _recipe(max_pixels))
+  message = str(refused.value)
+  assert '\n' not in message
+  assert not any(p in message for p in _PATIENT)
+  return message
+
+
+def _assert_no_patient_data(text: str, where: str) -> None:
+  found = [p for p in _PATIENT if p in text]
+  assert not found, f'{found} in {where}'
+
+
+@pytest.mark.parametrize('encoding', ['raw', 'jpeg', 'j2k'])
+def test_each_frame_becomes_the_photo_it_holds(encoding):
+  """Uncompressed RGB, JPEG baseline in YBR_FULL_422 and JPEG 2000, in a
+  multi-frame instance: each frame is normalised as the same photo stored
+  as a PNG file is (lossy JPEG a little apart), and named by its number."""
+  if encoding == 'j2k':
+    from pydicom.pixels import get_decoder  # pylint: disable=g-import-not-at-top
+    if not get_decoder(uid.JPEG2000Lossless).is_available:
+      pytest.skip('no JPEG 2000 decoder installed')
+  sources = [dicom_files.photo(1), dicom_files.photo(5)]
+  ds = dicom_files.dataset(np.stack(sources), encoding=encoding,
+                           sop_class=uid.MultiFrameTrueColorSecondaryCaptureImageStorage)
+  frames = loading.frames(dicom_files.to_bytes(ds), 'a.dcm', _recipe())
+  assert [f.label for f in frames] == ['a.dcm#frame1', 'a.dcm#frame2']
+  assert [f.reference['frame'] for f in frames] == [1, 2]
+  assert frames[0].reference['sop_instance_uid'] == ds.SOPInstanceUID
+  assert frames[0].reference['study_instance_uid'] == ds.StudyInstanceUID
+  for frame, source in zip(frames, sources):
+    png = io.BytesIO()
+    Image.fromarray(source).save(png, 'PNG')
+    as_photo = _pixels(_recipe().normalise(png.getvalue()))
+    difference = np.abs(_pixels(frame.jpeg) - as_photo).mean()
+    assert difference < (6 if encoding == 'jpeg' else 1e-9), difference
+    # A colour space read wrongly moves the mean colour by tens.
+    assert np.abs(_pixels(frame.jpeg).mean((0, 1)) - as_photo.mean((0, 1))).max() < 2
+  assert np.abs(_pixels(frames[0].jpeg) - _pixels(frames[1].jpeg)).mean() > 5
+
+
+def test_a_single_frame_keeps_its_file_name():
+  frames = loading.frames(dicom_files.to_bytes(dicom_files.dataset(
+      dicom_files.photo(2), sop_class=uid.DermoscopicPhotographyImageStorage)),
+      'b.dcm', _recipe())
+  assert [f.label for f in frames] == ['b.dcm']
+
+
+def test_what_is_not_a_colour_photograph_is_refused_in_one_line():
+  photo = dicom_files.photo(0)
+  assert 'CT Image Storage instance, not a photograph' in _refusal(
+      dicom_files.dataset(photo, sop_class=uid.CTImageStorage,
+                          photometric='MONOCHROME2', samples=1))
+  assert 'MONOCHROME2' in _refusal(dicom_files.dataset(
+      photo, photometric='MONOCHROME2', samples=1))
+  assert 'Encapsulated PDF Storage' in _refusal(dicom_files.dataset(
+      photo, sop_class=uid.EncapsulatedPDFStorage, pixels=False))
+  no_pixels = dicom_files.dataset(photo)
+  del no_pixels.PixelData
+  assert _refusal(no_pixels) == 'no pixel data'
+  with pytest.raises(reading.DicomRefused, match='not a readable DICOM'):
+    loading.frames(b'a text file named .dcm' * 10, 'c.dcm', _recipe())
+  with pytest.raises(reading.DicomRefused, match='no SOP Class UID'):
+    loading.frames(b'\0' * 128 + b'DICM' + b'\xff' * 64, 'c', _recipe())
+
+
+def test_a_bomb_is_refused_from_its_header_before_decoding():
+  """Pixel data that would not decode (garbage) shows the refusal came
+  first: a frame over max_image_pixels, compressed data declaring more than
+  100 times its size, uncompressed data shorter than declared."""
+  huge = dicom_files.dataset(dicom_files.photo(0))
+  huge.Rows, huge.Columns = 3000, 4000
+  assert 'too many pixels in each frame: 4000x3000 = 12.0 Mpx' in _refusal(
+      huge, max_pixels=10_000_000)
+  bomb = dicom_files.dataset(dicom_files.photo(0), encoding='jpeg')
+  bomb.Rows, bomb.Columns = 2000, 2000
+  assert 'more than 100 times: refused undecoded' in _refusal(bomb)
+  short = dicom_files.dataset(dicom_files.photo(0))
+  short.NumberOfFrames = 3
+  assert 'less than its 3 frame(s)' in _refusal(short)
+
+
+def test_folders_are_searched_for_dicom_files(tmp_path):
+  """A .dcm suffix or none with the DICM preamble; a suffix-less file
+  without it is passed over, as a folder's other files are."""
+  data = dicom_files.to_bytes(dicom_files.dataset(dicom_files.photo(0)))
+  (tmp_path / 'sub').mkdir()
+  (tmp_path / 'a.dcm').write_bytes(data)
+  (tmp_path / 'sub' / 'IM000001').write_bytes(data)
+  (tmp_path / 'sub' / 'README').write_text('not a photo')
+  found = photo_files.expand_paths([str(tmp_path)])
+  assert sorted(os.path.relpath(p, tmp_path) for p in found) == [
+      'a.dcm', 'sub/IM000001']
+  frames = {}
+  loaded, failed = photo_files.load_images(found, _recipe(), frames)
+  assert [p for p, _ in loaded] == found and not failed
+  assert set(frames) == set(found)
+
+
+def test_image_dir_scores_each_frame_and_skips_refused_instances(tmp_path):
+  (tmp_path / 'melanoma').mkdir()
+  dicom_files.write(tmp_path / 'melanoma' / 'two.dcm', dicom_files.dataset(
+      np.stack([dicom_files.photo(1), dicom_files.photo(2)]),
+      encoding='jpeg'))
+  dicom_files.write(tmp_path / 'melanoma' / 'ct', dicom_files.dataset(
+      dicom_files.photo(1), sop_class=uid.CTImageStorage,
+      photometric='MONOCHROME2', samples=1))
+  examples, report = image_dir.load_tree(str(tmp_path), ['Melanoma'],
+                                         _recipe())
+  assert [e['id'] for e in examples] == ['melanoma/two.dcm#frame1',
+                                         'melanoma/two.dcm#frame2']
+  assert len(report['skipped']) == 1
+  assert 'CT Image Storage' in report['skipped'][0]['reason']
+  _assert_no_patient_data(json.dumps(report), 'the image_dir report')
+
+
+class _Checkpoint:
+  """What reports.algorithm reads of a restored checkpoint."""
+  step = 1500
+
+  class calibration:  # pylint: disable=invalid-name
+    weights = 'raw'
+    params_digest = 'f00dfeed' * 8
+
+
+def _report(instance, rows):
+  model = reports.algorithm('resnet18', _Checkpoint)
+  return reports.to_bytes(reports.structured_report(
+      instance, list(enumerate(rows, 1)), model))
+
+
+def _content(item, found=None) -> list:
+  """Every content item of an SR tree, flattened."""
+  found = [] if found is None else found
+  for child in item.get('ContentSequence', []):
+    found.append(child)
+    _content(child, found)
+  return found
+
+
+def test_the_report_references_its_instance_and_holds_the_results():
+  ds = dicom_files.dataset(
+      np.stack([dicom_files.photo(1), dicom_files.photo(2)]),
+      sop_class=uid.MultiFrameTrueColorSecondaryCaptureImageStorage)
+  instance = reading.parse(dicom_files.to_bytes(ds), 50_000_000)
+  rows = [{'differential': [('melanoma', 0.7), ('nevus', 0.2)],
+           'uncertain': False, 'unfamiliar': None, 'skin_tone': 'tan',
+           'ita': 15.5},
+          {'differential': [('nevus', 0.5), ('melanoma', 0.4)],
+           'uncertain': True, 'unfamiliar': True, 'skin_tone': None,
+           'ita': None, 'quality': {'flagged': True, 'reasons': ['blurred'],
+                                    'message': 'blurred'}}]
+  sr = dicom_files.read(_report(instance, rows))
+  assert sr.SOPClassUID == uid.ComprehensiveSRStorage
+  assert sr.StudyInstanceUID == ds.StudyInstanceUID
+  assert sr.SeriesInstanceUID != ds.SeriesInstanceUID
+  assert (sr.PatientName, sr.PatientID) == (PATIENT_NAME, PATIENT_ID)
+  evidence = sr.CurrentRequestedProcedureEvidenceSequence[0]
+  assert evidence.StudyInstanceUID == ds.StudyInstanceUID
+  referenced = evidence.ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+  assert (referenced.ReferencedSOPClassUID,
+          referenced.ReferencedSOPInstanceUID) == (ds.SOPClassUID,
+                                                   ds.SOPInstanceUID)
+  items = _content(sr)
+  probabilities = [(i.ConceptNameCodeSequence[0].CodeMeaning,
+                    float(i.MeasuredValueSequence[0].NumericValue))
+                   for i in items if i.ValueType == 'NUM']
+  assert probabilities == [
+      ('Probability of melanoma', 0.7), ('Probability of nevus', 0.2),
+      ('Individual typology angle', 15.5), ('Probability of nevus', 0.5),
+      ('Probability of melanoma', 0.4)]
+  evaluations = [(i.ConceptNameCodeSequence[0].CodeValue,
+                  i.ConceptCodeSequence[0].CodeMeaning)
+                 for i in items if i.ValueType == 'CODE']
+  for flag in [('uncertain', 'No'), ('unfamiliar', 'Not measured'),
+               ('quality-flagged', 'Not measured'), ('uncertain', 'Yes'),
+               ('unfamiliar', 'Yes'), ('quality-flagged', 'Yes'),
+               ('quality-reason', 'blurred'), ('skin-tone', 'tan'),
+               ('skin-tone', 'Not measured')]:
+    assert flag in evaluations, flag
+  frames = [i.ReferencedSOPSequence[0].ReferencedFrameNumber
+            for i in items if i.ValueType == 'IMAGE']
+  assert frames == [1, 2]
+  texts = ' '.join(str(i.get('TextValue', '')) for i in items)
+  assert 'not a diagnosis' in texts
+  parameters = ' '.join(str(i.get('TextValue', '')) for i in items
+                        if i.ValueType == 'TEXT')
+  assert 'checkpoint_step=1500' in parameters
+  assert 'params_digest=' + 'f00dfeed' * 8 in parameters
+  assert 'skinjax resnet18' in texts
+
+
+@pytest.mark.skipif(shutil.which('dciodvfy') is None,
+                    reason="dicom3tools' dciodvfy is not installed")
+def test_the_report_passes_dciodvfy(tmp_path):
+  ds = dicom_files.dataset(
+      np.stack([dicom_files.photo(1), dicom_files.photo(2)]),
+      sop_class=uid.MultiFrameTrueColorSecondaryCaptureImageStorage)
+  instance = reading.parse(dicom_files.to_bytes(ds), 50_000_000)
+  row = {'differential': [('melanoma', 0.7)], 'uncertain': False,
+         'unfamiliar': False, 'skin_tone': 'tan', 'ita': 15.5}
+  path = tmp_path / 'sr.dcm'
+  path.write_bytes(_report(instance, [row, row]))
+  result = subprocess.run(['dciodvfy', str(path)], capture_output=True,
+                          text=True, check=False)
+  output = result.stdout + result.stderr
+  assert 'ComprehensiveSR' in output
+  errors = [line for line in output.splitlines() if line.startswith('Error')]
+  assert not errors, output
