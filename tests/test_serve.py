@@ -340,10 +340,11 @@ def test_batcher_gathers_jobs_of_a_kind_within_the_limits():
   assert batcher.statistics()['photos_per_batch'] == {2: 1, 3: 2}
 
 
-def _chromium(profile):
+def _chromium(profile, arguments=()):
   """Debian's headless Chromium, driven by Selenium through Debian's
-  chromedriver (so Selenium Manager downloads nothing); skips when they
-  are not installed, fails then if $SKINJAX_REQUIRE_BROWSER is set (CI)."""
+  chromedriver (so Selenium Manager downloads nothing), with `arguments`
+  too; skips when they are not installed, fails then if
+  $SKINJAX_REQUIRE_BROWSER is set (CI)."""
   missing = [name for name in ('chromium', 'chromedriver')
              if not shutil.which(name)]
   if importlib.util.find_spec('selenium') is None:
@@ -361,11 +362,32 @@ def _chromium(profile):
   for argument in ('--headless', '--no-sandbox', '--disable-gpu',
                    '--no-first-run', '--disable-background-networking',
                    '--disable-component-update', '--disable-sync',
-                   f'--user-data-dir={profile}', '--window-size=1000,1400'):
+                   f'--user-data-dir={profile}', '--window-size=1000,1400',
+                   *arguments):
     options.add_argument(argument)
   options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
   return webdriver.Chrome(service=service.Service(shutil.which('chromedriver')),
                           options=options)
+
+
+def assert_explained(card, row, threshold):
+  """The card explains each of the row's flags and its skin tone in a
+  sentence of its own: an element each, capitalised, ending in a full
+  stop."""
+  from selenium.webdriver.common.by import By
+  explained = {e.get_attribute('data-explains'): e.text for e in
+               card.find_elements(By.CSS_SELECTOR, '.explanations > li')}
+  expected = {'skin-tone'} | {k for k in ('uncertain', 'unfamiliar')
+                              if row[k]}
+  if row.get('quality', {}).get('flagged'):  # the service's quality gate
+    expected.add('quality')
+  assert set(explained) == expected, explained
+  for text in explained.values():
+    assert text[0].isupper() and text.endswith('.'), explained
+  assert explained['skin-tone'] == (
+      'Skin tone (ITA estimate): ' + row['skin_tone'].replace('_', ' ') + '.')
+  if row['uncertain'] and threshold is not None:
+    assert f'{100 * threshold:.1f}%.' in explained['uncertain']
 
 
 @pytest.mark.slow
@@ -399,6 +421,7 @@ def test_page_in_headless_chromium(service, tmp_path, monkeypatch):
         base64.b64encode(dropped).decode())
     wait.until(lambda d: len(d.find_elements(
         By.CSS_SELECTOR, '.card[data-state="scored"]')) == 2)
+    threshold = _client(url).model()[1]['thresholds']['uncertain_below']
     expected = {name: _client(url).predict([(name, data)])[1]['photos'][0]
                 for name, data in (('picked lesion.jpg', picked.read_bytes()),
                                    ('dropped.jpg', dropped))}
@@ -413,6 +436,9 @@ def test_page_in_headless_chromium(service, tmp_path, monkeypatch):
       flags = [f.text for f in card.find_elements(By.CSS_SELECTOR, '.flag')]
       assert ('uncertain' in flags) == row['uncertain']
       assert ('unfamiliar' in flags) == row['unfamiliar']
+      assert_explained(card, row, threshold)
+      # No broken image before Grad-CAM is asked for.
+      assert not card.find_element(By.CSS_SELECTOR, '.overlay').is_displayed()
     card = driver.find_elements(By.CSS_SELECTOR, '.card')[0]
     card.find_element(By.CSS_SELECTOR, '.grad-cam').click()
     overlay = card.find_element(By.CSS_SELECTOR, '.overlay')
@@ -424,6 +450,104 @@ def test_page_in_headless_chromium(service, tmp_path, monkeypatch):
     errors = [entry for entry in driver.get_log('browser')
               if entry['level'] == 'SEVERE']
     assert not errors, errors
+  finally:
+    driver.quit()
+
+
+def _fake_camera():
+  """experiments/live_camera/fake_camera.py, which the benchmark uses too."""
+  spec = importlib.util.spec_from_file_location('fake_camera', os.path.join(
+      REPO, 'experiments', 'live_camera', 'fake_camera.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.mark.slow
+def test_live_camera_in_headless_chromium(service, tmp_path, monkeypatch):
+  """Live mode on a fake camera playing sharp, then blurred frames of a
+  skin photo, in a loop: sharp frames are scored, their differential
+  updated in place; Keep makes a card of the frame with its differential
+  and Grad-CAM; never more than one frame in flight; Stop stops sending;
+  blurred frames are refused with the quality gate's message, the last
+  differential kept and marked as from an earlier frame (the gate is the
+  service's: `quality` in each row). About 30 s."""
+  fake_camera = _fake_camera()
+  video = tmp_path / 'camera.y4m'
+  fake_camera.write_y4m(video, fake_camera.frames(
+      fake_camera.skin_photo(320, 240, synthetic=True), fps=10, sharp_s=2,
+      blurred_s=2))
+  monkeypatch.setenv('SE_OFFLINE', 'true')
+  driver = _chromium(tmp_path / 'profile', [
+      *fake_camera.CHROMIUM_ARGUMENTS,
+      f'--use-file-for-fake-video-capture={video}'])
+  from selenium.webdriver.common.by import By
+  from selenium.webdriver.support import ui
+  url, _ = service
+  wait = ui.WebDriverWait(driver, 20)
+  counters = lambda: driver.execute_script(
+      'return {page: window.skinjaxLive, sent: window.liveRequests};')
+  try:
+    driver.get(f'{url}/#token={TOKEN}')
+    wait.until(lambda d: d.find_element(By.ID, 'model-card').text.startswith(
+        'Model '))
+    driver.execute_script(fake_camera.COUNT_REQUESTS_JS)
+    assert not driver.find_element(By.ID, 'live-view').is_displayed()
+    assert not driver.find_element(By.ID, 'live-keep').is_displayed()
+    start = driver.find_element(By.ID, 'live-start')
+    start.click()
+    result = driver.find_element(By.ID, 'live-result')
+    wait.until(lambda d: counters()['page']['scored'] >= 3)
+    assert result.get_attribute('data-state') == 'scored'
+    entries = result.find_elements(By.CSS_SELECTOR, '.differential li')
+    shown = [e.get_attribute('data-class') for e in entries]
+    assert sorted(shown) == sorted(lesion_drawing.CLASS_NAMES)
+    assert not driver.find_elements(By.CSS_SELECTOR, '.card')  # in place
+    assert result.find_element(By.CSS_SELECTOR, '.live-age').text == (
+        'The current frame:')
+
+    driver.find_element(By.ID, 'live-keep').click()
+    kept = wait.until(lambda d: d.find_elements(
+        By.CSS_SELECTOR, '.card[data-source="live"][data-state="scored"]'))[0]
+    assert kept.find_element(By.CSS_SELECTOR, '.name').text.startswith(
+        'live frame ')
+    assert len(kept.find_elements(By.CSS_SELECTOR, '.differential li')) == (
+        len(lesion_drawing.CLASS_NAMES))
+    overlay = kept.find_element(By.CSS_SELECTOR, '.overlay')
+    ui.WebDriverWait(driver, 60).until(
+        lambda d: overlay.is_displayed() and d.execute_script(
+            'return arguments[0].complete && arguments[0].naturalWidth',
+            overlay))
+
+    seen = counters()
+    assert seen['sent']['max'] == 1 and seen['page']['maxInFlight'] == 1
+    assert seen['sent']['total'] == seen['page']['sent']
+    assert seen['page']['sent'] - seen['page']['answered'] <= 1
+    assert seen['page']['failed'] == 0
+    start.click()  # Stop
+    wait.until(lambda d: counters()['page']['inFlight'] == 0)
+    stopped = counters()['page']['sent']
+    assert start.text == 'Live'
+    assert driver.find_element(By.ID, 'live-status').text == (
+        'Live mode stopped.')
+    threading.Event().wait(1.0)
+    assert counters()['page']['sent'] == stopped
+    errors = [entry for entry in driver.get_log('browser')
+              if entry['level'] == 'SEVERE']
+    assert not errors, errors
+
+    start.click()  # again: the blurred frames are refused, with the reason
+    wait.until(lambda d: result.get_attribute('data-state') == 'refused')
+    status = driver.find_element(By.ID, 'live-status').text
+    assert status == 'Frame not scored: hold still.', status
+    assert 'blurred' in counters()['page']['lastReasons']
+    assert result.find_element(By.CSS_SELECTOR, '.live-age').text.startswith(
+        'From an earlier frame')
+    assert len(result.find_elements(By.CSS_SELECTOR, '.differential li')) == (
+        len(lesion_drawing.CLASS_NAMES))  # the last good one, still shown
+    wait.until(lambda d: result.get_attribute('data-state') == 'scored')
+    seen = counters()
+    assert seen['sent']['max'] == 1 and seen['page']['refused'] > 0
   finally:
     driver.quit()
 

@@ -43,7 +43,9 @@ async function api(path, options = {}) {
     document.getElementById('token-form').hidden = false;
   }
   if (!response.ok) {
-    throw new Error(body.error || response.statusText);
+    const error = new Error(body.error || response.statusText);
+    error.status = response.status;
+    throw error;
   }
   return body;
 }
@@ -81,6 +83,15 @@ async function loadModelCard() {
             `one is still not a diagnosis.`;
 }
 
+// One explanation: a sentence of its own, in the list under the flags.
+function explanation(kind, text) {
+  const item = document.createElement('li');
+  item.className = 'explanation';
+  item.dataset.explains = kind;
+  item.textContent = text;
+  return item;
+}
+
 function addFlags(element, row) {
   element.replaceChildren();
   for (const [name, value] of Object.entries(row)) {
@@ -92,26 +103,31 @@ function addFlags(element, row) {
       element.append(flag);
     }
   }
+  const notes = document.createElement('ul');
+  notes.className = 'explanations';
   if (row.uncertain && card) {
     const threshold = card.thresholds.uncertain_below;
-    element.append(threshold === null
-        ? 'no confidence level met the validation target'
-        : `top probability under ${percent(threshold)}`);
+    notes.append(explanation('uncertain', threshold === null
+        ? 'Uncertain: no confidence level met the validation target.'
+        : `Uncertain: the top probability is under ${percent(threshold)}.`));
   }
   if (row.unfamiliar) {
-    const note = document.createElement('span');
-    note.className = 'unfamiliar-meaning';
-    note.textContent = ' unlike the photos the model was trained on: the ' +
-        'condition may be none of its classes, or not skin at all';
-    element.append(note);
+    notes.append(explanation('unfamiliar', 'Unfamiliar: this photo is ' +
+        'unlike the photos the model was trained on; the condition may be ' +
+        'none of its classes, or not skin at all.'));
   }
   if (row.skin_tone) {
-    const tone = document.createElement('span');
-    tone.className = 'skin-tone';
+    const tone = explanation('skin-tone', 'Skin tone (ITA estimate): ' +
+        row.skin_tone.replaceAll('_', ' ') + '.');
     tone.dataset.skinTone = row.skin_tone;
-    tone.textContent = ` skin tone (ITA estimate): ` +
-        row.skin_tone.replace('_', ' ');
-    element.append(tone);
+    notes.append(tone);
+  }
+  if (row.quality && row.quality.flagged) {  // the service's quality gate
+    notes.append(explanation('quality', `Photo quality: ${row.quality.message}` +
+        '; the differential of such a photo deserves less trust.'));
+  }
+  if (notes.childElementCount) {
+    element.append(notes);
   }
 }
 
@@ -166,23 +182,33 @@ async function showGradCam(item, file, button) {
   }
 }
 
-async function score(file) {
+// A photo's card, at the top of the results.
+function newCard(file) {
   const item = document.getElementById('card-template').content
       .firstElementChild.cloneNode(true);
   item.querySelector('.name').textContent = file.name;
-  const thumb = item.querySelector('.thumb');
-  thumb.src = URL.createObjectURL(file);
+  item.querySelector('.thumb').src = URL.createObjectURL(file);
+  document.getElementById('results').prepend(item);
+  return item;
+}
+
+function offerGradCam(item, file) {
+  const button = item.querySelector('.grad-cam');
+  button.hidden = false;
+  button.addEventListener('click', () => showGradCam(item, file, button));
+  return button;
+}
+
+async function score(file) {
+  const item = newCard(file);
   const state = item.querySelector('.state');
   state.textContent = 'Scoring…';
-  document.getElementById('results').prepend(item);
   try {
     const result = await api('/v1/predict', {method: 'POST', body: form(file)});
     state.textContent = '';
     showDifferential(item, result.photos[0]);
     item.dataset.state = 'scored';
-    const button = item.querySelector('.grad-cam');
-    button.hidden = false;
-    button.addEventListener('click', () => showGradCam(item, file, button));
+    offerGradCam(item, file);
   } catch (e) {
     state.textContent = 'Not scored: ' + e.message;
     state.className = 'state error';
@@ -195,6 +221,251 @@ function scoreAll(files) {
   status.textContent = files.length === 1 ? '1 photo sent.'
                                           : `${files.length} photos sent.`;
   return Promise.all(Array.from(files, score));
+}
+
+// Live mode: the camera's frames, scored one at a time. A frame is sent
+// only once the previous one's answer has arrived, so requests never queue
+// up: the rate is whatever the service keeps up with. The service's
+// quality gate (?usable_only=true) refuses frames too blurred, dark or
+// bright, or with no skin in view; the last differential scored then stays,
+// marked as from an earlier frame. Counters for tests and benchmarks:
+const live = window.skinjaxLive = {
+  running: false, session: 0, sent: 0, answered: 0, scored: 0, refused: 0,
+  failed: 0, inFlight: 0, maxInFlight: 0,
+  latencies_ms: [],   // frame captured to its differential shown
+  answered_at_ms: [], // performance.now() of each answer
+  lastMessage: null, lastReasons: [],
+};
+const LIVE_MAX_SIDE = 640;   // a frame's longer side, as sent
+const LIVE_MEASUREMENTS = 10000;  // the latest ones kept
+let liveStream = null;
+let liveLoopDone = Promise.resolve();
+let framesSeen = 0;  // frames the video has presented (where the browser says)
+let lastGood = null;  // {blob, row, at}: the latest frame scored
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function measure(list, value) {
+  list.push(value);
+  if (list.length > LIVE_MEASUREMENTS) {
+    list.shift();
+  }
+}
+
+// Why the camera cannot be had here, or null.
+function liveUnavailable() {
+  if (!window.isSecureContext) {
+    return 'Live mode needs the camera, which browsers give only to pages ' +
+        `on HTTPS or on localhost; this page is ${location.origin}. Open ` +
+        'it over HTTPS (the service\'s serve.tls_certificate and ' +
+        'serve.tls_key) or at http://localhost, or use "Take a photo".';
+  }
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    return 'This browser gives pages no camera (getUserMedia); use ' +
+        '"Take a photo".';
+  }
+  return null;
+}
+
+function liveStatus(text, error = false) {
+  const status = document.getElementById('live-status');
+  status.textContent = text;
+  status.className = error ? 'error' : '';
+}
+
+function watchFrames(video, session) {
+  if (!video.requestVideoFrameCallback) {
+    return;
+  }
+  const onFrame = (now, metadata) => {
+    framesSeen = metadata.presentedFrames;
+    if (session === live.session) {
+      video.requestVideoFrameCallback(onFrame);
+    }
+  };
+  video.requestVideoFrameCallback(onFrame);
+}
+
+// Waits (1 s at most) for a frame the video has not yet given us.
+async function freshFrame(video, lastSent) {
+  if (!video.requestVideoFrameCallback) {
+    return;
+  }
+  const deadline = performance.now() + 1000;
+  while (framesSeen === lastSent && performance.now() < deadline) {
+    await sleep(5);
+  }
+}
+
+function captureFrame(video, canvas) {
+  const scale = Math.min(1, LIVE_MAX_SIDE /
+                         Math.max(video.videoWidth, video.videoHeight));
+  canvas.width = Math.round(video.videoWidth * scale);
+  canvas.height = Math.round(video.videoHeight * scale);
+  canvas.getContext('2d').drawImage(video, 0, 0, canvas.width, canvas.height);
+  return new Promise((resolve, reject) => canvas.toBlob(
+      (blob) => blob ? resolve(blob)
+                     : reject(new Error('the frame could not be encoded')),
+      'image/jpeg', 0.9));
+}
+
+function secondsAgo(at) {
+  return Math.max(0, Math.round((Date.now() - at) / 1000));
+}
+
+function showLiveScored(row, blob) {
+  const result = document.getElementById('live-result');
+  showDifferential(result, row);
+  result.dataset.state = 'scored';
+  result.querySelector('.live-age').textContent = 'The current frame:';
+  lastGood = {blob, row, at: Date.now()};
+  document.getElementById('live-keep').disabled = false;
+  liveStatus('Live: each frame is scored once the previous one\'s answer ' +
+             'has arrived.');
+}
+
+// The frame was refused (quality gate) or not answered: the differential
+// shown stays, marked as from an earlier frame.
+function showLiveNotScored(state, message) {
+  const result = document.getElementById('live-result');
+  result.dataset.state = state;
+  result.querySelector('.live-age').textContent = lastGood
+      ? `From an earlier frame (${secondsAgo(lastGood.at)} s ago); the ` +
+        `latest was not scored: ${message}.`
+      : `No frame scored yet: ${message}.`;
+  liveStatus(`Frame not scored: ${message}.`, state === 'failed');
+}
+
+async function liveLoop(session) {
+  const video = document.getElementById('live-video');
+  const canvas = document.createElement('canvas');
+  let lastSent = -1;
+  watchFrames(video, session);
+  while (session === live.session) {
+    if (video.readyState < 2 || !video.videoWidth) {
+      await sleep(50);
+      continue;
+    }
+    await freshFrame(video, lastSent);
+    if (session !== live.session) {
+      break;
+    }
+    lastSent = framesSeen;
+    const captured = performance.now();
+    let blob;
+    try {
+      blob = await captureFrame(video, canvas);
+    } catch (e) {
+      liveStatus('The camera\'s frame could not be read: ' + e.message, true);
+      await sleep(500);
+      continue;
+    }
+    const body = new FormData();
+    body.append('photo', blob, 'live.jpg');
+    live.sent++;
+    live.inFlight++;
+    live.maxInFlight = Math.max(live.maxInFlight, live.inFlight);
+    let result = null;
+    try {
+      result = await api('/v1/predict?usable_only=true',
+                         {method: 'POST', body});
+    } catch (e) {
+      live.failed++;
+      if (session === live.session) {
+        showLiveNotScored('failed', e.message);
+        if (e.status === 401) {
+          stopLive('Live mode stopped: the service needs its token.');
+        }
+      }
+      await sleep(1000);  // a service restarting or overloaded
+      continue;
+    } finally {
+      live.inFlight--;
+    }
+    if (session !== live.session) {
+      break;  // stopped while this frame was being scored
+    }
+    live.answered++;
+    measure(live.answered_at_ms, performance.now());
+    const row = result.photos[0];
+    // A service without the gate sends no 'quality': the frame passed.
+    const quality = row.quality || {flagged: false, reasons: [], message: ''};
+    if (quality.flagged || !row.differential || !row.differential.length) {
+      live.refused++;
+      live.lastMessage = quality.message || 'not scored';
+      live.lastReasons = quality.reasons || [];
+      showLiveNotScored('refused', live.lastMessage);
+    } else {
+      showLiveScored(row, blob);
+      live.scored++;
+      measure(live.latencies_ms, performance.now() - captured);
+    }
+  }
+}
+
+async function startLive() {
+  const problem = liveUnavailable();
+  if (problem) {
+    liveStatus(problem, true);
+    return;
+  }
+  liveStatus('Opening the camera…');
+  try {
+    liveStream = await navigator.mediaDevices.getUserMedia({audio: false,
+        video: {facingMode: {ideal: 'environment'}, width: {ideal: 1280},
+                height: {ideal: 720}}});
+  } catch (e) {
+    liveStatus('The camera could not be opened: ' +
+               (e.name === 'NotAllowedError' ? 'this page was not allowed ' +
+                'to use it' : `${e.name}: ${e.message}`) + '.', true);
+    return;
+  }
+  const video = document.getElementById('live-video');
+  video.srcObject = liveStream;
+  document.getElementById('live-view').hidden = false;
+  document.getElementById('live-keep').hidden = false;
+  document.getElementById('live-start').textContent = 'Stop live';
+  liveStatus('Live: waiting for the camera\'s first frame…');
+  video.play().catch(() => {});  // autoplay, muted: allowed
+  const session = ++live.session;
+  live.running = true;
+  // A loop of an earlier session ends before this one sends anything.
+  liveLoopDone = liveLoopDone.then(() => liveLoop(session));
+}
+
+function stopLive(message = 'Live mode stopped.') {
+  live.session++;
+  live.running = false;
+  if (liveStream) {
+    for (const track of liveStream.getTracks()) {
+      track.stop();
+    }
+  }
+  liveStream = null;
+  document.getElementById('live-video').srcObject = null;
+  document.getElementById('live-start').textContent = 'Live';
+  document.getElementById('live-keep').hidden = true;
+  liveStatus(message);
+}
+
+// Keep: the latest frame scored becomes a card like an uploaded photo's,
+// its differential as scored live, and its Grad-CAM asked for.
+function keepFrame() {
+  if (!lastGood) {
+    liveStatus('Nothing to keep yet: no frame has been scored.', true);
+    return;
+  }
+  const {blob, row, at} = lastGood;
+  const time = new Date(at).toTimeString().slice(0, 8);
+  const file = new File([blob], `live frame ${time}.jpg`,
+                        {type: 'image/jpeg'});
+  const item = newCard(file);
+  item.dataset.source = 'live';
+  showDifferential(item, row);
+  item.dataset.state = 'scored';
+  showGradCam(item, file, offerGradCam(item, file));
 }
 
 function setUp() {
@@ -216,6 +487,14 @@ function setUp() {
     drop.classList.remove('over');
     scoreAll(event.dataTransfer.files);
   });
+  document.getElementById('live-start').addEventListener('click', () => {
+    if (live.running) {
+      stopLive();
+    } else {
+      startLive();
+    }
+  });
+  document.getElementById('live-keep').addEventListener('click', keepFrame);
   document.getElementById('token-form').addEventListener('submit', (event) => {
     event.preventDefault();
     sessionStorage.setItem(TOKEN_KEY, document.getElementById('token').value);
