@@ -252,3 +252,157 @@ def test_the_report_passes_dciodvfy(tmp_path):
   assert 'ComprehensiveSR' in output
   errors = [line for line in output.splitlines() if line.startswith('Error')]
   assert not errors, output
+
+
+def _instances() -> dict:
+  """The DICOM files the command and service tests send, by file name."""
+  multi = uid.MultiFrameTrueColorSecondaryCaptureImageStorage
+  return {name: dicom_files.to_bytes(ds) for name, ds in {
+      'rgb.dcm': dicom_files.dataset(dicom_files.photo(1)),
+      'IM000002': dicom_files.dataset(
+          dicom_files.photo(3),
+          sop_class=uid.DermoscopicPhotographyImageStorage, encoding='jpeg'),
+      'multi.dcm': dicom_files.dataset(np.stack(
+          [dicom_files.photo(4), dicom_files.photo(5)]), sop_class=multi,
+          encoding='jpeg'),
+      'ct.dcm': dicom_files.dataset(dicom_files.photo(1),
+                                    sop_class=uid.CTImageStorage,
+                                    photometric='MONOCHROME2', samples=1),
+  }.items()}
+
+
+def _png(seed) -> bytes:
+  buffer = io.BytesIO()
+  Image.fromarray(dicom_files.photo(seed)).save(buffer, 'PNG')
+  return buffer.getvalue()
+
+
+def _assert_report_of(sr_bytes: bytes, instance: bytes, frames: int) -> None:
+  sr, source = dicom_files.read(sr_bytes), dicom_files.read(instance)
+  assert sr.StudyInstanceUID == source.StudyInstanceUID
+  assert sr.PatientID == PATIENT_ID  # for the PACS that files it
+  images = [i for i in _content(sr) if i.ValueType == 'IMAGE']
+  assert len(images) == frames
+  assert {i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+          for i in images} == {source.SOPInstanceUID}
+
+
+def test_predict_scores_dicom_files_and_writes_reports(trained_run, tmp_path):
+  """A folder of photos and DICOM files: every frame scored, the CT
+  refused in one line, a report per instance beside results.json, and the
+  patient's name, ID and birth date in nothing but the reports."""
+  workdir, _ = trained_run
+  instances = _instances()
+  for name, data in instances.items():
+    (tmp_path / 'in').mkdir(exist_ok=True)
+    (tmp_path / 'in' / name).write_bytes(data)
+  (tmp_path / 'in' / 'photo.png').write_bytes(_png(1))
+  output = tmp_path / 'results'
+  result = run_module('skinjax.predict', [
+      '--workdir', str(workdir), '--output', f'{output}/',
+      str(tmp_path / 'in')])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'Traceback' not in result.stderr
+  refused = [line for line in result.stderr.splitlines() if 'ct.dcm' in line]
+  assert len(refused) == 1 and 'CT Image Storage instance' in refused[0]
+  rows = json.loads((output / 'results.json').read_text())
+  by_file = {os.path.basename(r['file']): r for r in rows}
+  assert sorted(by_file) == ['IM000002', 'multi.dcm#frame1',
+                             'multi.dcm#frame2', 'photo.png', 'rgb.dcm']
+  assert 'dicom' not in by_file['photo.png']
+  source = dicom_files.read(instances['multi.dcm'])
+  assert by_file['multi.dcm#frame2']['dicom'] == {
+      'sop_class_uid': source.SOPClassUID,
+      'sop_instance_uid': source.SOPInstanceUID,
+      'study_instance_uid': source.StudyInstanceUID,
+      'series_instance_uid': source.SeriesInstanceUID, 'frame': 2}
+  # The same photo as a PNG file and as uncompressed DICOM: the same input.
+  assert by_file['rgb.dcm']['differential'] == by_file['photo.png'][
+      'differential']
+  reports_written = sorted(p.name for p in output.glob('sr_*.dcm'))
+  assert len(reports_written) == 3
+  for name, frames in [('rgb.dcm', 1), ('IM000002', 1), ('multi.dcm', 2)]:
+    uid_ = dicom_files.read(instances[name]).SOPInstanceUID
+    _assert_report_of((output / f'sr_{uid_}.dcm').read_bytes(),
+                      instances[name], frames)
+  _assert_no_patient_data(result.stdout + result.stderr, 'predict output')
+  _assert_no_patient_data((output / 'results.json').read_text(),
+                          'results.json')
+
+
+def test_the_service_scores_dicom_and_takes_stow_rs(service,
+                                                    tmp_path_factory):
+  """POST /v1/predict takes DICOM files beside photos; POST
+  /dicomweb/studies takes a STOW-RS request, answering per instance; the
+  service's answers (but the reports) and its log hold no patient data."""
+  url, _ = service
+  client = client_lib.Client(url, SERVICE_TOKEN, timeout=60)
+  instances = _instances()
+  bodies = []
+  status, body = client.request('POST', '/v1/predict?report=dicom',
+                                *_form([('rgb.dcm', instances['rgb.dcm']),
+                                        ('photo.png', _png(1)),
+                                        ('multi.dcm', instances['multi.dcm'])]))
+  assert status == 200, body
+  bodies.append(body)
+  assert [r['file'] for r in body['photos']] == [
+      'rgb.dcm', 'photo.png', 'multi.dcm#frame1', 'multi.dcm#frame2']
+  np.testing.assert_allclose(
+      [p for _, p in body['photos'][0]['differential']],
+      [p for _, p in body['photos'][1]['differential']], rtol=1e-5)
+  assert [r.get('dicom', {}).get('frame') for r in body['photos']] == [
+      1, None, 1, 2]
+  assert [r['photo'] for r in body['dicom_reports']] == [1, 3]
+  _assert_report_of(base64.b64decode(body['dicom_reports'][1]['sr_base64']),
+                    instances['multi.dcm'], 2)
+
+  status, body = client.request('POST', '/v1/predict',
+                                *_form([('ct.dcm', instances['ct.dcm'])]))
+  assert status == 422 and body['error'].startswith(
+      'photo 1 (ct.dcm): a CT Image Storage instance'), body
+  bodies.append(body)
+
+  status, body = client.stow([instances['rgb.dcm'], instances['ct.dcm'],
+                              instances['multi.dcm'], _png(2)], report=True)
+  assert status == 202, body
+  bodies.append(body)
+  scored, ct, multi, png = body['instances']
+  assert scored['status'] == 'scored' and len(scored['frames']) == 1
+  assert scored['sop_instance_uid'] == dicom_files.read(
+      instances['rgb.dcm']).SOPInstanceUID
+  assert ct['status'] == 'failed' and 'CT Image Storage' in ct['reason']
+  assert ct['sop_instance_uid'] == dicom_files.read(
+      instances['ct.dcm']).SOPInstanceUID
+  assert [f['file'] for f in multi['frames']] == ['instance 3#frame1',
+                                                  'instance 3#frame2']
+  _assert_report_of(base64.b64decode(multi['sr_base64']),
+                    instances['multi.dcm'], 2)
+  assert png['status'] == 'failed' and 'not a DICOM file' in png['reason']
+
+  status, body = client.stow([instances['ct.dcm']])
+  assert status == 409 and body['instances'][0]['status'] == 'failed'
+  bodies.append(body)
+  # The request's pixel budget counts every frame a header declares.
+  bomb = dicom_files.dataset(dicom_files.photo(0), encoding='jpeg')
+  bomb.Rows, bomb.Columns, bomb.NumberOfFrames = 5000, 5000, 20
+  status, body = client.stow([dicom_files.to_bytes(bomb)])
+  assert status == 413 and 'serve.max_request_pixels' in body['error'], body
+  status, body = client.request('POST', '/dicomweb/studies',
+                                *_form([('rgb.dcm', instances['rgb.dcm'])]))
+  assert status == 415, body
+  status, _ = client_lib.Client(url, timeout=60).stow([instances['rgb.dcm']])
+  assert status == 401
+
+  for report in bodies[0]['dicom_reports'] + bodies[2]['instances']:
+    report.pop('sr_base64', None)
+  _assert_no_patient_data(json.dumps(bodies), 'the answers')
+  logs = list(pathlib.Path(tmp_path_factory.getbasetemp()).glob(
+      'service*/service.log'))
+  assert logs
+  for log in logs:
+    _assert_no_patient_data(log.read_text(), str(log))
+
+
+def _form(photos) -> tuple:
+  body, content_type = client_lib.multipart(photos)
+  return body, {'Content-Type': content_type}

@@ -1,16 +1,24 @@
 """The HTTP service (Starlette, an ASGI app uvicorn runs): a JSON API and the
 clinicians' page, both in one process that holds nothing on disk.
 
-  POST /v1/predict[?grad_cam=true]  photos (multipart, parts named 'photo')
-       -> the ranked differential of each, as `predict --output x.json`
-          writes it, with its Grad-CAM overlay (PNG, base64) if asked
+  POST /v1/predict[?grad_cam=true][&usable_only=true][&report=dicom]
+                    photos or DICOM files
+       (multipart, parts named 'photo') -> the ranked differential of each
+          (of each frame), as `predict --output x.json` writes it, with its
+          Grad-CAM overlay (PNG, base64) and each DICOM instance's
+          Structured Report (base64) if asked; with usable_only, a photo
+          the quality gate flags is not scored (its differential is [])
+  POST /dicomweb/studies[?report=dicom]  DICOMweb STOW-RS: instances as
+       multipart/related; type="application/dicom" -> each instance by its
+       UIDs, its frames' rows or why it failed (dicomweb.py)
   GET  /v1/model    classes, version, calibration, thresholds, limits
   GET  /v1/statistics  batches run, work dropped, connections closed
   GET  /healthz     200 while the device thread lives and keeps up, else 503
   GET  /            the page (page/), which calls the API
 
-When the service has a token, /v1/* requires `Authorization: Bearer TOKEN`;
-the page and /healthz hold nothing private and need none. Requests whose
+When the service has a token, /v1/* and /dicomweb/* require
+`Authorization: Bearer TOKEN`; the page and /healthz hold nothing private
+and need none. Requests whose
 Host header is not one of the allowed names get 400 (DNS rebinding).
 
 A predict request's work, once its photos have arrived, is scoring's: its
@@ -35,6 +43,7 @@ from starlette.routing import Route
 from skinjax.inference import preparation
 from skinjax.service import access
 from skinjax.service import batching
+from skinjax.service import dicomweb
 from skinjax.service import scoring
 from skinjax.service import uploads
 
@@ -75,7 +84,9 @@ def model_card(config, checkpoint, shapes) -> dict:
                       'fitted_on': calibration.fitted_on},
       'thresholds': {'uncertain_below': calibration.threshold,
                      'unfamiliar_score': calibration.unfamiliar_score,
-                     'unfamiliar_above': calibration.unfamiliar_threshold},
+                     'unfamiliar_above': calibration.unfamiliar_threshold,
+                     'quality': _gate_thresholds(checkpoint.quality_gate(
+                         config))},
       'top_k': min(config.serve.top_k, len(checkpoint.class_names)),
       'limits': {
           'max_photos_per_request': config.serve.max_photos_per_request,
@@ -90,46 +101,75 @@ def model_card(config, checkpoint, shapes) -> dict:
   }
 
 
+def _gate_thresholds(gate) -> dict:
+  """The quality gate's thresholds (None: that check is not measured)."""
+  model = gate.appearance_model
+  return {'sharpness_below': gate.min_sharpness,
+          'dark_share_above': gate.max_dark_share,
+          'bright_share_above': gate.max_bright_share,
+          'appearance_distance_above': model and model['threshold']}
+
+
 def _error(status: int, message: str, headers=None) -> JSONResponse:
   return JSONResponse({'error': message}, status, headers=headers)
 
 
-def _wants_grad_cam(request) -> bool:
-  value = request.query_params.get('grad_cam', 'false').lower()
+def _query_flag(request, name: str) -> bool:
+  value = request.query_params.get(name, 'false').lower()
   if value not in ('true', 'false', '1', '0'):
-    raise uploads.Refused(400, f'grad_cam={value!r}: use true or false')
+    raise uploads.Refused(400, f'{name}={value!r}: use true or false')
   return value in ('true', '1')
 
 
 def _routes(service: scoring.Service, token) -> list:
   serve = service.config.serve
 
-  async def predict(request):
-    grad_cam = _wants_grad_cam(request)
+  async def answered(request, read, work, status_of=lambda answer: 200):
+    """The answer to a request whose body `read(request, holding)` parses
+    into uploads and `work(uploads)` scores, within the request's limits
+    and deadline; 499 when its client has gone."""
     with service.bodies.account() as holding:
       try:
-        photos = await uploads.read_photos(
-            request, holding, max_bytes=serve.max_request_bytes,
-            max_photos=serve.max_photos_per_request)
+        sent = await read(request, holding)
       except ClientDisconnect:
         service.counts['requests_abandoned'] += 1
         raise
       try:
-        scoring.check_pixels(photos, serve.max_request_pixels)
-        answer = await scoring.within_deadline(
-            service, request, scoring.score(service, photos, grad_cam))
+        scoring.check_pixels(sent, serve.max_request_pixels,
+                             count=dicomweb.pixel_count)
+        answer = await scoring.within_deadline(service, request, work(sent))
         # None: the client has gone; nobody reads the answer.
         return Response(status_code=499) if answer is None else (
-            JSONResponse(answer))
+            JSONResponse(answer, status_of(answer)))
       finally:
-        for photo in photos:
-          photo.release()
+        for upload in sent:
+          upload.release()
         if holding.bytes >= scoring.COLLECT_AFTER_BYTES:
           # PIL's and the parser's reference cycles can hold an upload's
           # bytes until the cyclic collector runs, which counts objects,
           # not bytes; server.serve froze the objects of the start, so
           # this pass reads only what requests made.
           gc.collect()
+
+  async def predict(request):
+    grad_cam = _query_flag(request, 'grad_cam')
+    usable_only = _query_flag(request, 'usable_only')
+    report = dicomweb.wants_report(request)
+    return await answered(
+        request, lambda r, holding: uploads.read_photos(
+            r, holding, max_bytes=serve.max_request_bytes,
+            max_photos=serve.max_photos_per_request),
+        lambda sent: dicomweb.predict(service, sent, grad_cam, report,
+                                      usable_only=usable_only))
+
+  async def stow(request):
+    report = dicomweb.wants_report(request)
+    return await answered(
+        request, lambda r, holding: uploads.read_instances(
+            r, holding, max_bytes=serve.max_request_bytes,
+            max_instances=serve.max_photos_per_request),
+        lambda sent: dicomweb.store(service, sent, report),
+        dicomweb.store_status)
 
   async def model(request):
     del request
@@ -186,6 +226,7 @@ def _routes(service: scoring.Service, token) -> list:
     return Response(content, media_type=media_type)
 
   return ([Route('/v1/predict', guarded(predict), methods=['POST']),
+           Route('/dicomweb/studies', guarded(stow), methods=['POST']),
            Route('/v1/model', guarded(model), methods=['GET']),
            Route('/v1/statistics', guarded(statistics), methods=['GET']),
            Route('/healthz', healthz, methods=['GET'])] +

@@ -32,6 +32,16 @@ def multipart(photos) -> tuple:
           f'multipart/form-data; boundary={boundary}')
 
 
+def multipart_related(instances) -> tuple:
+  """(body, Content-Type) of a DICOMweb STOW-RS request (POST
+  /dicomweb/studies) holding `instances`, a list of DICOM files' bytes."""
+  boundary = uuid.uuid4().hex
+  parts = [f'--{boundary}\r\nContent-Type: application/dicom\r\n\r\n'.encode()
+           + data + b'\r\n' for data in instances]
+  return (b''.join(parts) + f'--{boundary}--\r\n'.encode(),
+          f'multipart/related; type="application/dicom"; boundary={boundary}')
+
+
 class Client:
   """Requests to the service at `url` (http[s]://host:port), with its token
   when it has one; an https service's certificate is checked against the
@@ -77,6 +87,13 @@ class Client:
     """POST /v1/predict of [(file name, bytes)]."""
     body, content_type = multipart(photos)
     path = '/v1/predict' + ('?grad_cam=true' if grad_cam else '')
+    return self.request('POST', path, body, {'Content-Type': content_type})
+
+  def stow(self, instances, report: bool = False) -> tuple:
+    """POST /dicomweb/studies of DICOM files' bytes (STOW-RS), with each
+    instance's Structured Report if `report`."""
+    body, content_type = multipart_related(instances)
+    path = '/dicomweb/studies' + ('?report=dicom' if report else '')
     return self.request('POST', path, body, {'Content-Type': content_type})
 
   def model(self) -> tuple:

@@ -1,8 +1,9 @@
-"""Photos uploaded as multipart/form-data, one part named 'photo' each, read
-into memory (never to disk) within the service's limits: a body larger
-than `max_bytes` is refused from its Content-Length before it is read, or
-as soon as its stream passes the limit, and the part after `max_photos`
-ends the parse. Each photo's bytes are held once, written into one buffer
+"""Photos uploaded as multipart/form-data, one part named 'photo' each, or
+DICOM instances as multipart/related (DICOMweb STOW-RS), one
+application/dicom part each, read into memory (never to disk) within the
+service's limits, by one parser: a body larger than `max_bytes` is
+refused from its Content-Length before it is read, or as soon as its stream
+passes the limit, and the part after `max_photos` ends the parse. Each photo's bytes are held once, written into one buffer
 as they arrive, and every byte held counts against the process's
 BodyBudget until the request ends."""
 
@@ -14,6 +15,7 @@ from python_multipart import multipart
 from python_multipart import exceptions
 
 FIELD = 'photo'
+DICOM = b'application/dicom'
 
 
 class Refused(Exception):
@@ -76,8 +78,9 @@ class _Holding:
 class _Parts:
   """python-multipart's streaming parser, keeping each part's bytes."""
 
-  def __init__(self, boundary: bytes, max_photos: int):
+  def __init__(self, boundary: bytes, max_photos: int, noun: str):
     self._max_photos = max_photos
+    self._noun = noun
     self.parts = []  # [headers dict, io.BytesIO of its data]
     self.complete = False
     self._header = [b'', b'']
@@ -92,8 +95,8 @@ class _Parts:
 
   def _begin(self):
     if len(self.parts) == self._max_photos:
-      raise Refused(413, f'more than {self._max_photos} photos in one request '
-                    '(serve.max_photos_per_request)')
+      raise Refused(413, f'more than {self._max_photos} {self._noun}s in one '
+                    'request (serve.max_photos_per_request)')
     self.parts.append([{}, io.BytesIO()])
 
   def _add(self, which: int, data: bytes):
@@ -121,6 +124,15 @@ def _upload(index: int, headers: dict, data: io.BytesIO) -> Upload:
   return Upload(filename or f'photo {index + 1}', data.getvalue())
 
 
+def _instance(index: int, headers: dict, data: io.BytesIO) -> Upload:
+  kind, _ = multipart.parse_options_header(
+      headers.get('content-type', DICOM))
+  if kind != DICOM:
+    raise Refused(415, f'part {index + 1}: Content-Type '
+                  f"{kind.decode('latin-1')!r}, not {DICOM.decode()!r}")
+  return Upload(f'instance {index + 1}', data.getvalue())
+
+
 async def read_photos(request, holding: _Holding, *, max_bytes: int,
                       max_photos: int) -> list:
   """The request's photos as Uploads, their bytes counted in `holding`;
@@ -131,6 +143,29 @@ async def read_photos(request, holding: _Holding, *, max_bytes: int,
   if kind != b'multipart/form-data' or not options.get(b'boundary'):
     raise Refused(415, 'send the photos as multipart/form-data, one part '
                   f'named {FIELD!r} per photo')
+  return await _read_body(request, holding, options[b'boundary'], max_bytes,
+                          max_photos, 'photo', _upload)
+
+
+async def read_instances(request, holding: _Holding, *, max_bytes: int,
+                         max_instances: int) -> list:
+  """A STOW-RS request's DICOM instances as Uploads ('instance N'), within
+  the same limits as read_photos, which refuses them likewise."""
+  kind, options = multipart.parse_options_header(
+      request.headers.get('content-type'))
+  if (kind != b'multipart/related' or not options.get(b'boundary')
+      or options.get(b'type', DICOM) != DICOM):
+    raise Refused(415, 'send the instances as multipart/related; '
+                  'type="application/dicom", one part per instance')
+  return await _read_body(request, holding, options[b'boundary'], max_bytes,
+                          max_instances, 'instance', _instance)
+
+
+async def _read_body(request, holding: _Holding, boundary: bytes,
+                     max_bytes: int, max_parts: int, noun: str,
+                     make_upload) -> list:
+  """The parts of a multipart body, each made an Upload by
+  `make_upload(index, headers, data)`."""
   length = request.headers.get('content-length')
   if length is not None and not length.isdigit():
     raise Refused(400, f'Content-Length {length!r} is not a number')
@@ -138,11 +173,11 @@ async def read_photos(request, holding: _Holding, *, max_bytes: int,
     raise Refused(413, f'request body of {int(length):,} bytes, more than '
                   f'serve.max_request_bytes = {max_bytes:,}')
   try:
-    parts = _Parts(options[b'boundary'], max_photos)
+    parts = _Parts(boundary, max_parts, noun)
   except exceptions.FormParserError as e:
     raise Refused(400, f'multipart: {e}') from None
   try:
-    return await _read(request, parts, holding, max_bytes)
+    return await _read(request, parts, holding, max_bytes, noun, make_upload)
   finally:
     # The parser's callbacks refer back to `parts`: a cycle that would hold
     # every part's buffer until the cyclic collector runs.
@@ -151,8 +186,8 @@ async def read_photos(request, holding: _Holding, *, max_bytes: int,
     parts.parts.clear()
 
 
-async def _read(request, parts: _Parts, holding: _Holding,
-                max_bytes: int) -> list:
+async def _read(request, parts: _Parts, holding: _Holding, max_bytes: int,
+                noun: str, make_upload) -> list:
   received = 0
   async for chunk in request.stream():
     received += len(chunk)
@@ -165,10 +200,11 @@ async def _read(request, parts: _Parts, holding: _Holding,
     except exceptions.FormParserError as e:
       raise Refused(400, f'malformed multipart body: {e}') from None
   if not parts.parts:
-    raise Refused(400, f'no photo in the request: send each photo as a '
-                  f'multipart part named {FIELD!r}')
+    raise Refused(400, f'no {noun} in the request: send each {noun} as a '
+                  'multipart part' + (f' named {FIELD!r}' if noun == 'photo'
+                                      else ''))
   if not parts.complete:
     raise Refused(400, 'incomplete multipart body: the closing boundary is '
                   'missing')
-  return [_upload(i, headers, data)
+  return [make_upload(i, headers, data)
           for i, (headers, data) in enumerate(parts.parts)]
