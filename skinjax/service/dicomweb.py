@@ -122,16 +122,17 @@ def _rows_by_instance(expanded: Expanded, rows) -> dict:
 
 
 async def predict(service: scoring.Service, sent, grad_cam: bool,
-                  report: bool, usable_only: bool = False) -> dict:
+                  report: bool, **score_options) -> dict:
   """POST /v1/predict's answer for photos and DICOM instances; a refused
-  instance refuses the request (422), as a refused photo does."""
+  instance refuses the request (422), as a refused photo does.
+  `score_options` go to scoring.score as they are (usable_only)."""
   expanded = await expand(service, sent)
   if expanded.failures:
     index, reason = next(iter(expanded.failures.items()))
     raise uploads.Refused(422, f'photo {index + 1} ({sent[index].filename}):'
                           f' {reason}')
   answer = await scoring.score(service, expanded.photos, grad_cam,
-                               usable_only)
+                               **score_options)
   grouped = _rows_by_instance(expanded, answer['photos'])
   if report:
     model = _model(service)
