@@ -410,3 +410,42 @@ def test_the_service_scores_dicom_and_takes_stow_rs(service,
 def _form(photos) -> tuple:
   body, content_type = client_lib.multipart(photos)
   return body, {'Content-Type': content_type}
+
+
+@pytest.mark.slow  # an evaluate run: the default tier's budget
+def test_evaluate_image_dir_scores_dicom_without_patient_data(trained_run,
+                                                              tmp_path):
+  """Class folders of DICOM files: every frame an example, the refused
+  instance reported, and the patient's data in no file evaluate writes
+  (the eval folder, metrics.jsonl, the offline W&B run) nor its output."""
+  workdir, flags = trained_run
+  names = json.loads((workdir / 'class_names.json').read_text())
+  multi = uid.MultiFrameTrueColorSecondaryCaptureImageStorage
+  for i, name in enumerate(names[:2]):
+    folder = tmp_path / 'clinic' / name
+    folder.mkdir(parents=True)
+    dicom_files.write(folder / 'two.dcm', dicom_files.dataset(np.stack(
+        [dicom_files.photo(i), dicom_files.photo(i + 2)]), sop_class=multi,
+        encoding='jpeg'))
+    dicom_files.write(folder / 'IM0001', dicom_files.dataset(
+        dicom_files.photo(i + 4)))
+  dicom_files.write(tmp_path / 'clinic' / names[0] / 'ct.dcm',
+                    dicom_files.dataset(dicom_files.photo(0),
+                                        sop_class=uid.CTImageStorage,
+                                        photometric='MONOCHROME2', samples=1))
+  before = {p for p in workdir.rglob('*') if p.is_file()}
+  stamp = {p: p.stat().st_mtime_ns for p in before}
+  result = run_module('skinjax.evaluate', [
+      '--workdir', str(workdir), '--image_dir', str(tmp_path / 'clinic')])
+  assert result.returncode == 0, result.stderr[-3000:]
+  metrics = json.loads(
+      (workdir / 'eval' / 'dir_clinic' / 'metrics.json').read_text())
+  assert metrics['num_examples'] == 6
+  assert len(metrics['image_dir']['skipped']) == 1
+  assert 'CT Image Storage' in metrics['image_dir']['skipped'][0]['reason']
+  _assert_no_patient_data(result.stdout + result.stderr, 'evaluate output')
+  written = [p for p in workdir.rglob('*') if p.is_file() and (
+      p not in before or p.stat().st_mtime_ns != stamp[p])]
+  assert any('dir_clinic' in str(p) for p in written)
+  for path in written:
+    _assert_no_patient_data(path.read_bytes().decode('latin-1'), str(path))
