@@ -50,12 +50,21 @@ window.fetch = async function (resource, options) {
 """
 
 
-def skin_photo(width=640, height=480, synthetic=False) -> np.ndarray:
-  """A HAM10000 photo where ../shared/data has one, else a synthetic
-  lesion (skinjax's synthetic_lesions generator): uint8 [height, width, 3]."""
+SYNTHETIC = 'synthetic_lesions generator (class 0, seed 0)'
+
+
+def photo_source(synthetic=False) -> str:
+  """The photo skin_photo films: the first HAM10000 nevus where
+  ../shared/data has them, else a synthetic lesion."""
   paths = [] if synthetic else sorted(glob.glob(HAM_PHOTOS))
-  if paths:
-    photo = Image.open(paths[0]).convert('RGB')
+  return os.path.normpath(paths[0]) if paths else SYNTHETIC
+
+
+def skin_photo(width=640, height=480, synthetic=False) -> np.ndarray:
+  """photo_source's photo, resized: uint8 [height, width, 3]."""
+  source = photo_source(synthetic)
+  if source != SYNTHETIC:
+    photo = Image.open(source).convert('RGB')
   else:
     from skinjax.data.builders import lesion_drawing  # pylint: disable=g-import-not-at-top
     photo = Image.fromarray(lesion_drawing.draw_image(
