@@ -74,19 +74,28 @@ def test_predict_flags_a_cat_but_not_the_test_photos(trained_run,
   photos = _test_photos(small_data_dir, tmp_path / 'test')
   cat = tmp_path / 'chelsea.png'
   Image.fromarray(skimage_data.chelsea()).save(cat)
+  rocket = tmp_path / 'rocket.png'
+  Image.fromarray(skimage_data.rocket()).save(rocket)
   output = tmp_path / 'out.json'
   result = run_module('skinjax.predict', [
-      '--workdir', str(workdir), str(cat), str(photos), '--output',
-      str(output)])
+      '--workdir', str(workdir), str(cat), str(rocket), str(photos),
+      '--output', str(output)])
   assert result.returncode == 0, result.stderr[-3000:]
   rows = {r['file']: r for r in json.loads(output.read_text())}
   assert rows[str(cat)]['unfamiliar'], rows[str(cat)]
   assert 'UNFAMILIAR' in result.stdout
-  test_flags = [r['unfamiliar'] for f, r in rows.items() if f != str(cat)]
-  assert len(test_flags) == 60
-  # The threshold leaves 95% of validation photos unflagged.
-  assert np.mean(test_flags) <= 0.15, np.mean(test_flags)
-  assert {r['skin_tone'] for f, r in rows.items() if f != str(cat)} <= {
+  # The quality gate needs no model: both are 'no skin in view'.
+  for photo in (cat, rocket):
+    assert 'no_skin' in rows[str(photo)]['quality']['reasons'], rows[
+        str(photo)]
+  assert 'QUALITY: no skin in view' in result.stdout
+  test_rows = [r for f, r in rows.items() if f not in (str(cat), str(rocket))]
+  assert len(test_rows) == 60
+  # The threshold leaves 95% of validation photos unflagged; the gate's
+  # two relative checks 1% each.
+  assert np.mean([r['unfamiliar'] for r in test_rows]) <= 0.15
+  assert np.mean([r['quality']['flagged'] for r in test_rows]) <= 0.1
+  assert {r['skin_tone'] for r in test_rows} <= {
       'very_light', 'light', 'intermediate', 'tan', 'brown', 'dark'}
 
 

@@ -66,7 +66,8 @@ def validate(config) -> None:
               'keep_checkpoints', 'model.width', 'grad_accum_steps',
               'evaluation.calibration_bins',
               'evaluation.unfamiliar_fit_examples',
-              'evaluation.bootstrap_resamples', 'serve.max_batch_size',
+              'evaluation.bootstrap_resamples',
+              'evaluation.quality.fit_examples', 'serve.max_batch_size',
               'serve.max_photos_per_request', 'serve.max_request_bytes',
               'serve.max_concurrent_requests', 'serve.decode_threads',
               'serve.max_body_bytes_in_flight', 'serve.max_request_pixels',
@@ -150,6 +151,18 @@ def validate(config) -> None:
     raise ConfigError('config.evaluation.max_risk: must be in (0, 1)')
   if not 0 < config.evaluation.unfamiliar_tpr < 1:
     raise ConfigError('config.evaluation.unfamiliar_tpr: must be in (0, 1)')
+  quality = config.evaluation.quality
+  for key in ('blur_refuse_share', 'skin_refuse_share', 'max_dark_share',
+              'max_bright_share'):
+    if not 0 <= quality[key] < 1:
+      raise ConfigError(f'config.evaluation.quality.{key}={quality[key]}: '
+                        'must be in [0, 1)')
+  if not 0 <= quality.dark_level <= 100:
+    raise ConfigError(f'config.evaluation.quality.dark_level='
+                      f'{quality.dark_level}: a CIELAB lightness, 0 to 100')
+  if not 0 <= quality.bright_level <= 255:
+    raise ConfigError(f'config.evaluation.quality.bright_level='
+                      f'{quality.bright_level}: a channel value, 0 to 255')
   stages = models.STAGES[config.model.name]
   if not 0 <= config.model.frozen_stages <= stages:
     raise ConfigError(f'config.model.frozen_stages={config.model.frozen_stages}'

@@ -252,6 +252,25 @@ def get_config():
   # run folder alone predicts, serves and exports; other checkpoints are
   # calibrated by `evaluate --checkpoint STEP`.
   config.evaluation.calibrate_after_training = True
+  # The quality gate (skinjax/inference/quality.py), judged on every photo
+  # and frame before it is scored, without the model: chosen on real photos
+  # blurred, darkened and brightened at graded strengths
+  # (experiments/quality_gate/). 'blurred' and 'no skin in view' are
+  # relative to the run's own photos, fitted with its calibration: each
+  # flags this share of the validation photos.
+  config.evaluation.quality = ml_collections.ConfigDict()
+  config.evaluation.quality.blur_refuse_share = 0.01
+  config.evaluation.quality.skin_refuse_share = 0.02
+  # Training photos (evenly spaced, at most this many) the appearance of
+  # 'skin in view' is fitted on, and validation photos its threshold is.
+  config.evaluation.quality.fit_examples = 1000
+  # 'too dark': more than max_dark_share of the pixels at CIELAB lightness
+  # dark_level or below; 'too bright': more than max_bright_share with
+  # every channel at bright_level or above (blown out).
+  config.evaluation.quality.dark_level = 10.0
+  config.evaluation.quality.max_dark_share = 0.6
+  config.evaluation.quality.bright_level = 250
+  config.evaluation.quality.max_bright_share = 0.3
 
   # skinjax.serve, the HTTP service (its address is a flag: --host, --port).
   config.serve = ml_collections.ConfigDict()

@@ -2,7 +2,8 @@
 the checkpoint, where scoring reads it (skinjax.inference.calibration): the
 temperature, the selective-prediction threshold and the unfamiliar flag's
 threshold on the validation split, the Mahalanobis statistics on training
-photos. `evaluate` does this once per checkpoint and scoring setting."""
+photos, and the quality gate's appearance of 'skin in view' and its blur
+threshold (skinjax.inference.quality). `evaluate` does this once per checkpoint and scoring setting."""
 
 import dataclasses
 
@@ -11,10 +12,12 @@ import numpy as np
 
 from skinjax import errors
 from skinjax.data import pipeline
+from skinjax.data import preprocess
 from skinjax.evaluation import calibration as calibration_lib
 from skinjax.evaluation import unfamiliar
 from skinjax.inference import calibration as saved_calibration
 from skinjax.inference import forward
+from skinjax.inference import quality
 from skinjax.inference import restore
 from skinjax.inference import unfamiliar as unfamiliar_scores
 
@@ -43,13 +46,15 @@ def calibrated(config, workdir: str, checkpoint: restore.Checkpoint,
   if saved is not None and not refit:
     differs = saved_calibration.mismatches(saved, want)
     statistics = unfamiliar_scores.load_statistics(statistics_file)
-    if not differs and statistics is not None:
+    if (not differs and statistics is not None
+        and 'appearance_mean' in statistics):
       return dataclasses.replace(checkpoint, calibration=saved,
                                  feature_statistics=statistics)
     if jax.process_index() == 0:
       reason = (', '.join(f'{k} {old!r} -> {new!r}'
                           for k, (old, new) in differs.items())
-                if differs else f'{statistics_file} missing or unreadable')
+                if differs else f'{statistics_file} missing, unreadable or '
+                'without the quality gate\'s statistics')
       print(f'The saved calibration was fitted for other settings ({reason})'
             ': refitting.')
   calibration, statistics = _fit(config, checkpoint, load_builder(), want,
@@ -92,6 +97,7 @@ def _fit(config, checkpoint, builder, want: dict, known=None) -> tuple:
   _check_finite(checkpoint, 'training', training)
   statistics = unfamiliar.fit_feature_statistics(
       training['features'], training['label'], len(checkpoint.class_names))
+  statistics.update(_fit_quality_gate(config, builder, want))
   return fit_outputs(config, checkpoint, statistics,
                      outputs_of(want['split']), want)
 
@@ -122,6 +128,29 @@ def fit_outputs(config, checkpoint, statistics: dict, result: dict,
   return calibration, statistics
 
 
+def _fit_quality_gate(config, builder, want: dict) -> dict:
+  """The quality gate's statistics relative to the run's photos, from
+  evenly spaced training and validation photos (no model involved)."""
+  limit = config.evaluation.quality.fit_examples
+
+  def photos(split):
+    source = _evenly_spaced(pipeline.data_source(
+        builder, split, config.dataset.held_out_classes), limit)
+    return [np.asarray(preprocess.open_image(example['image']).convert('RGB'))
+            for example in source]
+
+  return quality.fit(config, want['image_size'],
+                     photos(config.dataset.train_split),
+                     photos(want['split']))
+
+
+def _evenly_spaced(source, limit):
+  if limit is None or len(source) <= limit:
+    return source
+  return [source[int(i)] for i in
+          np.linspace(0, len(source) - 1, limit).round()]
+
+
 def _check_finite(checkpoint, name: str, outputs: dict) -> None:
   if not all(np.isfinite(outputs[key]).all()
              for key in ('logits', 'features')):
@@ -134,9 +163,7 @@ def _check_finite(checkpoint, name: str, outputs: dict) -> None:
 def _outputs(config, builder, split, checkpoint, limit=None) -> dict:
   source = pipeline.data_source(builder, split,
                                 config.dataset.held_out_classes)
-  if limit is not None and len(source) > limit:
-    source = [source[int(i)] for i in
-              np.linspace(0, len(source) - 1, limit).round()]
+  source = _evenly_spaced(source, limit)
   return forward.predict(
       checkpoint.eval_step, checkpoint.state, pipeline.eval_dataset(
           source, config, jax.process_index(), jax.process_count()),

@@ -32,6 +32,7 @@ from skinjax.extending import rows
 from skinjax.inference import calibration as saved_calibration
 from skinjax.inference import forward
 from skinjax.inference import preparation
+from skinjax.inference import quality
 from skinjax.inference import restore
 from skinjax.parallel import sharding
 from skinjax.run_folder import checkpoint_folder
@@ -171,7 +172,11 @@ def _extend(config, parent, new, old, workdir: str) -> dict:
   extended = restore.restore(config, workdir, str(parent.step))
   statistics = {'means': np.concatenate([parent.feature_statistics['means'],
                                          means]),
-                'precision': parent.feature_statistics['precision']}
+                'precision': parent.feature_statistics['precision'],
+                # The parent's photos still say what skin in view looks like.
+                **{key: parent.feature_statistics[key]
+                   for key in quality.STATISTICS_KEYS
+                   if key in parent.feature_statistics}}
   outputs = _calibration_outputs(config, extended, old, shifted(
       new.validation), val_features, val_labels)
   calibration, statistics = calibrate.fit_outputs(

@@ -20,6 +20,8 @@ from skinjax import models
 from skinjax.inference import calibration as calibration_lib
 from skinjax.inference import differential
 from skinjax.inference import forward
+from skinjax.inference import preparation
+from skinjax.inference import quality
 from skinjax.inference import unfamiliar
 from skinjax.parallel import sharding
 from skinjax.run_folder import checkpoint_folder
@@ -82,14 +84,22 @@ class Checkpoint:
     return (scores[self.calibration.unfamiliar_score]
             > self.calibration.unfamiliar_threshold)
 
-  def differentials(self, result: dict, top_k: int, skin_tones=None) -> list:
+  def quality_gate(self, config) -> quality.Gate:
+    """The quality gate with `config`'s thresholds and what this checkpoint's
+    calibration fitted on the run's photos."""
+    return quality.Gate.from_config(
+        config, preparation.Recipe.from_config(config).image_size,
+        self.feature_statistics)
+
+  def differentials(self, result: dict, top_k: int, skin_tones=None,
+                    qualities=None) -> list:
     """differential.differentials of the eval step's outputs: calibrated,
-    flagged uncertain and unfamiliar."""
+    flagged uncertain and unfamiliar, with the quality gate's verdicts."""
     return differential.differentials(
         self.probabilities(result['logits']), self.class_names, top_k,
         self.calibration.threshold,
         unfamiliar=self.flag_unfamiliar(self.unfamiliarity(result)),
-        skin_tones=skin_tones)
+        skin_tones=skin_tones, qualities=qualities)
 
 
 def params_digest(params) -> str:

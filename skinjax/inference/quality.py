@@ -1,0 +1,150 @@
+"""The quality gate: is a photo (or a camera frame) usable at all, judged
+before it is scored and without the model? Three checks, each with its
+reason:
+
+- 'blurred' ("hold still"): variance of the Laplacian of the photo's
+  lightness at the model's input scale, over the variance of lightness (so
+  dimness alone is not blur), below all but `blur_refuse_share` of the
+  run's validation photos;
+- 'too_dark' / 'too_bright': the share of clipped pixels (lightness at most
+  `dark_level`, or every channel at least `bright_level`) above
+  `max_dark_share` / `max_bright_share`;
+- 'no_skin' ("no skin in view"): the photo's appearance (colour and texture
+  statistics, skinjax.inference.appearance) further from the run's training
+  photos than all but `skin_refuse_share` of its validation photos.
+
+The thresholds are config.evaluation.quality.*; the two relative to the
+run's photos are fitted with its calibration (skinjax.evaluation.calibrate)
+and saved in its feature statistics ('sharpness_threshold',
+'appearance_*'). How they were chosen and
+what they do on real photos is in experiments/quality_gate/. A photo the
+gate flags is still scored by predict and evaluate (flagged beside
+'uncertain' and 'unfamiliar'); the service can skip it (usable_only).
+"""
+
+import dataclasses
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from skinjax.inference import appearance
+
+MESSAGES = {'blurred': 'hold still', 'too_dark': 'too dark',
+            'too_bright': 'too bright', 'no_skin': 'no skin in view'}
+REASONS = tuple(MESSAGES)
+# What `fit` adds to a calibration's feature statistics.
+STATISTICS_KEYS = ('appearance_mean', 'appearance_precision',
+                   'appearance_threshold', 'sharpness_threshold')
+
+
+@dataclasses.dataclass(frozen=True)
+class Gate:
+  """The gate's thresholds. The two fitted on the run's photos are None
+  in a calibration written before the gate existed: those checks are then
+  not measured."""
+  image_size: int  # the model's input side: sharpness is measured there
+  dark_level: float  # CIELAB-like lightness in [0, 100]
+  max_dark_share: float
+  bright_level: int  # uint8 channel value
+  max_bright_share: float
+  min_sharpness: float | None = None
+  appearance_model: dict | None = None  # appearance.fit, plus 'threshold'
+
+  @classmethod
+  def from_config(cls, config, image_size: int, statistics=None) -> 'Gate':
+    """From config.evaluation.quality and the calibration's feature
+    statistics (their 'appearance_*' arrays, when fitted)."""
+    quality = config.evaluation.quality
+    statistics = statistics or {}
+    model = None
+    if 'appearance_mean' in statistics:
+      model = {'mean': statistics['appearance_mean'],
+               'precision': statistics['appearance_precision'],
+               'threshold': float(statistics['appearance_threshold'])}
+    sharpest = statistics.get('sharpness_threshold')
+    return cls(image_size=image_size,
+               min_sharpness=None if sharpest is None else float(sharpest),
+               dark_level=quality.dark_level,
+               max_dark_share=quality.max_dark_share,
+               bright_level=quality.bright_level,
+               max_bright_share=quality.max_bright_share,
+               appearance_model=model)
+
+
+def sharpness(rgb: np.ndarray, image_size: int) -> float:
+  """Variance of the Laplacian of lightness with the photo's short side at
+  `image_size` (what detail the model can see), over the variance of
+  lightness: a dim or low-contrast photo is not called blurred for it."""
+  rgb = np.asarray(rgb)[..., :3]
+  height, width = rgb.shape[:2]
+  scale = image_size / min(height, width)
+  if scale < 1:
+    rgb = np.asarray(Image.fromarray(rgb).resize(
+        (max(1, round(width * scale)), max(1, round(height * scale))),
+        Image.BILINEAR))
+  luma = rgb.astype(np.float32) @ np.float32([0.299, 0.587, 0.114]) / 255
+  return float(ndimage.laplace(luma).var() / (luma.var() + 1e-6))
+
+
+def measure(rgb: np.ndarray, gate: Gate, description=None) -> dict:
+  """The gate's measurements of one uint8 RGB photo (its appearance
+  `description` when already known)."""
+  rgb = np.asarray(rgb)[..., :3]
+  small = appearance.working_image(rgb)
+  luma = small.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+  measures = {
+      'sharpness': sharpness(rgb, gate.image_size),
+      'dark_share': float((luma <= gate.dark_level * 2.55).mean()),
+      'bright_share': float((small.min(axis=-1)
+                             >= gate.bright_level).mean()),
+      'appearance_distance': None}
+  if gate.appearance_model is not None:
+    if description is None:
+      description = appearance.describe(small)
+    measures['appearance_distance'] = float(appearance.distance(
+        gate.appearance_model, description)[0])
+  return measures
+
+
+def fit(config, image_size: int, training_photos, validation_photos) -> dict:
+  """The feature-statistics arrays of the gate's two checks relative to
+  the run's photos (uint8 RGB arrays): the appearance model of the training
+  photos, and the thresholds that flag config.evaluation.quality's
+  skin_refuse_share and blur_refuse_share of the validation photos."""
+  quality = config.evaluation.quality
+  model = appearance.fit(np.stack([appearance.describe(p)
+                                   for p in training_photos]))
+  distances = appearance.distance(model, np.stack(
+      [appearance.describe(p) for p in validation_photos]))
+  sharp = [sharpness(p, image_size) for p in validation_photos]
+  return {'appearance_mean': model['mean'],
+          'appearance_precision': model['precision'],
+          'appearance_threshold': np.float64(np.quantile(
+              distances, 1 - quality.skin_refuse_share)),
+          'sharpness_threshold': np.float64(np.quantile(
+              sharp, quality.blur_refuse_share))}
+
+
+def verdict(measures: dict, gate: Gate) -> dict:
+  """{'flagged', 'reasons', 'message', **measures}: the reasons in REASONS
+  order, the message as a person holding a camera reads it."""
+  reasons = []
+  if gate.min_sharpness is not None and (
+      measures['sharpness'] < gate.min_sharpness):
+    reasons.append('blurred')
+  if measures['dark_share'] > gate.max_dark_share:
+    reasons.append('too_dark')
+  if measures['bright_share'] > gate.max_bright_share:
+    reasons.append('too_bright')
+  distance = measures['appearance_distance']
+  if distance is not None and distance > gate.appearance_model['threshold']:
+    reasons.append('no_skin')
+  return {'flagged': bool(reasons), 'reasons': reasons,
+          'message': '; '.join(MESSAGES[r] for r in reasons),
+          **measures}
+
+
+def assess(rgb: np.ndarray, gate: Gate) -> dict:
+  """The gate's verdict on one uint8 RGB photo (measure, then verdict)."""
+  return verdict(measure(rgb, gate), gate)
