@@ -39,7 +39,8 @@ _SPLIT = flags.DEFINE_string('split', 'test', 'Dataset split to evaluate.')
 _IMAGE_DIR = flags.DEFINE_string(
     'image_dir', None,
     'Evaluate the photos in DIR/<class>/... instead of a split; folder names '
-    'are matched to class names ignoring case.')
+    'are matched to class names ignoring case. DICOM files (.dcm, or no '
+    'suffix and the DICM preamble) count, one example per frame.')
 _LABEL_MAP = flags.DEFINE_string(
     'label_map', None,
     'JSON file {"folder name": "class name"} for --image_dir folders spelled '

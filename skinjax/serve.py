@@ -6,8 +6,10 @@ clinicians to drop photos on, from one process.
       [--token_file FILE] [--config.serve.KEY=VALUE ...]
 
 Open http://HOST:PORT/ for the page; the JSON API is POST /v1/predict
-(multipart photos, parts named 'photo'; ?grad_cam=true adds overlays),
-GET /v1/model and GET /healthz. Photos are prepared and scored exactly as
+(multipart photos or DICOM files, parts named 'photo'; ?grad_cam=true adds
+overlays, ?report=dicom each DICOM instance's Structured Report), POST
+/dicomweb/studies (DICOMweb STOW-RS: docs/dicom.md), GET /v1/model and GET
+/healthz. Photos are prepared and scored exactly as
 predict scores photo files, with the run's own config and calibration, from
 the run folder alone (a checkpoint not yet calibrated is an error naming the
 `evaluate` command that calibrates it). Nothing is written to disk.
@@ -15,8 +17,8 @@ the run folder alone (a checkpoint not yet calibrated is an error naming the
 It listens on 127.0.0.1 unless --host says otherwise; on an address other
 machines can reach it does not start without a token, read from
 --token_file or $SKINJAX_SERVE_TOKEN (never a flag, which `ps` shows), that
-every /v1/ request must then carry as "Authorization: Bearer TOKEN". With
-serve.tls_certificate and serve.tls_key it serves HTTPS; off loopback
+every /v1/ and /dicomweb/ request must then carry as "Authorization: Bearer
+TOKEN". With serve.tls_certificate and serve.tls_key it serves HTTPS; off loopback
 without them it warns that photos and the token cross the network in clear
 text. Only the Host names in serve.allowed_hosts (and --host) are answered.
 
