@@ -18,9 +18,9 @@ It listens on 127.0.0.1 unless --host says otherwise; on an address other
 machines can reach it does not start without a token, read from
 --token_file or $SKINJAX_SERVE_TOKEN (never a flag, which `ps` shows), that
 every /v1/ and /dicomweb/ request must then carry as "Authorization: Bearer
-TOKEN". With serve.tls_certificate and serve.tls_key it serves HTTPS; off loopback
-without them it warns that photos and the token cross the network in clear
-text. Only the Host names in serve.allowed_hosts (and --host) are answered.
+TOKEN". With serve.tls_certificate and serve.tls_key it serves HTTPS;
+off loopback without them it warns that photos and the token cross the
+network in clear text. Only the Host names in serve.allowed_hosts (and --host) are answered.
 
 It exits 0 on SIGINT or SIGTERM, 1 on an error at start (one line), and 70
 when its device thread has died (after serve.device_failure_exit_s seconds
