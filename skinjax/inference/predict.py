@@ -14,6 +14,7 @@ from skinjax.data import preprocess
 from skinjax.inference import differential
 from skinjax.inference import photo_files
 from skinjax.inference import preparation
+from skinjax.inference import quality
 from skinjax.inference import restore
 from skinjax.inference import saliency
 from skinjax.inference import skin_tone
@@ -44,9 +45,10 @@ def predict(config, workdir: str, patterns, *, checkpoint: str = 'best',
   print(f'{config.model.name}, checkpoint step {scorer.step}, temperature '
         f'{scorer.calibration.temperature:.3f}\n')
   region = skin_tone.region_for(config.dataset.name)
-  rows = scorer.differentials(
-      result, top_k, skin_tones=[skin_tone.estimate(
-          preprocess.open_image(jpeg), region) for _, jpeg in loaded])
+  gate = scorer.quality_gate(config)
+  tones, qualities = zip(*(_judge(jpeg, region, gate) for _, jpeg in loaded))
+  rows = scorer.differentials(result, top_k, skin_tones=tones,
+                              qualities=qualities)
   for row, (path, _) in zip(rows, loaded):
     row['file'] = path
     if path in dicom_frames:
@@ -73,6 +75,12 @@ def _write_folder(folder: str, rows, dicom_frames: dict,
   written = reports.write_reports(folder, rows, dicom_frames, algorithm)
   print(f'written to {os.path.join(folder, "results.json")}'
         + (f' and {written} DICOM SR file(s) beside it' if written else ''))
+
+
+def _judge(jpeg: bytes, region: str, gate) -> tuple:
+  """(skin tone, quality gate verdict) of one normalised photo."""
+  photo = np.asarray(preprocess.open_image(jpeg).convert('RGB'))
+  return skin_tone.estimate(photo, region), quality.assess(photo, gate)
 
 
 def _write_saliency(folder: str, scorer, images, logits, loaded, rows,

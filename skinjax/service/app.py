@@ -1,11 +1,13 @@
 """The HTTP service (Starlette, an ASGI app uvicorn runs): a JSON API and the
 clinicians' page, both in one process that holds nothing on disk.
 
-  POST /v1/predict[?grad_cam=true][&report=dicom]  photos or DICOM files
+  POST /v1/predict[?grad_cam=true][&usable_only=true][&report=dicom]
+                    photos or DICOM files
        (multipart, parts named 'photo') -> the ranked differential of each
           (of each frame), as `predict --output x.json` writes it, with its
           Grad-CAM overlay (PNG, base64) and each DICOM instance's
-          Structured Report (base64) if asked
+          Structured Report (base64) if asked; with usable_only, a photo
+          the quality gate flags is not scored (its differential is [])
   POST /dicomweb/studies[?report=dicom]  DICOMweb STOW-RS: instances as
        multipart/related; type="application/dicom" -> each instance by its
        UIDs, its frames' rows or why it failed (dicomweb.py)
@@ -82,7 +84,9 @@ def model_card(config, checkpoint, shapes) -> dict:
                       'fitted_on': calibration.fitted_on},
       'thresholds': {'uncertain_below': calibration.threshold,
                      'unfamiliar_score': calibration.unfamiliar_score,
-                     'unfamiliar_above': calibration.unfamiliar_threshold},
+                     'unfamiliar_above': calibration.unfamiliar_threshold,
+                     'quality': _gate_thresholds(checkpoint.quality_gate(
+                         config))},
       'top_k': min(config.serve.top_k, len(checkpoint.class_names)),
       'limits': {
           'max_photos_per_request': config.serve.max_photos_per_request,
@@ -97,14 +101,23 @@ def model_card(config, checkpoint, shapes) -> dict:
   }
 
 
+def _gate_thresholds(gate) -> dict:
+  """The quality gate's thresholds (None: that check is not measured)."""
+  model = gate.appearance_model
+  return {'sharpness_below': gate.min_sharpness,
+          'dark_share_above': gate.max_dark_share,
+          'bright_share_above': gate.max_bright_share,
+          'appearance_distance_above': model and model['threshold']}
+
+
 def _error(status: int, message: str, headers=None) -> JSONResponse:
   return JSONResponse({'error': message}, status, headers=headers)
 
 
-def _wants_grad_cam(request) -> bool:
-  value = request.query_params.get('grad_cam', 'false').lower()
+def _query_flag(request, name: str) -> bool:
+  value = request.query_params.get(name, 'false').lower()
   if value not in ('true', 'false', '1', '0'):
-    raise uploads.Refused(400, f'grad_cam={value!r}: use true or false')
+    raise uploads.Refused(400, f'{name}={value!r}: use true or false')
   return value in ('true', '1')
 
 
@@ -139,13 +152,15 @@ def _routes(service: scoring.Service, token) -> list:
           gc.collect()
 
   async def predict(request):
-    grad_cam = _wants_grad_cam(request)
+    grad_cam = _query_flag(request, 'grad_cam')
+    usable_only = _query_flag(request, 'usable_only')
     report = dicomweb.wants_report(request)
     return await answered(
         request, lambda r, holding: uploads.read_photos(
             r, holding, max_bytes=serve.max_request_bytes,
             max_photos=serve.max_photos_per_request),
-        lambda sent: dicomweb.predict(service, sent, grad_cam, report))
+        lambda sent: dicomweb.predict(service, sent, grad_cam, report,
+                                      usable_only=usable_only))
 
   async def stow(request):
     report = dicomweb.wants_report(request)

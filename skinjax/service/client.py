@@ -83,10 +83,15 @@ class Client:
     except ValueError:
       return response.status, {'error': data.decode('utf-8', 'replace')}
 
-  def predict(self, photos, grad_cam: bool = False) -> tuple:
-    """POST /v1/predict of [(file name, bytes)]."""
+  def predict(self, photos, grad_cam: bool = False,
+              usable_only: bool = False) -> tuple:
+    """POST /v1/predict of [(file name, bytes)]; with `usable_only`, photos
+    the quality gate flags are not scored."""
     body, content_type = multipart(photos)
-    path = '/v1/predict' + ('?grad_cam=true' if grad_cam else '')
+    query = [name for name, wanted in (('grad_cam', grad_cam),
+                                       ('usable_only', usable_only)) if wanted]
+    path = '/v1/predict' + ''.join(
+        f'{"?" if i == 0 else "&"}{name}=true' for i, name in enumerate(query))
     return self.request('POST', path, body, {'Content-Type': content_type})
 
   def stow(self, instances, report: bool = False) -> tuple:

@@ -16,6 +16,7 @@ import numpy as np
 
 from skinjax.data.prepare import decode
 from skinjax.inference import preparation
+from skinjax.inference import quality
 from skinjax.inference import skin_tone
 from skinjax.service import device
 from skinjax.service import turns
@@ -44,9 +45,11 @@ class Service:
   decoding: turns.Turns = dataclasses.field(init=False)
   bodies: uploads.BodyBudget = dataclasses.field(init=False)
   being_scored: asyncio.Semaphore = dataclasses.field(init=False)
+  gate: quality.Gate = dataclasses.field(init=False)  # the quality gate
 
   def __post_init__(self):
     serve = self.config.serve
+    self.gate = self.checkpoint.quality_gate(self.config)
     self.decoding = turns.Turns(serve.decode_threads)
     self.bodies = uploads.BodyBudget(serve.max_body_bytes_in_flight)
     self.being_scored = asyncio.Semaphore(serve.max_concurrent_requests)
@@ -80,7 +83,8 @@ def check_pixels(photos, max_pixels: int, count=decode.pixel_count) -> None:
 
 
 async def model_inputs(service: Service, photos) -> tuple:
-  """(the photos as the model sees them, stacked; their skin tones),
+  """(the photos as the model sees them, stacked; their skin tones; the
+  quality gate's verdicts),
   decoded in this request's turns; a photo whose turn has not come when
   the request is cancelled is never decoded (counted)."""
   owner = next(_REQUEST_IDS)
@@ -92,7 +96,8 @@ async def model_inputs(service: Service, photos) -> tuple:
       async with service.decoding.slot(owner):
         started = True
         prepared = await anyio.to_thread.run_sync(
-            device.prepare_photo, photo.data, service.recipe, region)
+            device.prepare_photo, photo.data, service.recipe, region,
+            service.gate)
     except decode.BadImageError as e:
       reason = str(e)  # not the error itself: its frames hold the bytes
     except asyncio.CancelledError:
@@ -110,9 +115,8 @@ async def model_inputs(service: Service, photos) -> tuple:
       tasks = [group.create_task(one(i, p)) for i, p in enumerate(photos)]
   except* uploads.Refused as refusals:
     raise refusals.exceptions[0] from None
-  prepared = [task.result() for task in tasks]
-  return np.stack([image for image, _ in prepared]), [
-      tone for _, tone in prepared]
+  images, tones, qualities = zip(*(task.result() for task in tasks))
+  return np.stack(images), list(tones), list(qualities)
 
 
 async def add_grad_cam(service: Service, rows, images, top) -> None:
@@ -127,22 +131,43 @@ async def add_grad_cam(service: Service, rows, images, top) -> None:
     row['grad_cam_png'] = base64.b64encode(png).decode('ascii')
 
 
-async def score(service: Service, photos, grad_cam: bool) -> dict:
-  """The response to a predict request whose photos have arrived."""
+def _unscored(tone: dict, verdict: dict) -> dict:
+  """The row of a photo the quality gate refused and usable_only skipped:
+  no differential, its flags not measured."""
+  return {'differential': [], 'uncertain': None, 'unfamiliar': None,
+          'quality': verdict, 'skin_tone': tone['group'], 'ita': tone['ita']}
+
+
+async def score(service: Service, photos, grad_cam: bool,
+                usable_only: bool = False) -> dict:
+  """The response to a predict request whose photos have arrived; with
+  `usable_only`, photos the quality gate flags are not scored (a live
+  camera's frames: only usable ones are worth the device's time)."""
   async with service.being_scored:
-    images, tones = await model_inputs(service, photos)
+    images, tones, qualities = await model_inputs(service, photos)
     filenames = [photo.filename for photo in photos]
     for photo in photos:
       photo.release()  # the uploaded bytes are not needed any more
-    result = await results(service.batcher, 'predict', images)
-    checkpoint = service.checkpoint
-    rows = checkpoint.differentials(result, service.card['top_k'],
-                                    skin_tones=tones)
+    keep = [i for i, verdict in enumerate(qualities)
+            if not (usable_only and verdict['flagged'])]
+    service.counts['photos_refused_by_quality_gate'] += (
+        len(photos) - len(keep))
+    rows = [_unscored(tone, verdict) for tone, verdict in zip(tones,
+                                                              qualities)]
+    if keep:
+      images = images[keep]
+      result = await results(service.batcher, 'predict', images)
+      checkpoint = service.checkpoint
+      scored = checkpoint.differentials(
+          result, service.card['top_k'], skin_tones=[tones[i] for i in keep],
+          qualities=[qualities[i] for i in keep])
+      for i, row in zip(keep, scored):
+        rows[i] = row
+      if grad_cam:
+        top = checkpoint.probabilities(result['logits']).argmax(axis=-1)
+        await add_grad_cam(service, scored, images, top.astype(np.int32))
     for row, filename in zip(rows, filenames):
       row['file'] = filename
-    if grad_cam:
-      top = checkpoint.probabilities(result['logits']).argmax(axis=-1)
-      await add_grad_cam(service, rows, images, top.astype(np.int32))
   return {'photos': rows,
           'uncertain_below': checkpoint.calibration.threshold,
           'notice': NOTICE}
