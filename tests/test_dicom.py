@@ -19,6 +19,7 @@ from pydicom import uid
 import dicom_files
 from dicom_files import BIRTH_DATE, PATIENT_ID, PATIENT_NAME
 from helpers import SERVICE_TOKEN, run_module
+from skinjax.dicom import captures
 from skinjax.dicom import loading
 from skinjax.dicom import reading
 from skinjax.dicom import reports
@@ -248,14 +249,20 @@ def test_the_report_passes_dciodvfy(tmp_path):
   instance = reading.parse(dicom_files.to_bytes(ds), 50_000_000)
   row = {'differential': [('melanoma', 0.7)], 'uncertain': False,
          'unfamiliar': False, 'skin_tone': 'tan', 'ita': 15.5}
-  path = tmp_path / 'sr.dcm'
-  path.write_bytes(_report(instance, [row, row]))
-  result = subprocess.run(['dciodvfy', str(path)], capture_output=True,
-                          text=True, check=False)
-  output = result.stdout + result.stderr
-  assert 'ComprehensiveSR' in output
-  errors = [line for line in output.splitlines() if line.startswith('Error')]
-  assert not errors, output
+  overlay = io.BytesIO()
+  Image.fromarray(dicom_files.photo(3)).save(overlay, 'PNG')
+  for kind, data in [('ComprehensiveSR', _report(instance, [row, row])),
+                     ('SCImage', reports.to_bytes(captures.grad_cam_capture(
+                         instance, 2, overlay.getvalue())))]:
+    path = tmp_path / f'{kind}.dcm'
+    path.write_bytes(data)
+    result = subprocess.run(['dciodvfy', str(path)], capture_output=True,
+                            text=True, check=False)
+    output = result.stdout + result.stderr
+    assert kind in output
+    errors = [line for line in output.splitlines()
+              if line.startswith('Error')]
+    assert not errors, output
 
 
 def _instances() -> dict:
@@ -360,6 +367,27 @@ def test_the_service_scores_dicom_and_takes_stow_rs(service,
   _assert_report_of(base64.b64decode(body['dicom_reports'][1]['sr_base64']),
                     instances['multi.dcm'], 2)
 
+  status, body = client.request(
+      'POST', '/v1/predict?report=dicom&grad_cam=true',
+      *_form([('multi.dcm', instances['multi.dcm'])]))
+  assert status == 200, body
+  captured = body['dicom_reports'][0]['grad_cam_captures']
+  assert [c['frame'] for c in captured] == [1, 2]
+  capture = dicom_files.read(base64.b64decode(captured[1]['sc_base64']))
+  source = dicom_files.read(instances['multi.dcm'])
+  assert capture.SOPClassUID == uid.SecondaryCaptureImageStorage
+  assert capture.StudyInstanceUID == source.StudyInstanceUID
+  assert (capture.SourceImageSequence[0].ReferencedSOPInstanceUID,
+          capture.SourceImageSequence[0].ReferencedFrameNumber) == (
+              source.SOPInstanceUID, 2)
+  assert capture.pixel_array.shape[-1] == 3
+  for report in body['dicom_reports']:
+    report.pop('sr_base64')
+    report.pop('grad_cam_captures')
+  for row in body['photos']:
+    row.pop('grad_cam_png')
+  bodies.append(body)
+
   status, body = client.request('POST', '/v1/predict',
                                 *_form([('ct.dcm', instances['ct.dcm'])]))
   assert status == 422 and body['error'].startswith(
@@ -397,7 +425,7 @@ def test_the_service_scores_dicom_and_takes_stow_rs(service,
   status, _ = client_lib.Client(url, timeout=60).stow([instances['rgb.dcm']])
   assert status == 401
 
-  for report in bodies[0]['dicom_reports'] + bodies[2]['instances']:
+  for report in bodies[0]['dicom_reports'] + bodies[3]['instances']:
     report.pop('sr_base64', None)
   _assert_no_patient_data(json.dumps(bodies), 'the answers')
   logs = list(pathlib.Path(tmp_path_factory.getbasetemp()).glob(

@@ -8,7 +8,8 @@ frame by frame in the request's decoding turns, within its deadline; each
 frame becomes an Upload of lossless PNG bytes named `name#frameN` that
 scoring.score scores exactly as it scores a photo. Its rows carry the
 instance's UIDs and frame ('dicom'), and with `?report=dicom` its DICOM
-Structured Report comes back base64. Refusals name the part and why, never
+Structured Report comes back base64 (with `grad_cam=true` too, each frame's
+overlay as a Secondary Capture). Refusals name the part and why, never
 a value of the instance: values may be patient data.
 """
 
@@ -19,6 +20,7 @@ import itertools
 import anyio
 
 from skinjax.data.prepare import decode
+from skinjax.dicom import captures
 from skinjax.dicom import loading
 from skinjax.dicom import reading
 from skinjax.dicom import reports
@@ -105,10 +107,22 @@ def _model(service: scoring.Service) -> dict:
   return reports.algorithm(service.config.model.name, service.checkpoint)
 
 
+def _encoded(dataset) -> str:
+  """A DICOM dataset as base64 of its Part 10 file."""
+  return base64.b64encode(reports.to_bytes(dataset)).decode('ascii')
+
+
 def _report(instance, rows, model: dict) -> str:
   """The base64 Structured Report of `rows`, [(frame, row)]."""
-  return base64.b64encode(reports.to_bytes(reports.structured_report(
-      instance, rows, model))).decode('ascii')
+  return _encoded(reports.structured_report(instance, rows, model))
+
+
+def _captures(instance, rows) -> list:
+  """[{'frame', 'sc_base64'}]: the Grad-CAM overlay of each frame in
+  `rows`, [(frame, row)], as a Secondary Capture in the source's study."""
+  return [{'frame': n, 'sc_base64': _encoded(captures.grad_cam_capture(
+      instance, n, base64.b64decode(row['grad_cam_png'])))}
+          for n, row in rows if row.get('grad_cam_png')]
 
 
 def _rows_by_instance(expanded: Expanded, rows) -> dict:
@@ -138,7 +152,9 @@ async def predict(service: scoring.Service, sent, grad_cam: bool,
     model = _model(service)
     answer['dicom_reports'] = [
         {'photo': index + 1, **_uids(instance),
-         'sr_base64': _report(instance, grouped[index], model)}
+         'sr_base64': _report(instance, grouped[index], model),
+         **({'grad_cam_captures': _captures(instance, grouped[index])}
+            if grad_cam else {})}
         for index, instance in expanded.instances.items()]
   return answer
 
