@@ -6,6 +6,7 @@ import io
 
 import ml_collections
 import numpy as np
+import pytest
 from PIL import Image
 from scipy import ndimage
 from skimage import data as skimage_data
@@ -30,8 +31,12 @@ def _gate(training, validation, image_size=64) -> quality.Gate:
   return quality.Gate.from_config(config, image_size, statistics)
 
 
-def test_each_check_flags_what_it_is_for_and_passes_the_runs_photos():
-  gate = _gate(_lesions(0, 240), _lesions(1, 100))
+@pytest.fixture(scope='module')
+def gate():
+  return _gate(_lesions(0, 240), _lesions(1, 100))
+
+
+def test_each_check_flags_what_it_is_for_and_passes_the_runs_photos(gate):
   fresh = _lesions(2, 100)
   verdicts = [quality.assess(p, gate) for p in fresh]
   # Each relative check flags about its share (1% and 2%) of new photos.
@@ -50,8 +55,7 @@ def test_each_check_flags_what_it_is_for_and_passes_the_runs_photos():
   assert verdict['flagged'] and 'hold still' in verdict['message']
 
 
-def test_not_skin_is_far_from_the_runs_photos_whatever_the_model():
-  gate = _gate(_lesions(0, 240), _lesions(1, 100))
+def test_not_skin_is_far_from_the_runs_photos_whatever_the_model(gate):
   for name in ('chelsea', 'rocket', 'astronaut', 'coffee'):
     verdict = quality.assess(getattr(skimage_data, name)(), gate)
     assert 'no_skin' in verdict['reasons'], (name, verdict)
