@@ -41,7 +41,8 @@ _OUTPUT = flags.DEFINE_string(
 _SALIENCY = flags.DEFINE_string(
     'saliency', None,
     'Write a Grad-CAM overlay for the top class of each photo into this '
-    'folder.')
+    'folder; with --output DIR/, each DICOM frame\'s overlay also goes into '
+    'DIR as a DICOM Secondary Capture in its study.')
 
 
 def main(argv):

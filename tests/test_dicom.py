@@ -311,7 +311,7 @@ def test_predict_scores_dicom_files_and_writes_reports(trained_run, tmp_path):
   output = tmp_path / 'results'
   result = run_module('skinjax.predict', [
       '--workdir', str(workdir), '--output', f'{output}/',
-      str(tmp_path / 'in')])
+      '--saliency', str(tmp_path / 'overlays'), str(tmp_path / 'in')])
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'Traceback' not in result.stderr
   refused = [line for line in result.stderr.splitlines() if 'ct.dcm' in line]
@@ -336,9 +336,21 @@ def test_predict_scores_dicom_files_and_writes_reports(trained_run, tmp_path):
     uid_ = dicom_files.read(instances[name]).SOPInstanceUID
     _assert_report_of((output / f'sr_{uid_}.dcm').read_bytes(),
                       instances[name], frames)
+  # Grad-CAM: a Secondary Capture of each DICOM frame in its study.
+  multi = dicom_files.read(instances['multi.dcm'])
+  capture = dicom_files.read((
+      output / f'gradcam_{multi.SOPInstanceUID}_2.dcm').read_bytes())
+  assert capture.StudyInstanceUID == multi.StudyInstanceUID
+  assert capture.SourceImageSequence[0].ReferencedFrameNumber == 2
+  assert len(list(output.glob('gradcam_*.dcm'))) == 4
   _assert_no_patient_data(result.stdout + result.stderr, 'predict output')
-  _assert_no_patient_data((output / 'results.json').read_text(),
-                          'results.json')
+  # Every file written but the DICOM ones, which carry the patient module
+  # for the PACS that files them.
+  written = [p for p in [*output.rglob('*'), *(tmp_path / 'overlays').rglob(
+      '*')] if p.is_file() and p.suffix != '.dcm']
+  assert len(written) == 6  # results.json and five overlays
+  for path in written:
+    _assert_no_patient_data(path.read_bytes().decode('latin-1'), str(path))
 
 
 def test_the_service_scores_dicom_and_takes_stow_rs(service,

@@ -8,6 +8,7 @@ logged), in a series of its own that says it is decision support.
 """
 
 import io
+import os
 
 import numpy as np
 from PIL import Image
@@ -50,3 +51,21 @@ def grad_cam_capture(instance: reading.Instance, frame: int, png: bytes):
     source.ReferencedFrameNumber = frame
   capture.SourceImageSequence = [source]
   return capture
+
+
+def write_captures(folder: str, rows, frames: dict, overlays) -> int:
+  """The capture of each DICOM frame's overlay (`overlays`: PNG files in
+  the order of `rows`; `frames`: {label: loading.Frame}) into `folder`, as
+  gradcam_<SOP Instance UID>_<frame>.dcm; how many."""
+  written = 0
+  for row, overlay in zip(rows, overlays, strict=True):
+    frame = frames.get(row['file'])
+    if frame is None:
+      continue
+    with open(overlay, 'rb') as f:
+      capture = grad_cam_capture(frame.instance, frame.number, f.read())
+    name = f'gradcam_{frame.instance.sop_instance_uid}_{frame.number}.dcm'
+    with open(os.path.join(folder, name), 'wb') as f:
+      f.write(reports.to_bytes(capture))
+    written += 1
+  return written

@@ -2,13 +2,15 @@
 from a run folder alone (its config, class names, weights and calibration),
 printed, and written as CSV or JSON and Grad-CAM overlays if asked. A DICOM
 file's frames are photos too; their rows name the instance by its UIDs, and
-an --output folder gets a Structured Report per instance (skinjax.dicom)."""
+an --output folder gets a Structured Report per instance, and with
+--saliency a Grad-CAM Secondary Capture per frame (skinjax.dicom)."""
 
 import os
 
 import numpy as np
 
 from skinjax import errors
+from skinjax.dicom import captures
 from skinjax.dicom import reports
 from skinjax.data import preprocess
 from skinjax.inference import differential
@@ -61,8 +63,13 @@ def predict(config, workdir: str, patterns, *, checkpoint: str = 'best',
     differential.write(rows, output)
     print(f'written to {output}')
   if saliency_dir:
-    _write_saliency(saliency_dir, scorer, images, result['logits'], loaded,
-                    rows, config.eval_batch_size)
+    overlays = _write_saliency(saliency_dir, scorer, images,
+                               result['logits'], loaded, rows,
+                               config.eval_batch_size)
+    if folder and dicom_frames:
+      written = captures.write_captures(output, rows, dicom_frames, overlays)
+      print(f'{written} Grad-CAM DICOM Secondary Capture(s) written to '
+            f'{output}')
   return rows
 
 
@@ -84,16 +91,18 @@ def _judge(jpeg: bytes, region: str, gate) -> tuple:
 
 
 def _write_saliency(folder: str, scorer, images, logits, loaded, rows,
-                    batch_size: int) -> None:
-  """A Grad-CAM overlay of each photo's top class, as the model saw it."""
+                    batch_size: int) -> list:
+  """A Grad-CAM overlay of each photo's top class, as the model saw it;
+  the files' paths, in the order of `rows`."""
   os.makedirs(folder, exist_ok=True)
   top = scorer.probabilities(logits).argmax(axis=-1)
   maps = saliency.grad_cam_batches(scorer.model, scorer.state, images, top,
                                    scorer.mesh, batch_size)
+  paths = []
   for i, ((path, _), cam) in enumerate(zip(loaded, maps)):
     name, p = rows[i]['differential'][0]
     stem = os.path.splitext(os.path.basename(path))[0]
-    saliency.save_overlay(
-        images[i], cam, f'{name} ({p:.2f})',
-        os.path.join(folder, f'{i:04d}_{stem}_gradcam.png'))
+    paths.append(os.path.join(folder, f'{i:04d}_{stem}_gradcam.png'))
+    saliency.save_overlay(images[i], cam, f'{name} ({p:.2f})', paths[-1])
   print(f'Grad-CAM overlays written to {folder}/')
+  return paths
