@@ -74,6 +74,13 @@ def test_evaluate_writes_the_report(trained_run):
   logged = {k: v for row in wandb_log.history(workdir / 'wandb')
             for k, v in row.items() if k.startswith('test/')}
   assert logged['test/top1'] == pytest.approx(metrics['top1'])
+  # The quality gate's share flagged: its relative checks flag 1% and 2%
+  # of validation photos, the exposure checks hardly any synthetic one.
+  gate = metrics['quality']
+  assert gate['not_measured'] == [] and gate['flagged'] <= 0.1
+  assert gate['num_flagged'] == round(gate['flagged'] * 60)
+  assert logged['test/quality_flagged'] == pytest.approx(gate['flagged'])
+  assert 'quality gate: flags' in result.stdout
   for name in figures:
     assert logged[f'test/{name}/_type'] == 'image-file', name
     assert glob.glob(str(workdir / 'wandb' / '*' / 'files' /

@@ -48,6 +48,8 @@ def log_to_wandb(config, workdir: str, metrics: dict, class_names,
     scalars[f'{split}/unfamiliar_flagged'] = metrics['unfamiliar']['flagged']
     for name, s in metrics['unfamiliar']['shift']['scores'].items():
       scalars[f'{split}/shift/{name}_auroc'] = s['auroc']
+  if 'quality' in metrics:
+    scalars[f'{split}/quality_flagged'] = metrics['quality']['flagged']
   for key in ('ood', 'held_out'):
     if key in metrics:
       scalars[f'{split}/{key}/flagged'] = metrics[key]['flagged']

@@ -61,6 +61,11 @@ def markdown(metrics: dict, class_names, figures: dict, source: dict) -> str:
         ('top1', 'balanced_accuracy', 'macro_f1', 'macro_roc_auc', 'nll',
          'ece')])
   lines += _unfamiliar_markdown(metrics)
+  if 'quality' in metrics:
+    lines += ['', '## Quality gate', '', _quality_line(metrics['quality'])
+              + '. A flagged photo is blurred, too dark or bright, or shows '
+              'no skin like the training photos (skinjax/inference/'
+              'quality.py); it is still scored.']
   lines += _skin_tone_markdown(metrics)
   lines += ['', '## Per class', '']
   lines += _table(
@@ -83,6 +88,19 @@ def markdown(metrics: dict, class_names, figures: dict, source: dict) -> str:
   for name, path in figures.items():
     lines += [f"![{name.replace('_', ' ')}]({os.path.basename(path)})", '']
   return '\n'.join(lines)
+
+
+def _quality_line(q: dict) -> str:
+  """The quality gate's share flagged, by reason, and what it is worth."""
+  reasons = ', '.join(f'{r} {share:.4f}' for r, share in q['by_reason'].items()
+                      if share)
+  line = (f"quality gate: flags {q['flagged']:.4f} of these photos"
+          + (f' ({reasons})' if reasons else '')
+          + f"; top-1 {_fmt(q['accuracy_passed'])} on those it passes, "
+          f"{_fmt(q['accuracy_flagged'])} on those it flags")
+  if q['not_measured']:
+    line += f" ({', '.join(q['not_measured'])} not measured)"
+  return line
 
 
 def _unfamiliar_markdown(metrics: dict) -> list:
@@ -229,6 +247,8 @@ def _calibration_lines(metrics: dict) -> list:
                        f"{name} AUROC {_fmt(s['auroc'])} FPR@95 "
                        f"{_fmt(s['fpr_at_tpr'])}"
                        for name, s in o['scores'].items()))
+  if 'quality' in metrics:
+    lines.append(_quality_line(metrics['quality']))
   if metrics.get('skin_tone', {}).get('groups'):
     t = metrics['skin_tone']
     lines.append('by skin tone (ITA group: photos, balanced accuracy): '

@@ -23,6 +23,7 @@ from skinjax.evaluation import image_dir as image_dir_lib
 from skinjax.evaluation import publish
 from skinjax.evaluation import report
 from skinjax.evaluation import subgroups
+from skinjax.evaluation import quality_gate
 from skinjax.evaluation import unfamiliar_report
 from skinjax.inference import forward
 from skinjax.inference import preparation
@@ -95,6 +96,9 @@ def _report(config, workdir, scorer, name, source, result, found,
   metrics.update(unfamiliar_metrics)
   metrics['skin_tone'] = subgroups.skin_tone_metrics(
       config, source, logits, labels, scored_names, scorer.calibration)
+  metrics['quality'] = quality_gate.summary(
+      quality_gate.verdicts(scorer.quality_gate(config), source),
+      logits, labels)
   metrics['interval'] = subgroups.overall_interval(
       logits / scorer.calibration.temperature, labels, scored_names,
       num_bins=config.evaluation.calibration_bins,
