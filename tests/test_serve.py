@@ -340,10 +340,19 @@ def test_batcher_gathers_jobs_of_a_kind_within_the_limits():
   assert batcher.statistics()['photos_per_batch'] == {2: 1, 3: 2}
 
 
+def _fake_camera():
+  """experiments/live_camera/fake_camera.py, which the benchmark uses too: its
+  fake camera and its headless Chromium."""
+  spec = importlib.util.spec_from_file_location('fake_camera', os.path.join(
+      REPO, 'experiments', 'live_camera', 'fake_camera.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
 def _chromium(profile, arguments=()):
-  """Debian's headless Chromium, driven by Selenium through Debian's
-  chromedriver (so Selenium Manager downloads nothing), with `arguments`
-  too; skips when they are not installed, fails then if
+  """Debian's headless Chromium (fake_camera.chromium), with `arguments`
+  too; skips when it or chromedriver is not installed, fails then if
   $SKINJAX_REQUIRE_BROWSER is set (CI)."""
   missing = [name for name in ('chromium', 'chromedriver')
              if not shutil.which(name)]
@@ -355,19 +364,7 @@ def _chromium(profile, arguments=()):
     if os.environ.get('SKINJAX_REQUIRE_BROWSER'):
       pytest.fail(reason + '; SKINJAX_REQUIRE_BROWSER is set')
     pytest.skip(reason)
-  from selenium import webdriver
-  from selenium.webdriver.chrome import service
-  options = webdriver.ChromeOptions()
-  options.binary_location = shutil.which('chromium')
-  for argument in ('--headless', '--no-sandbox', '--disable-gpu',
-                   '--no-first-run', '--disable-background-networking',
-                   '--disable-component-update', '--disable-sync',
-                   f'--user-data-dir={profile}', '--window-size=1000,1400',
-                   *arguments):
-    options.add_argument(argument)
-  options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
-  return webdriver.Chrome(service=service.Service(shutil.which('chromedriver')),
-                          options=options)
+  return _fake_camera().chromium(profile, arguments)
 
 
 def assert_explained(card, row, threshold):
@@ -462,15 +459,6 @@ def test_page_in_headless_chromium(service, tmp_path, monkeypatch):
     driver.quit()
 
 
-def _fake_camera():
-  """experiments/live_camera/fake_camera.py, which the benchmark uses too."""
-  spec = importlib.util.spec_from_file_location('fake_camera', os.path.join(
-      REPO, 'experiments', 'live_camera', 'fake_camera.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 @pytest.mark.slow
 def test_live_camera_in_headless_chromium(service, tmp_path, monkeypatch):
   """Live mode on a fake camera playing sharp, then blurred frames of a
@@ -495,6 +483,10 @@ def test_live_camera_in_headless_chromium(service, tmp_path, monkeypatch):
   wait = ui.WebDriverWait(driver, 20)
   counters = lambda: driver.execute_script(
       'return {page: window.skinjaxLive, sent: window.liveRequests};')
+  # Read at once: the live differential is replaced with every frame.
+  shown = lambda element: driver.execute_script(
+      'return Array.from(arguments[0].querySelectorAll(".differential li"),'
+      ' e => e.dataset.class);', element)
   try:
     driver.get(f'{url}/#token={TOKEN}')
     wait.until(lambda d: d.find_element(By.ID, 'model-card').text.startswith(
@@ -507,9 +499,7 @@ def test_live_camera_in_headless_chromium(service, tmp_path, monkeypatch):
     result = driver.find_element(By.ID, 'live-result')
     wait.until(lambda d: counters()['page']['scored'] >= 3)
     assert result.get_attribute('data-state') == 'scored'
-    entries = result.find_elements(By.CSS_SELECTOR, '.differential li')
-    shown = [e.get_attribute('data-class') for e in entries]
-    assert sorted(shown) == sorted(lesion_drawing.CLASS_NAMES)
+    assert sorted(shown(result)) == sorted(lesion_drawing.CLASS_NAMES)
     assert not driver.find_elements(By.CSS_SELECTOR, '.card')  # in place
     assert result.find_element(By.CSS_SELECTOR, '.live-age').text == (
         'The current frame:')
@@ -552,8 +542,8 @@ def test_live_camera_in_headless_chromium(service, tmp_path, monkeypatch):
     assert 'blurred' in counters()['page']['lastReasons']
     assert result.find_element(By.CSS_SELECTOR, '.live-age').text.startswith(
         'From an earlier frame')
-    assert len(result.find_elements(By.CSS_SELECTOR, '.differential li')) == (
-        len(lesion_drawing.CLASS_NAMES))  # the last good one, still shown
+    # The last good differential, still shown.
+    assert sorted(shown(result)) == sorted(lesion_drawing.CLASS_NAMES)
     wait.until(lambda d: result.get_attribute('data-state') == 'scored')
     seen = counters()
     assert seen['sent']['max'] == 1 and seen['page']['refused'] > 0

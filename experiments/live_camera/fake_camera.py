@@ -13,6 +13,7 @@ the service's quality gate refuses ('hold still').
 
 import glob
 import os
+import shutil
 
 import numpy as np
 from PIL import Image
@@ -116,3 +117,23 @@ def write_y4m(path, video_frames, fps=10) -> int:
       f.write(b'FRAME\n' + to_yuv420(frame))
       count += 1
   return count
+
+
+def chromium(profile, arguments=()):
+  """Debian's headless Chromium driven by Selenium through Debian's
+  chromedriver (so Selenium Manager downloads nothing), its profile in
+  `profile`, its console logged, with `arguments` too (CHROMIUM_ARGUMENTS
+  and --use-file-for-fake-video-capture=FILE.y4m for the fake camera)."""
+  from selenium import webdriver  # pylint: disable=g-import-not-at-top
+  from selenium.webdriver.chrome import service  # pylint: disable=g-import-not-at-top
+  options = webdriver.ChromeOptions()
+  options.binary_location = shutil.which('chromium')
+  for argument in ('--headless', '--no-sandbox', '--disable-gpu',
+                   '--no-first-run', '--disable-background-networking',
+                   '--disable-component-update', '--disable-sync',
+                   f'--user-data-dir={profile}', '--window-size=1000,1400',
+                   *arguments):
+    options.add_argument(argument)
+  options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
+  return webdriver.Chrome(service=service.Service(shutil.which('chromedriver')),
+                          options=options)

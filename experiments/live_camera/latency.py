@@ -42,24 +42,14 @@ from skinjax.service import client as client_lib
 def chromium(profile, video):
   """Headless Chromium (Debian's, through its chromedriver) whose camera
   plays `video`."""
-  from selenium import webdriver  # pylint: disable=g-import-not-at-top
-  from selenium.webdriver.chrome import service  # pylint: disable=g-import-not-at-top
   missing = [n for n in ('chromium', 'chromedriver') if not shutil.which(n)]
   if missing:
     sys.exit(f'error: {" and ".join(missing)} not found (apt-get install '
              'chromium chromium-driver)')
   os.environ['SE_OFFLINE'] = 'true'  # Selenium Manager: no downloads
-  options = webdriver.ChromeOptions()
-  options.binary_location = shutil.which('chromium')
-  for argument in ('--headless', '--no-sandbox', '--disable-gpu',
-                   '--no-first-run', '--disable-background-networking',
-                   '--disable-component-update', '--disable-sync',
-                   f'--user-data-dir={profile}', '--window-size=1000,1400',
-                   *fake_camera.CHROMIUM_ARGUMENTS,
-                   f'--use-file-for-fake-video-capture={video}'):
-    options.add_argument(argument)
-  return webdriver.Chrome(service=service.Service(shutil.which('chromedriver')),
-                          options=options)
+  return fake_camera.chromium(profile, [
+      *fake_camera.CHROMIUM_ARGUMENTS,
+      f'--use-file-for-fake-video-capture={video}'])
 
 
 def percentile(values, q):
