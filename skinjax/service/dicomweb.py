@@ -150,12 +150,14 @@ async def predict(service: scoring.Service, sent, grad_cam: bool,
   grouped = _rows_by_instance(expanded, answer['photos'])
   if report:
     model = _model(service)
-    answer['dicom_reports'] = [
-        {'photo': index + 1, **_uids(instance),
-         'sr_base64': _report(instance, grouped[index], model),
-         **({'grad_cam_captures': _captures(instance, grouped[index])}
-            if grad_cam else {})}
-        for index, instance in expanded.instances.items()]
+
+    def reports_of():  # in a thread: encoding is the event loop's time
+      return [{'photo': index + 1, **_uids(instance),
+               'sr_base64': _report(instance, grouped[index], model),
+               **({'grad_cam_captures': _captures(instance, grouped[index])}
+                  if grad_cam else {})}
+              for index, instance in expanded.instances.items()]
+    answer['dicom_reports'] = await anyio.to_thread.run_sync(reports_of)
   return answer
 
 
@@ -168,6 +170,16 @@ async def store(service: scoring.Service, sent, report: bool) -> dict:
     rows = (await scoring.score(service, expanded.photos, False))['photos']
   grouped = _rows_by_instance(expanded, rows)
   model = _model(service) if report else None
+  answer = await anyio.to_thread.run_sync(
+      _entries, sent, expanded, grouped, model)
+  return {'instances': answer,
+          'uncertain_below': service.checkpoint.calibration.threshold,
+          'notice': scoring.NOTICE}
+
+
+def _entries(sent, expanded: Expanded, grouped: dict, model) -> list:
+  """STOW's answer for each part: its UIDs, and its frames' rows (and
+  report, when `model` is given) or why it failed."""
   answer = []
   for index, upload in enumerate(sent):
     if index in expanded.failures:
@@ -179,12 +191,10 @@ async def store(service: scoring.Service, sent, report: bool) -> dict:
     frames = grouped[index]
     entry = {'part': index + 1, **_uids(instance), 'status': 'scored',
              'frames': [row for _, row in frames]}
-    if report:
+    if model is not None:
       entry['sr_base64'] = _report(instance, frames, model)
     answer.append(entry)
-  return {'instances': answer,
-          'uncertain_below': service.checkpoint.calibration.threshold,
-          'notice': scoring.NOTICE}
+  return answer
 
 
 def store_status(answer: dict) -> int:
