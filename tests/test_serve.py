@@ -551,6 +551,79 @@ def test_live_camera_in_headless_chromium(service, tmp_path, monkeypatch):
     driver.quit()
 
 
+# Run in the page: every other answer to a live frame becomes the quality
+# gate's refusal, as the service sends it with usable_only=true.
+_REFUSE_EVERY_OTHER_FRAME_JS = """
+const realFetch = window.fetch;
+let frames = 0;
+window.fetch = async function (resource, options) {
+  const response = await realFetch.call(this, resource, options);
+  if (!String(resource).includes('usable_only=true') || ++frames % 2) {
+    return response;
+  }
+  const body = await response.json();
+  Object.assign(body.photos[0], {differential: [], uncertain: null,
+      unfamiliar: null, quality: {flagged: true,
+      reasons: ['blurred', 'too_dark'], message: 'hold still; too dark'}});
+  return new Response(JSON.stringify(body),
+                      {headers: {'content-type': 'application/json'}});
+};
+"""
+
+
+@pytest.mark.slow
+def test_live_mode_shows_the_gates_refusals(service, tmp_path, monkeypatch):
+  """The page against the quality gate's contract, whatever the service's
+  gate does: a refused frame's message is shown and the last differential
+  stays, greyed and marked as from an earlier frame; the next frame scored
+  replaces it. About 15 s."""
+  fake_camera = _fake_camera()
+  video = tmp_path / 'camera.y4m'
+  fake_camera.write_y4m(video, fake_camera.frames(
+      fake_camera.skin_photo(320, 240, synthetic=True), fps=10, sharp_s=2,
+      blurred_s=0))
+  monkeypatch.setenv('SE_OFFLINE', 'true')
+  driver = _chromium(tmp_path / 'profile', [
+      *fake_camera.CHROMIUM_ARGUMENTS,
+      f'--use-file-for-fake-video-capture={video}'])
+  from selenium.webdriver.common.by import By
+  from selenium.webdriver.support import ui
+  url, _ = service
+  wait = ui.WebDriverWait(driver, 20)
+  shown = lambda: driver.execute_script("""
+      const result = document.getElementById('live-result');
+      return {state: result.dataset.state,
+              age: result.querySelector('.live-age').textContent,
+              status: document.getElementById('live-status').textContent,
+              classes: result.querySelectorAll('.differential li').length,
+              opacity: getComputedStyle(result.querySelector(
+                  '.differential')).opacity,
+              live: window.skinjaxLive};""")
+  try:
+    driver.get(f'{url}/#token={TOKEN}')
+    wait.until(lambda d: d.find_element(By.ID, 'model-card').text.startswith(
+        'Model '))
+    driver.execute_script(_REFUSE_EVERY_OTHER_FRAME_JS)
+    driver.find_element(By.ID, 'live-start').click()
+    refused = wait.until(lambda d: (lambda s: s['state'] == 'refused' and (
+        s['live']['scored'] > 0) and s)(shown()))
+    assert refused['status'] == 'Frame not scored: hold still; too dark.'
+    assert refused['age'].startswith('From an earlier frame (')
+    assert refused['age'].endswith(
+        's ago); the latest was not scored: hold still; too dark.')
+    assert refused['classes'] == 6 and float(refused['opacity']) < 1
+    assert refused['live']['lastReasons'] == ['blurred', 'too_dark']
+    scored = wait.until(lambda d: (lambda s: s['state'] == 'scored' and s)(
+        shown()))
+    assert scored['age'] == 'The current frame:' and scored['classes'] == 6
+    assert float(scored['opacity']) == 1
+    live = shown()['live']
+    assert live['refused'] > 0 and live['scored'] > 0 and (
+        live['maxInFlight'] == 1 and live['failed'] == 0)
+  finally:
+    driver.quit()
+
+
 @pytest.mark.slow
 def test_scores_as_predict_does(service, tmp_path):
   """The same photo file through `predict --output x.json` and the API:
