@@ -241,6 +241,30 @@ def test_load_test_bounded(service, tmp_path):
              figures['photos_per_batch'].items()) == figures['requests']
 
 
+@pytest.mark.slow
+def test_live_latency_bounded(service, tmp_path):
+  """experiments/live_camera/latency.py for 3 s: frames scored, one at a
+  time, and its figures consistent."""
+  url, _ = service
+  output = tmp_path / 'live.json'
+  result = subprocess.run(
+      [sys.executable, 'experiments/live_camera/latency.py', '--url', url,
+       '--seconds', '3', '--size', '320x240', '--output', str(output)],
+      cwd=REPO, capture_output=True, text=True, timeout=180,
+      env=dict(os.environ, SKINJAX_SERVE_TOKEN=TOKEN))
+  assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+  figures = json.loads(output.read_text())
+  frames = figures['frames']
+  assert frames['scored'] > 0 and figures['in_flight_max'] == 1
+  assert frames['answered'] == frames['scored'] + frames['refused']
+  # At most one in flight at the start and at the end.
+  assert abs(frames['sent'] - frames['answered'] - frames['failed']) <= 1
+  assert figures['latency_ms']['frames'] == frames['scored']
+  assert 0 < figures['latency_ms']['p50'] <= figures['latency_ms']['p95']
+  assert figures['model']['dataset'] == 'synthetic_lesions/small'
+  assert 'p50' in result.stdout
+
+
 def test_access_needs_a_token_off_loopback(tmp_path):
   token_file = tmp_path / 'token'
   token_file.write_text(TOKEN + '\n')

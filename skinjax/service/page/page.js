@@ -344,7 +344,9 @@ async function liveLoop(session) {
   let lastSent = -1;
   watchFrames(video, session);
   while (session === live.session) {
-    if (video.readyState < 2 || !video.videoWidth) {
+    // No frame yet, or a tab in the background (its video is not drawn):
+    // nothing worth sending.
+    if (video.readyState < 2 || !video.videoWidth || document.hidden) {
       await sleep(50);
       continue;
     }
