@@ -414,6 +414,8 @@ async function startLive() {
     return;
   }
   liveStatus('Opening the camera…');
+  const button = document.getElementById('live-start');
+  button.disabled = true;  // one camera, however often it is clicked
   try {
     liveStream = await navigator.mediaDevices.getUserMedia({audio: false,
         video: {facingMode: {ideal: 'environment'}, width: {ideal: 1280},
@@ -423,12 +425,14 @@ async function startLive() {
                (e.name === 'NotAllowedError' ? 'this page was not allowed ' +
                 'to use it' : `${e.name}: ${e.message}`) + '.', true);
     return;
+  } finally {
+    button.disabled = false;
   }
   const video = document.getElementById('live-video');
   video.srcObject = liveStream;
   document.getElementById('live-view').hidden = false;
   document.getElementById('live-keep').hidden = false;
-  document.getElementById('live-start').textContent = 'Stop live';
+  button.textContent = 'Stop live';
   liveStatus('Live: waiting for the camera\'s first frame…');
   video.play().catch(() => {});  // autoplay, muted: allowed
   const session = ++live.session;
