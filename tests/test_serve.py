@@ -483,6 +483,21 @@ def test_page_in_headless_chromium(service, tmp_path, monkeypatch):
     driver.quit()
 
 
+def _chromium_filming(tmp_path, monkeypatch, sharp_s, blurred_s):
+  """_chromium whose fake camera films a synthetic lesion, 320x240 at 10
+  frames a second: `sharp_s` seconds sharp, then `blurred_s` blurred, in a
+  loop."""
+  fake_camera = _fake_camera()
+  video = tmp_path / 'camera.y4m'
+  fake_camera.write_y4m(video, fake_camera.frames(
+      fake_camera.skin_photo(320, 240, synthetic=True), fps=10,
+      sharp_s=sharp_s, blurred_s=blurred_s))
+  monkeypatch.setenv('SE_OFFLINE', 'true')
+  return _chromium(tmp_path / 'profile', [
+      *fake_camera.CHROMIUM_ARGUMENTS,
+      f'--use-file-for-fake-video-capture={video}'])
+
+
 @pytest.mark.slow
 def test_live_camera_in_headless_chromium(service, tmp_path, monkeypatch):
   """Live mode on a fake camera playing sharp, then blurred frames of a
@@ -492,15 +507,7 @@ def test_live_camera_in_headless_chromium(service, tmp_path, monkeypatch):
   blurred frames are refused with the quality gate's message, the last
   differential kept and marked as from an earlier frame (the gate is the
   service's: `quality` in each row). About 30 s."""
-  fake_camera = _fake_camera()
-  video = tmp_path / 'camera.y4m'
-  fake_camera.write_y4m(video, fake_camera.frames(
-      fake_camera.skin_photo(320, 240, synthetic=True), fps=10, sharp_s=4,
-      blurred_s=2))
-  monkeypatch.setenv('SE_OFFLINE', 'true')
-  driver = _chromium(tmp_path / 'profile', [
-      *fake_camera.CHROMIUM_ARGUMENTS,
-      f'--use-file-for-fake-video-capture={video}'])
+  driver = _chromium_filming(tmp_path, monkeypatch, sharp_s=4, blurred_s=2)
   from selenium.webdriver.common.by import By
   from selenium.webdriver.support import ui
   url, _ = service
@@ -515,7 +522,7 @@ def test_live_camera_in_headless_chromium(service, tmp_path, monkeypatch):
     driver.get(f'{url}/#token={TOKEN}')
     wait.until(lambda d: d.find_element(By.ID, 'model-card').text.startswith(
         'Model '))
-    driver.execute_script(fake_camera.COUNT_REQUESTS_JS)
+    driver.execute_script(_fake_camera().COUNT_REQUESTS_JS)
     assert not driver.find_element(By.ID, 'live-view').is_displayed()
     assert not driver.find_element(By.ID, 'live-keep').is_displayed()
     start = driver.find_element(By.ID, 'live-start')
@@ -601,15 +608,7 @@ def test_live_mode_shows_the_gates_refusals(service, tmp_path, monkeypatch):
   gate does: a refused frame's message is shown and the last differential
   stays, greyed and marked as from an earlier frame; the next frame scored
   replaces it. About 15 s."""
-  fake_camera = _fake_camera()
-  video = tmp_path / 'camera.y4m'
-  fake_camera.write_y4m(video, fake_camera.frames(
-      fake_camera.skin_photo(320, 240, synthetic=True), fps=10, sharp_s=2,
-      blurred_s=0))
-  monkeypatch.setenv('SE_OFFLINE', 'true')
-  driver = _chromium(tmp_path / 'profile', [
-      *fake_camera.CHROMIUM_ARGUMENTS,
-      f'--use-file-for-fake-video-capture={video}'])
+  driver = _chromium_filming(tmp_path, monkeypatch, sharp_s=2, blurred_s=0)
   from selenium.webdriver.common.by import By
   from selenium.webdriver.support import ui
   url, _ = service
