@@ -102,6 +102,10 @@ def test_the_service_skips_flagged_photos_only_when_asked(service):
   status, after = client.statistics()
   assert after['photos_refused_by_quality_gate'] == before.get(
       'photos_refused_by_quality_gate', 0) + 1
+  # A request the gate refuses whole still gets its answer.
+  status, body = client.predict(photos[:1], usable_only=True)
+  assert status == 200, body
+  assert body['photos'][0]['differential'] == []
   status, body = client.predict(photos[:1])
   assert status == 200 and body['photos'][0]['differential']
   assert body['photos'][0]['quality']['flagged'] is True

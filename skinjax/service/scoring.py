@@ -154,10 +154,10 @@ async def score(service: Service, photos, grad_cam: bool,
         len(photos) - len(keep))
     rows = [_unscored(tone, verdict) for tone, verdict in zip(tones,
                                                               qualities)]
+    checkpoint = service.checkpoint
     if keep:
       images = images[keep]
       result = await results(service.batcher, 'predict', images)
-      checkpoint = service.checkpoint
       scored = checkpoint.differentials(
           result, service.card['top_k'], skin_tones=[tones[i] for i in keep],
           qualities=[qualities[i] for i in keep])
