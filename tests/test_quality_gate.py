@@ -48,9 +48,10 @@ def test_each_check_flags_what_it_is_for_and_passes_the_runs_photos(gate):
   assert 'blurred' in quality.assess(blurred, gate)['reasons']
   assert 'too_dark' in quality.assess(dark, gate)['reasons']
   assert 'too_bright' in quality.assess(blown, gate)['reasons']
-  # Dimming alone is not blur: sharpness is relative to contrast.
+  # Dimming alone is neither blur (sharpness is relative to contrast) nor
+  # another kind of photo (appearance is described at one exposure).
   dim = (photo * 0.5).astype(np.uint8)
-  assert 'blurred' not in quality.assess(dim, gate)['reasons']
+  assert not {'blurred', 'no_skin'} & set(quality.assess(dim, gate)['reasons'])
   verdict = quality.assess(blurred, gate)
   assert verdict['flagged'] and 'hold still' in verdict['message']
 
@@ -64,11 +65,16 @@ def test_not_skin_is_far_from_the_runs_photos_whatever_the_model(gate):
 
 def test_a_calibration_from_before_the_gate_measures_what_it_can():
   config = ml_collections.ConfigDict(defaults.get_config())
-  gate = quality.Gate.from_config(config, 64, {'means': np.zeros((2, 3))})
-  verdict = quality.assess(skimage_data.rocket(), gate)
-  assert verdict['appearance_distance'] is None
-  assert 'no_skin' not in verdict['reasons']
-  assert 'blurred' not in verdict['reasons']
+  photos = _lesions(4, 20)
+  fitted = quality.fit(config, 64, photos, photos)
+  stale = {**fitted, 'appearance_version': np.int64(appearance.VERSION - 1)}
+  for statistics in ({'means': np.zeros((2, 3))}, stale):
+    gate = quality.Gate.from_config(config, 64, statistics)
+    verdict = quality.assess(skimage_data.rocket(), gate)
+    assert verdict['appearance_distance'] is None
+    assert 'no_skin' not in verdict['reasons']
+    assert 'blurred' not in verdict['reasons']
+  assert quality.Gate.from_config(config, 64, fitted).appearance_model
 
 
 def test_appearance_is_described_the_same_at_any_photo_size():

@@ -46,8 +46,7 @@ def calibrated(config, workdir: str, checkpoint: restore.Checkpoint,
   if saved is not None and not refit:
     differs = saved_calibration.mismatches(saved, want)
     statistics = unfamiliar_scores.load_statistics(statistics_file)
-    if (not differs and statistics is not None
-        and 'appearance_mean' in statistics):
+    if not differs and quality.current(statistics):
       return dataclasses.replace(checkpoint, calibration=saved,
                                  feature_statistics=statistics)
     if jax.process_index() == 0:

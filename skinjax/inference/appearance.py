@@ -10,7 +10,7 @@ every model, and the run's training photos say what 'skin in view' looks
 like for it (dermoscopy, clinical photos or synthetic ones).
 
 The description is 23 numbers per photo at a fixed working scale (short side
-128 px): the share of skin-coloured, grey and other-hued pixels, lightness,
+128 px) and a fixed exposure (a gain puts its bright end at one level): the share of skin-coloured, grey and other-hued pixels, lightness,
 chroma and the spread of the skin pixels' colour in CIELAB, hue entropy and
 saturation; fine and coarse texture energy, edge density and orientation
 coherence (fur and fabric are more oriented than skin). The distance is
@@ -24,7 +24,11 @@ from scipy import ndimage
 
 from skinjax.inference import skin_tone
 
+# Of the description: statistics fitted with another are not compared with
+# this one's (quality.current), and evaluate refits them.
+VERSION = 2
 WORKING_SIDE = 128
+EXPOSURE_LEVEL = 200.0  # luma of the 95th percentile after normalising
 FEATURE_NAMES = (
     'skin_share', 'grey_share', 'other_hue_share', 'median_chroma',
     'lightness_mean', 'lightness_std', 'a_mean', 'b_mean', 'skin_a_std',
@@ -57,9 +61,20 @@ def working_image(rgb: np.ndarray) -> np.ndarray:
   return np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
 
 
+def exposure_normalised(rgb: np.ndarray) -> np.ndarray:
+  """The photo with a gain that puts the 95th percentile of its luma at
+  EXPOSURE_LEVEL: a dim photo of skin is still skin (exposure is the
+  gate's exposure checks' business), and darker skin is not described as
+  further from light skin than its colour makes it."""
+  luma = rgb.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+  gain = EXPOSURE_LEVEL / max(float(np.quantile(luma, 0.95)), 8.0)
+  return np.clip(rgb * gain, 0, 255).astype(np.uint8)
+
+
 def describe(rgb: np.ndarray) -> np.ndarray:
-  """The photo's 23 statistics (FEATURE_NAMES), float64."""
-  rgb = working_image(rgb)
+  """The photo's 23 statistics (FEATURE_NAMES), float64, of its working
+  image with its exposure normalised."""
+  rgb = exposure_normalised(working_image(rgb))
   lab = skin_tone.rgb_to_lab(rgb)
   lightness, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
   chroma = np.hypot(a, b)

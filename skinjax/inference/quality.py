@@ -35,7 +35,15 @@ MESSAGES = {'blurred': 'hold still', 'too_dark': 'too dark',
 REASONS = tuple(MESSAGES)
 # What `fit` adds to a calibration's feature statistics.
 STATISTICS_KEYS = ('appearance_mean', 'appearance_precision',
-                   'appearance_threshold', 'sharpness_threshold')
+                   'appearance_threshold', 'sharpness_threshold',
+                   'appearance_version')
+
+
+def current(statistics) -> bool:
+  """Whether a calibration's feature statistics hold the gate's statistics
+  as this code fits them."""
+  return (statistics is not None and 'appearance_version' in statistics
+          and int(statistics['appearance_version']) == appearance.VERSION)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,9 +64,9 @@ class Gate:
     """From config.evaluation.quality and the calibration's feature
     statistics (their 'appearance_*' arrays, when fitted)."""
     quality = config.evaluation.quality
-    statistics = statistics or {}
+    statistics = statistics if current(statistics) else {}
     model = None
-    if 'appearance_mean' in statistics:
+    if statistics:
       model = {'mean': statistics['appearance_mean'],
                'precision': statistics['appearance_precision'],
                'threshold': float(statistics['appearance_threshold'])}
@@ -123,7 +131,8 @@ def fit(config, image_size: int, training_photos, validation_photos) -> dict:
           'appearance_threshold': np.float64(np.quantile(
               distances, 1 - quality.skin_refuse_share)),
           'sharpness_threshold': np.float64(np.quantile(
-              sharp, quality.blur_refuse_share))}
+              sharp, quality.blur_refuse_share)),
+          'appearance_version': np.int64(appearance.VERSION)}
 
 
 def verdict(measures: dict, gate: Gate) -> dict:
