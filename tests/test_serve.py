@@ -432,20 +432,28 @@ def test_page_in_headless_chromium(service, tmp_path, monkeypatch):
     picked.write_bytes(photo(20, 300, 200))
     driver.find_element(By.ID, 'pick').send_keys(str(picked))
     dropped = photo(21, 200, 300)
+    cat = io.BytesIO()
+    Image.fromarray(skimage_data.chelsea()).save(cat, format='JPEG')
+    cat = cat.getvalue()
     driver.execute_script(
-        """const bytes = Uint8Array.from(atob(arguments[0]),
-                                         c => c.charCodeAt(0));
-        const data = new DataTransfer();
-        data.items.add(new File([bytes], 'dropped.jpg', {type: 'image/jpeg'}));
+        """const data = new DataTransfer();
+        for (const [name, encoded] of [['dropped.jpg', arguments[0]],
+                                       ['chelsea.jpg', arguments[1]]]) {
+          const bytes = Uint8Array.from(atob(encoded), c => c.charCodeAt(0));
+          data.items.add(new File([bytes], name, {type: 'image/jpeg'}));
+        }
         document.getElementById('drop').dispatchEvent(
             new DragEvent('drop', {dataTransfer: data, bubbles: true}));""",
-        base64.b64encode(dropped).decode())
+        base64.b64encode(dropped).decode(), base64.b64encode(cat).decode())
     wait.until(lambda d: len(d.find_elements(
-        By.CSS_SELECTOR, '.card[data-state="scored"]')) == 2)
+        By.CSS_SELECTOR, '.card[data-state="scored"]')) == 3)
     threshold = _client(url).model()[1]['thresholds']['uncertain_below']
     expected = {name: _client(url).predict([(name, data)])[1]['photos'][0]
                 for name, data in (('picked lesion.jpg', picked.read_bytes()),
-                                   ('dropped.jpg', dropped))}
+                                   ('dropped.jpg', dropped),
+                                   ('chelsea.jpg', cat))}
+    # scikit-image's cat: the quality gate says so on the page.
+    assert 'no_skin' in expected['chelsea.jpg']['quality']['reasons']
     for card in driver.find_elements(By.CSS_SELECTOR, '.card'):
       row = expected[card.find_element(By.CSS_SELECTOR, '.name').text]
       shown = [(e.find_element(By.CSS_SELECTOR, '.label').text,
@@ -458,6 +466,9 @@ def test_page_in_headless_chromium(service, tmp_path, monkeypatch):
       assert ('uncertain' in flags) == row['uncertain']
       assert ('unfamiliar' in flags) == row['unfamiliar']
       assert_explained(card, row, threshold)
+      if 'no_skin' in row['quality']['reasons']:
+        assert 'no skin in view' in card.find_element(
+            By.CSS_SELECTOR, '[data-explains="quality"]').text
       # No broken image before Grad-CAM is asked for.
       assert not card.find_element(By.CSS_SELECTOR, '.overlay').is_displayed()
     card = driver.find_elements(By.CSS_SELECTOR, '.card')[0]
