@@ -79,6 +79,7 @@ def test_evaluate_writes_the_report(trained_run):
   gate = metrics['quality']
   assert gate['not_measured'] == [] and gate['flagged'] <= 0.1
   assert gate['num_flagged'] == round(gate['flagged'] * 60)
+  assert sum(t['photos'] for t in gate['by_skin_tone'].values()) == 60
   assert logged['test/quality_flagged'] == pytest.approx(gate['flagged'])
   assert 'quality gate: flags' in result.stdout
   for name in figures:

@@ -47,6 +47,11 @@ def test_each_check_flags_what_it_is_for_and_passes_the_runs_photos(gate):
   blown = np.clip(photo.astype(int) * 4, 0, 255).astype(np.uint8)
   assert 'blurred' in quality.assess(blurred, gate)['reasons']
   assert 'too_dark' in quality.assess(dark, gate)['reasons']
+  # Underexposed without clipping: the bright end says so.
+  dim = (photo * 0.2).astype(np.uint8)
+  verdict = quality.assess(dim, gate)
+  assert verdict['dark_share'] <= gate.max_dark_share, verdict
+  assert 'too_dark' in verdict['reasons'], verdict
   assert 'too_bright' in quality.assess(blown, gate)['reasons']
   # Dimming alone is neither blur (sharpness is relative to contrast) nor
   # another kind of photo (appearance is described at one exposure).

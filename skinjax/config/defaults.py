@@ -260,6 +260,9 @@ def get_config():
   # flags this share of the validation photos.
   config.evaluation.quality = ml_collections.ConfigDict()
   config.evaluation.quality.blur_refuse_share = 0.01
+  # 'too dark' also where a photo's bright end (99th percentile of luma)
+  # is below all but this share of the validation photos'.
+  config.evaluation.quality.dark_refuse_share = 0.01
   config.evaluation.quality.skin_refuse_share = 0.02
   # Training photos (evenly spaced, at most this many) the appearance of
   # 'skin in view' is fitted on, and validation photos its threshold is.

@@ -1,26 +1,34 @@
 """The quality gate on an evaluated split: the share of its photos flagged,
-by reason, and the model's accuracy on the photos the gate passes against
-those it flags (what refusing them is worth)."""
+by reason and by skin tone (a gate that refused darker skin more often
+would be a harm of its own), and the model's accuracy on the photos the gate
+passes against those it flags (what refusing them is worth)."""
 
 import numpy as np
 
 from skinjax import progress
 from skinjax.data import preprocess
 from skinjax.inference import quality
+from skinjax.inference import skin_tone
 
 
-def verdicts(gate: quality.Gate, source) -> list:
-  """quality.assess of every photo in `source` (examples with 'image')."""
-  return [quality.assess(np.asarray(preprocess.open_image(
-      source[i]['image']).convert('RGB')), gate)
-          for i in progress.bar(range(len(source)), desc='quality gate',
-                                unit='photo')]
+def verdicts(gate: quality.Gate, source, region: str) -> tuple:
+  """(quality.assess, ITA group) of every photo in `source` (examples with
+  'image'); `region` as skin_tone.region_for."""
+  found, tones = [], []
+  for i in progress.bar(range(len(source)), desc='quality gate',
+                        unit='photo'):
+    photo = np.asarray(preprocess.open_image(source[i]['image'])
+                       .convert('RGB'))
+    found.append(quality.assess(photo, gate))
+    tones.append(skin_tone.estimate(photo, region)['group'])
+  return found, tones
 
 
-def summary(found: list, logits, labels) -> dict:
-  """{'flagged', 'by_reason', 'accuracy_passed', 'accuracy_flagged',
-  'num_flagged', 'not_measured'} of the gate's `found` verdicts on photos
-  whose logits and labels are given (accuracies None where no photo)."""
+def summary(found: list, tones: list, logits, labels) -> dict:
+  """{'flagged', 'by_reason', 'by_skin_tone', 'accuracy_passed',
+  'accuracy_flagged', 'num_flagged', 'not_measured'} of the gate's `found`
+  verdicts on photos whose ITA groups, logits and labels are given
+  (accuracies None where no photo)."""
   flagged = np.array([v['flagged'] for v in found], bool)
   correct = np.asarray(logits).argmax(axis=-1) == np.asarray(labels)
 
@@ -34,6 +42,13 @@ def summary(found: list, logits, labels) -> dict:
           'num_flagged': int(flagged.sum()),
           'by_reason': {r: float(np.mean([r in v['reasons'] for v in found]))
                         for r in quality.REASONS} if found else {},
+          'by_skin_tone': {
+              group: {'photos': int(np.sum(np.array(tones) == group)),
+                      'flagged': float(flagged[np.array(tones) == group]
+                                       .mean())}
+              for group in dict.fromkeys(
+                  [g for g in skin_tone.GROUP_NAMES + (skin_tone.UNKNOWN,)
+                   if g in tones])},
           'accuracy_passed': accuracy(~flagged),
           'accuracy_flagged': accuracy(flagged),
           'not_measured': not_measured}

@@ -98,6 +98,10 @@ def _quality_line(q: dict) -> str:
           + (f' ({reasons})' if reasons else '')
           + f"; top-1 {_fmt(q['accuracy_passed'])} on those it passes, "
           f"{_fmt(q['accuracy_flagged'])} on those it flags")
+  tones = ', '.join(f"{group} {entry['flagged']:.3f}"
+                    for group, entry in q['by_skin_tone'].items())
+  if tones:
+    line += f'; flagged by skin tone: {tones}'
   if q['not_measured']:
     line += f" ({', '.join(q['not_measured'])} not measured)"
   return line

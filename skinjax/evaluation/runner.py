@@ -28,6 +28,7 @@ from skinjax.evaluation import unfamiliar_report
 from skinjax.inference import forward
 from skinjax.inference import preparation
 from skinjax.inference import restore
+from skinjax.inference import skin_tone
 from skinjax.run_folder import class_names as class_names_lib
 from skinjax.run_folder import model_card
 
@@ -97,7 +98,8 @@ def _report(config, workdir, scorer, name, source, result, found,
   metrics['skin_tone'] = subgroups.skin_tone_metrics(
       config, source, logits, labels, scored_names, scorer.calibration)
   metrics['quality'] = quality_gate.summary(
-      quality_gate.verdicts(scorer.quality_gate(config), source),
+      *quality_gate.verdicts(scorer.quality_gate(config), source,
+                             skin_tone.region_for(config.dataset.name)),
       logits, labels)
   metrics['interval'] = subgroups.overall_interval(
       logits / scorer.calibration.temperature, labels, scored_names,

@@ -13,11 +13,11 @@ reason:
   statistics, skinjax.inference.appearance) further from the run's training
   photos than all but `skin_refuse_share` of its validation photos.
 
-The thresholds are config.evaluation.quality.*; the two relative to the
+The thresholds are config.evaluation.quality.*; the three relative to the
 run's photos are fitted with its calibration (skinjax.evaluation.calibrate)
 and saved in its feature statistics ('sharpness_threshold',
-'appearance_*'). How they were chosen and
-what they do on real photos is in experiments/quality_gate/. A photo the
+'bright_end_threshold', 'appearance_*'). How they were chosen and what they
+do on real photos is in experiments/quality_gate/. A photo the
 gate flags is still scored by predict and evaluate (flagged beside
 'uncertain' and 'unfamiliar'); the service can skip it (usable_only).
 """
@@ -36,7 +36,7 @@ REASONS = tuple(MESSAGES)
 # What `fit` adds to a calibration's feature statistics.
 STATISTICS_KEYS = ('appearance_mean', 'appearance_precision',
                    'appearance_threshold', 'sharpness_threshold',
-                   'appearance_version')
+                   'bright_end_threshold', 'appearance_version')
 
 
 def current(statistics) -> bool:
@@ -57,6 +57,7 @@ class Gate:
   bright_level: int  # uint8 channel value
   max_bright_share: float
   min_sharpness: float | None = None
+  min_bright_end: float | None = None  # luma, 0-255
   appearance_model: dict | None = None  # appearance.fit, plus 'threshold'
 
   @classmethod
@@ -70,9 +71,11 @@ class Gate:
       model = {'mean': statistics['appearance_mean'],
                'precision': statistics['appearance_precision'],
                'threshold': float(statistics['appearance_threshold'])}
-    sharpest = statistics.get('sharpness_threshold')
+    fitted = {key: float(statistics[key]) if key in statistics else None
+              for key in ('sharpness_threshold', 'bright_end_threshold')}
     return cls(image_size=image_size,
-               min_sharpness=None if sharpest is None else float(sharpest),
+               min_sharpness=fitted['sharpness_threshold'],
+               min_bright_end=fitted['bright_end_threshold'],
                dark_level=quality.dark_level,
                max_dark_share=quality.max_dark_share,
                bright_level=quality.bright_level,
@@ -95,43 +98,53 @@ def sharpness(rgb: np.ndarray, image_size: int) -> float:
   return float(ndimage.laplace(luma).var() / (luma.var() + 1e-6))
 
 
-def measure(rgb: np.ndarray, gate: Gate, description=None) -> dict:
-  """The gate's measurements of one uint8 RGB photo (its appearance
-  `description` when already known)."""
+def bright_end(rgb: np.ndarray) -> float:
+  """The 99th percentile of the photo's luma (0-255): where its light
+  ends. A well-lit photo of dark skin keeps its highlights; a dim one has
+  none."""
+  luma = rgb[..., :3].astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+  return float(np.quantile(luma, 0.99))
+
+
+def measure(rgb: np.ndarray, gate: Gate) -> dict:
+  """The gate's measurements of one uint8 RGB photo."""
   rgb = np.asarray(rgb)[..., :3]
   small = appearance.working_image(rgb)
   luma = small.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
   measures = {
       'sharpness': sharpness(rgb, gate.image_size),
       'dark_share': float((luma <= gate.dark_level * 2.55).mean()),
+      'bright_end': bright_end(small),
       'bright_share': float((small.min(axis=-1)
                              >= gate.bright_level).mean()),
       'appearance_distance': None}
   if gate.appearance_model is not None:
-    if description is None:
-      description = appearance.describe(small)
     measures['appearance_distance'] = float(appearance.distance(
-        gate.appearance_model, description)[0])
+        gate.appearance_model, appearance.describe(small))[0])
   return measures
 
 
 def fit(config, image_size: int, training_photos, validation_photos) -> dict:
-  """The feature-statistics arrays of the gate's two checks relative to
-  the run's photos (uint8 RGB arrays): the appearance model of the training
+  """The feature-statistics arrays of the gate's checks relative to the
+  run's photos (uint8 RGB arrays): the appearance model of the training
   photos, and the thresholds that flag config.evaluation.quality's
-  skin_refuse_share and blur_refuse_share of the validation photos."""
+  skin_refuse_share, blur_refuse_share and dark_refuse_share of the
+  validation photos."""
   quality = config.evaluation.quality
   model = appearance.fit(np.stack([appearance.describe(p)
                                    for p in training_photos]))
   distances = appearance.distance(model, np.stack(
       [appearance.describe(p) for p in validation_photos]))
   sharp = [sharpness(p, image_size) for p in validation_photos]
+  ends = [bright_end(appearance.working_image(p)) for p in validation_photos]
   return {'appearance_mean': model['mean'],
           'appearance_precision': model['precision'],
           'appearance_threshold': np.float64(np.quantile(
               distances, 1 - quality.skin_refuse_share)),
           'sharpness_threshold': np.float64(np.quantile(
               sharp, quality.blur_refuse_share)),
+          'bright_end_threshold': np.float64(np.quantile(
+              ends, quality.dark_refuse_share)),
           'appearance_version': np.int64(appearance.VERSION)}
 
 
@@ -142,7 +155,9 @@ def verdict(measures: dict, gate: Gate) -> dict:
   if gate.min_sharpness is not None and (
       measures['sharpness'] < gate.min_sharpness):
     reasons.append('blurred')
-  if measures['dark_share'] > gate.max_dark_share:
+  if measures['dark_share'] > gate.max_dark_share or (
+      gate.min_bright_end is not None
+      and measures['bright_end'] < gate.min_bright_end):
     reasons.append('too_dark')
   if measures['bright_share'] > gate.max_bright_share:
     reasons.append('too_bright')

@@ -106,6 +106,7 @@ def _gate_thresholds(gate) -> dict:
   model = gate.appearance_model
   return {'sharpness_below': gate.min_sharpness,
           'dark_share_above': gate.max_dark_share,
+          'bright_end_below': gate.min_bright_end,
           'bright_share_above': gate.max_bright_share,
           'appearance_distance_above': model and model['threshold']}
 
