@@ -158,6 +158,9 @@ def validate(config) -> None:
     if not 0 <= quality[key] < 1:
       raise ConfigError(f'config.evaluation.quality.{key}={quality[key]}: '
                         'must be in [0, 1)')
+  if not 0 < quality.dark_margin <= 1:
+    raise ConfigError(f'config.evaluation.quality.dark_margin='
+                      f'{quality.dark_margin}: must be in (0, 1]')
   if not 0 <= quality.dark_level <= 100:
     raise ConfigError(f'config.evaluation.quality.dark_level='
                       f'{quality.dark_level}: a CIELAB lightness, 0 to 100')

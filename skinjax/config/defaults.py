@@ -261,8 +261,11 @@ def get_config():
   config.evaluation.quality = ml_collections.ConfigDict()
   config.evaluation.quality.blur_refuse_share = 0.01
   # 'too dark' also where a photo's bright end (99th percentile of luma)
-  # is below all but this share of the validation photos'.
+  # is below dark_margin times that of all but dark_refuse_share of the
+  # validation photos: without the margin, well-lit photos of the darkest
+  # skin tones, which make that tail, were refused up to 17 times as often.
   config.evaluation.quality.dark_refuse_share = 0.01
+  config.evaluation.quality.dark_margin = 0.7
   config.evaluation.quality.skin_refuse_share = 0.02
   # Training photos (evenly spaced, at most this many) the appearance of
   # 'skin in view' is fitted on, and validation photos its threshold is.

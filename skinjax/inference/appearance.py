@@ -26,7 +26,7 @@ from skinjax.inference import skin_tone
 
 # Of the description: statistics fitted with another are not compared with
 # this one's (quality.current), and evaluate refits them.
-VERSION = 3
+VERSION = 4
 WORKING_SIDE = 128
 EXPOSURE_LEVEL = 200.0  # luma of the 95th percentile after normalising
 FEATURE_NAMES = (

@@ -8,7 +8,12 @@ reason:
   run's validation photos;
 - 'too_dark' / 'too_bright': the share of clipped pixels (lightness at most
   `dark_level`, or every channel at least `bright_level`) above
-  `max_dark_share` / `max_bright_share`;
+  `max_dark_share` / `max_bright_share`; and 'too_dark' too when the photo's
+  bright end (the 99th percentile of its luma) is below `dark_margin` times
+  the bright end of all but `dark_refuse_share` of the run's validation
+  photos (underexposed without clipping: half the light ruins a dermoscopy
+  model's balanced accuracy; the margin keeps well-lit photos of darker
+  skin, whose bright ends make the low tail, from being refused);
 - 'no_skin' ("no skin in view"): the photo's appearance (colour and texture
   statistics, skinjax.inference.appearance) further from the run's training
   photos than all but `skin_refuse_share` of its validation photos.
@@ -143,8 +148,9 @@ def fit(config, image_size: int, training_photos, validation_photos) -> dict:
               distances, 1 - quality.skin_refuse_share)),
           'sharpness_threshold': np.float64(np.quantile(
               sharp, quality.blur_refuse_share)),
-          'bright_end_threshold': np.float64(np.quantile(
-              ends, quality.dark_refuse_share)),
+          'bright_end_threshold': np.float64(
+              quality.dark_margin
+              * np.quantile(ends, quality.dark_refuse_share)),
           'appearance_version': np.int64(appearance.VERSION)}
 
 
