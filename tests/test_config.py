@@ -94,14 +94,22 @@ def test_a_dataset_name_cannot_lead_out_of_data_dir(tmp_path):
     checks.validate(config)
 
 
-@pytest.mark.parametrize('key, value', [('evaluation.tta', 'rotate'),
-                                        ('evaluation.max_risk', 0.0),
-                                        ('evaluation.calibration_bins', 0)])
+@pytest.mark.parametrize('key, value', [
+    ('evaluation.tta', 'rotate'), ('evaluation.max_risk', 0.0),
+    ('evaluation.calibration_bins', 0),
+    ('evaluation.quality.skin_refuse_share', 1.0),
+    ('evaluation.quality.dark_margin', 0.0),
+    ('evaluation.quality.dark_level', 120.0),
+    ('evaluation.quality.bright_level', 300),
+    ('evaluation.quality.fit_examples', 0)])
 def test_validate_rejects_bad_evaluation_settings(key, value):
   config = defaults.get_config()
-  section, name = key.split('.')
-  config[section][name] = value
-  with pytest.raises(checks.ConfigError, match=key):
+  *sections, name = key.split('.')
+  section = config
+  for part in sections:
+    section = section[part]
+  section[name] = value
+  with pytest.raises(checks.ConfigError, match=key.replace('.', r'\.')):
     checks.validate(config)
 
 
