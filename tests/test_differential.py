@@ -19,10 +19,12 @@ def test_csv_cells_are_neutralised_against_formula_injection(tmp_path):
   differential.write(rows, str(tmp_path / 'out.csv'))
   with open(tmp_path / 'out.csv', newline='') as f:
     [header, row] = list(csv.reader(f))
-  assert header[:7] == ['file', 'uncertain', 'unfamiliar', 'skin_tone', 'ita',
-                        'class_1', 'probability_1']
-  assert row[:5] == ["'=2+5.jpg", 'True', 'True', 'tan', '20.0']
-  row = row[:2] + row[5:]
+  assert header[:8] == ['file', 'uncertain', 'unfamiliar', 'quality',
+                        'skin_tone', 'ita', 'class_1', 'probability_1']
+  # The quality gate did not judge this photo: 'not measured', never blank.
+  assert row[:6] == ["'=2+5.jpg", 'True', 'True', 'not measured', 'tan',
+                     '20.0']
+  row = row[:2] + row[6:]
   classes = row[2::2]
   assert classes == ["'-cmd", 'eczema', "'+1", "'@SUM(A1)",
                      '\'=HYPERLINK("http://x","y")']

@@ -50,12 +50,12 @@ def differentials(probabilities, class_names, top_k: int, threshold, *,
 
 
 def quality_note(row) -> str:
-  """The quality gate's verdict in a few words: its message, '' when the
-  photo passed, 'not measured' when it was not judged."""
+  """The quality gate's verdict in a few words: its message, 'passed', or
+  'not measured' when it was not judged."""
   usable = row.get('quality')
   if usable is None:
     return 'not measured'
-  return usable['message']
+  return usable['message'] if usable['flagged'] else 'passed'
 
 
 def _cell(text: str) -> str:

@@ -45,11 +45,13 @@ class Service:
   decoding: turns.Turns = dataclasses.field(init=False)
   bodies: uploads.BodyBudget = dataclasses.field(init=False)
   being_scored: asyncio.Semaphore = dataclasses.field(init=False)
-  gate: quality.Gate = dataclasses.field(init=False)  # the quality gate
+  # The quality gate; by default the checkpoint's (quality_gate).
+  gate: quality.Gate | None = None
 
   def __post_init__(self):
     serve = self.config.serve
-    self.gate = self.checkpoint.quality_gate(self.config)
+    if self.gate is None and self.checkpoint is not None:
+      self.gate = self.checkpoint.quality_gate(self.config)
     self.decoding = turns.Turns(serve.decode_threads)
     self.bodies = uploads.BodyBudget(serve.max_body_bytes_in_flight)
     self.being_scored = asyncio.Semaphore(serve.max_concurrent_requests)
