@@ -93,6 +93,7 @@ def test_ham10000_image_dir_scores_like_the_prepared_test_split(tmp_path):
                'batch_size': 32, 'eval_batch_size': 128, 'num_train_steps': 10,
                'optimizer.warmup_steps': 1, 'eval_every_steps': 10,
                'checkpoint_every_steps': 10, 'wandb.mode': 'disabled',
+               'evaluation.quality.fit_examples': 300,
                'dataset.data_dir': tmp_path / 'tfds',
                'dataset.manual_dir': manual_dir}.items()]
   run = ['--workdir', str(tmp_path / 'run')]
@@ -114,3 +115,5 @@ def test_ham10000_image_dir_scores_like_the_prepared_test_split(tmp_path):
               'macro_roc_auc', 'nll', 'ece'):
     assert metrics['dir_copy'][key] == pytest.approx(metrics['test'][key],
                                                      rel=1e-6), key
+  # The quality gate judges the copied files as it judged the split.
+  assert metrics['dir_copy']['quality'] == metrics['test']['quality']
