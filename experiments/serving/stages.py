@@ -1,6 +1,6 @@
 r"""Where a served photo's time goes, in this process: preparing an upload
 (device.prepare_photo: decode, EXIF, RGB, shrink, JPEG, centre crop, skin
-tone) per photo on one thread, and the device's predict function per batch
+tone, quality gate) per photo on one thread, and the device's predict function per batch
 shape.
 
   python experiments/serving/stages.py --workdir RUN [--batch_sizes 1,4,32]
@@ -46,12 +46,13 @@ def main():
   photos = load_test.generated_photos(16)
   recipe = preparation.Recipe.from_config(config)
   region = skin_tone.region_for(config.dataset.name)
+  scorer = restore.load(config, args.workdir, 'best')
+  gate = scorer.quality_gate(config)
   prepare_ms = _milliseconds(
-      lambda: [device.prepare_photo(data, recipe, region)
+      lambda: [device.prepare_photo(data, recipe, region, gate)
                for _, data in photos],
       args.repeats) / len(photos)
-  predict = device.device_functions(
-      restore.load(config, args.workdir, 'best'))['predict']
+  predict = device.device_functions(scorer)['predict']
   size = config.image_size
   predict_ms = {
       n: _milliseconds(lambda n=n: predict(np.zeros((n, size, size, 3),

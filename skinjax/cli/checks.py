@@ -153,8 +153,7 @@ def validate(config) -> None:
     raise ConfigError('config.evaluation.unfamiliar_tpr: must be in (0, 1)')
   quality = config.evaluation.quality
   for key in ('blur_refuse_share', 'skin_refuse_share', 'dark_refuse_share',
-              'max_dark_share',
-              'max_bright_share'):
+              'max_dark_share', 'max_bright_share'):
     if not 0 <= quality[key] < 1:
       raise ConfigError(f'config.evaluation.quality.{key}={quality[key]}: '
                         'must be in [0, 1)')

@@ -2,8 +2,9 @@
 the checkpoint, where scoring reads it (skinjax.inference.calibration): the
 temperature, the selective-prediction threshold and the unfamiliar flag's
 threshold on the validation split, the Mahalanobis statistics on training
-photos, and the quality gate's appearance of 'skin in view' and its blur
-threshold (skinjax.inference.quality). `evaluate` does this once per checkpoint and scoring setting."""
+photos, and the quality gate's statistics on the run's own photos
+(skinjax.inference.quality.fit). `evaluate` does this once per checkpoint
+and scoring setting."""
 
 import dataclasses
 

@@ -6,22 +6,19 @@ passes against those it flags (what refusing them is worth)."""
 import numpy as np
 
 from skinjax import progress
-from skinjax.data import preprocess
 from skinjax.inference import quality
 from skinjax.inference import skin_tone
 
 
-def verdicts(gate: quality.Gate, source, region: str) -> tuple:
-  """(quality.assess, ITA group) of every photo in `source` (examples with
-  'image'); `region` as skin_tone.region_for."""
-  found, tones = [], []
-  for i in progress.bar(range(len(source)), desc='quality gate',
-                        unit='photo'):
-    photo = np.asarray(preprocess.open_image(source[i]['image'])
-                       .convert('RGB'))
-    found.append(quality.assess(photo, gate))
-    tones.append(skin_tone.estimate(photo, region)['group'])
-  return found, tones
+def judgements(gate: quality.Gate, source, region: str) -> tuple:
+  """([skin_tone.estimate], [quality.assess]) of every photo in `source`
+  (examples with 'image'), each decoded once (quality.judge); `region` as
+  skin_tone.region_for."""
+  judged = [quality.judge(source[i]['image'], region, gate)
+            for i in progress.bar(range(len(source)),
+                                  desc='skin tone and quality of each photo',
+                                  unit='photo')]
+  return [tone for tone, _ in judged], [found for _, found in judged]
 
 
 def summary(found: list, tones: list, logits, labels) -> dict:

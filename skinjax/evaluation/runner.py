@@ -22,8 +22,8 @@ from skinjax.evaluation import clinical
 from skinjax.evaluation import image_dir as image_dir_lib
 from skinjax.evaluation import publish
 from skinjax.evaluation import report
-from skinjax.evaluation import subgroups
 from skinjax.evaluation import quality_gate
+from skinjax.evaluation import subgroups
 from skinjax.evaluation import unfamiliar_report
 from skinjax.inference import forward
 from skinjax.inference import preparation
@@ -95,12 +95,14 @@ def _report(config, workdir, scorer, name, source, result, found,
   if found is not None:
     metrics['image_dir'] = found
   metrics.update(unfamiliar_metrics)
+  tones, verdicts = quality_gate.judgements(
+      scorer.quality_gate(config), source,
+      skin_tone.region_for(config.dataset.name))
   metrics['skin_tone'] = subgroups.skin_tone_metrics(
-      config, source, logits, labels, scored_names, scorer.calibration)
+      config, source, tones, logits, labels, scored_names,
+      scorer.calibration)
   metrics['quality'] = quality_gate.summary(
-      *quality_gate.verdicts(scorer.quality_gate(config), source,
-                             skin_tone.region_for(config.dataset.name)),
-      logits, labels)
+      verdicts, [tone['group'] for tone in tones], logits, labels)
   metrics['interval'] = subgroups.overall_interval(
       logits / scorer.calibration.temperature, labels, scored_names,
       num_bins=config.evaluation.calibration_bins,

@@ -4,8 +4,6 @@ and the worst group."""
 
 import numpy as np
 
-from skinjax import progress
-from skinjax.data import preprocess
 from skinjax.evaluation import metrics as metrics_lib
 from skinjax.inference import skin_tone
 
@@ -92,15 +90,11 @@ def _gaps(groups: dict) -> dict:
   return gaps
 
 
-def skin_tone_metrics(config, source, logits, labels, class_names,
+def skin_tone_metrics(config, source, tones, logits, labels, class_names,
                       calibration) -> dict:
-  """by_skin_tone of the photos in `source` (their ITA groups estimated on
-  each photo) and, where the dataset records the skin tone it drew
-  ('skin_rgb'), the estimate against it."""
-  region = skin_tone.region_for(config.dataset.name)
-  tones = [skin_tone.estimate(np.asarray(preprocess.open_image(
-      source[i]['image'])), region) for i in progress.bar(
-          range(len(source)), desc='skin tone of each photo', unit='photo')]
+  """by_skin_tone of the photos in `source`, whose skin tones
+  (skin_tone.estimate of each) are `tones`, and, where the dataset records
+  the skin tone it drew ('skin_rgb'), the estimate against it."""
   result = by_skin_tone(
       logits / calibration.temperature, labels, [t['group'] for t in tones],
       class_names, num_bins=config.evaluation.calibration_bins,

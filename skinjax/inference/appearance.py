@@ -50,15 +50,25 @@ _RESOLUTION = np.array([
     0.01, 0.05, 0.01, 0.01])  # centre's skin; hue entropy; saturation
 
 
-def working_image(rgb: np.ndarray) -> np.ndarray:
-  """uint8 RGB with short side WORKING_SIDE (or smaller photos as they are)."""
+def shrunk(rgb: np.ndarray, side: int) -> np.ndarray:
+  """uint8 RGB with short side `side` (smaller photos as they are)."""
   rgb = np.asarray(rgb)[..., :3]
   height, width = rgb.shape[:2]
-  scale = WORKING_SIDE / min(height, width)
+  scale = side / min(height, width)
   if scale >= 1:
     return rgb
   size = (max(1, round(width * scale)), max(1, round(height * scale)))
   return np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+
+
+def working_image(rgb: np.ndarray) -> np.ndarray:
+  """The photo at the working scale (short side WORKING_SIDE)."""
+  return shrunk(rgb, WORKING_SIDE)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+  """Rec. 601 luma (0-255, float32) of uint8 RGB."""
+  return rgb[..., :3].astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
 
 
 def exposure_normalised(rgb: np.ndarray) -> np.ndarray:
@@ -66,8 +76,7 @@ def exposure_normalised(rgb: np.ndarray) -> np.ndarray:
   EXPOSURE_LEVEL: a dim photo of skin is still skin (exposure is the
   gate's exposure checks' business), and darker skin is not described as
   further from light skin than its colour makes it."""
-  luma = rgb.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
-  gain = EXPOSURE_LEVEL / max(float(np.quantile(luma, 0.95)), 8.0)
+  gain = EXPOSURE_LEVEL / max(float(np.quantile(luma(rgb), 0.95)), 8.0)
   return np.clip(rgb * gain, 0, 255).astype(np.uint8)
 
 

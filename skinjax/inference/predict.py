@@ -12,7 +12,6 @@ import numpy as np
 from skinjax import errors
 from skinjax.dicom import captures
 from skinjax.dicom import reports
-from skinjax.data import preprocess
 from skinjax.inference import differential
 from skinjax.inference import photo_files
 from skinjax.inference import preparation
@@ -48,7 +47,8 @@ def predict(config, workdir: str, patterns, *, checkpoint: str = 'best',
         f'{scorer.calibration.temperature:.3f}\n')
   region = skin_tone.region_for(config.dataset.name)
   gate = scorer.quality_gate(config)
-  tones, qualities = zip(*(_judge(jpeg, region, gate) for _, jpeg in loaded))
+  tones, qualities = zip(*(quality.judge(jpeg, region, gate)
+                           for _, jpeg in loaded))
   rows = scorer.differentials(result, top_k, skin_tones=tones,
                               qualities=qualities)
   for row, (path, _) in zip(rows, loaded):
@@ -82,12 +82,6 @@ def _write_folder(folder: str, rows, dicom_frames: dict,
   written = reports.write_reports(folder, rows, dicom_frames, algorithm)
   print(f'written to {os.path.join(folder, "results.json")}'
         + (f' and {written} DICOM SR file(s) beside it' if written else ''))
-
-
-def _judge(jpeg: bytes, region: str, gate) -> tuple:
-  """(skin tone, quality gate verdict) of one normalised photo."""
-  photo = np.asarray(preprocess.open_image(jpeg).convert('RGB'))
-  return skin_tone.estimate(photo, region), quality.assess(photo, gate)
 
 
 def _write_saliency(folder: str, scorer, images, logits, loaded, rows,

@@ -30,10 +30,11 @@ gate flags is still scored by predict and evaluate (flagged beside
 import dataclasses
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
+from skinjax.data import preprocess
 from skinjax.inference import appearance
+from skinjax.inference import skin_tone
 
 MESSAGES = {'blurred': 'hold still', 'too_dark': 'too dark',
             'too_bright': 'too bright', 'no_skin': 'no skin in view'}
@@ -92,22 +93,14 @@ def sharpness(rgb: np.ndarray, image_size: int) -> float:
   """Variance of the Laplacian of lightness with the photo's short side at
   `image_size` (what detail the model can see), over the variance of
   lightness: a dim or low-contrast photo is not called blurred for it."""
-  rgb = np.asarray(rgb)[..., :3]
-  height, width = rgb.shape[:2]
-  scale = image_size / min(height, width)
-  if scale < 1:
-    rgb = np.asarray(Image.fromarray(rgb).resize(
-        (max(1, round(width * scale)), max(1, round(height * scale))),
-        Image.BILINEAR))
-  luma = rgb.astype(np.float32) @ np.float32([0.299, 0.587, 0.114]) / 255
-  return float(ndimage.laplace(luma).var() / (luma.var() + 1e-6))
+  lightness = appearance.luma(appearance.shrunk(rgb, image_size)) / 255
+  return float(ndimage.laplace(lightness).var() / (lightness.var() + 1e-6))
 
 
-def bright_end(rgb: np.ndarray) -> float:
-  """The 99th percentile of the photo's luma (0-255): where its light
-  ends. A well-lit photo of dark skin keeps its highlights; a dim one has
-  none."""
-  luma = rgb[..., :3].astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+def bright_end(luma: np.ndarray) -> float:
+  """The 99th percentile of a photo's luma (appearance.luma): where its
+  light ends. A well-lit photo of dark skin keeps its highlights; a dim
+  one has none."""
   return float(np.quantile(luma, 0.99))
 
 
@@ -115,11 +108,11 @@ def measure(rgb: np.ndarray, gate: Gate) -> dict:
   """The gate's measurements of one uint8 RGB photo."""
   rgb = np.asarray(rgb)[..., :3]
   small = appearance.working_image(rgb)
-  luma = small.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+  luma = appearance.luma(small)
   measures = {
       'sharpness': sharpness(rgb, gate.image_size),
       'dark_share': float((luma <= gate.dark_level * 2.55).mean()),
-      'bright_end': bright_end(small),
+      'bright_end': bright_end(luma),
       'bright_share': float((small.min(axis=-1)
                              >= gate.bright_level).mean()),
       'appearance_distance': None}
@@ -141,7 +134,8 @@ def fit(config, image_size: int, training_photos, validation_photos) -> dict:
   distances = appearance.distance(model, np.stack(
       [appearance.describe(p) for p in validation_photos]))
   sharp = [sharpness(p, image_size) for p in validation_photos]
-  ends = [bright_end(appearance.working_image(p)) for p in validation_photos]
+  ends = [bright_end(appearance.luma(appearance.working_image(p)))
+          for p in validation_photos]
   return {'appearance_mean': model['mean'],
           'appearance_precision': model['precision'],
           'appearance_threshold': np.float64(np.quantile(
@@ -178,3 +172,11 @@ def verdict(measures: dict, gate: Gate) -> dict:
 def assess(rgb: np.ndarray, gate: Gate) -> dict:
   """The gate's verdict on one uint8 RGB photo (measure, then verdict)."""
   return verdict(measure(rgb, gate), gate)
+
+
+def judge(encoded: bytes, skin_region: str, gate: Gate) -> tuple:
+  """(skin_tone.estimate, assess) of one encoded photo, as the run's
+  preparation Recipe normalised it: what is measured on the photo itself,
+  not by the model, from one decode (predict, the service, evaluate)."""
+  photo = np.asarray(preprocess.open_image(encoded).convert('RGB'))
+  return skin_tone.estimate(photo, skin_region), assess(photo, gate)

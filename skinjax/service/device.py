@@ -1,8 +1,8 @@
 """What the service runs for a restored checkpoint: an uploaded photo made
-into the model's input (its skin tone and quality measured) exactly as predict makes
-a photo file into it, and the functions of a batch that the device worker
-runs (logits; Grad-CAM maps of given classes), one compiled program per batch
-shape."""
+into the model's input (its skin tone and quality measured) exactly as
+predict makes a photo file into it, and the functions of a batch that the
+device worker runs (logits; Grad-CAM maps of given classes), one compiled
+program per batch shape."""
 
 import io
 import time
@@ -10,22 +10,18 @@ import time
 import jax
 import numpy as np
 
-from skinjax.data import preprocess
 from skinjax.inference import quality
 from skinjax.inference import saliency
-from skinjax.inference import skin_tone
 from skinjax.parallel import sharding
 
 
 def prepare_photo(data: bytes, recipe, skin_region: str, gate) -> tuple:
   """An uploaded photo as the model sees it (uint8 HxWx3), its skin tone
-  (skin_tone.estimate) and the quality gate's verdict (quality.assess),
-  all as predict has them for a photo file: through the run's preparation
-  Recipe. Raises decode.BadImageError with the reason."""
+  and the quality gate's verdict (quality.judge), all as predict has them
+  for a photo file: through the run's preparation Recipe. Raises
+  decode.BadImageError with the reason."""
   jpeg = recipe.normalise(data)
-  photo = np.asarray(preprocess.open_image(jpeg).convert('RGB'))
-  return (recipe.model_input(jpeg), skin_tone.estimate(photo, skin_region),
-          quality.assess(photo, gate))
+  return (recipe.model_input(jpeg), *quality.judge(jpeg, skin_region, gate))
 
 
 def device_functions(checkpoint) -> dict:
